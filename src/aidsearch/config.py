@@ -1,0 +1,79 @@
+"""Settings, read from (in order of precedence) explicit arguments, ``AIDSEARCH_*`` variables and a TOML file."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_FILE = "aidsearch.toml"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aidsearch"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path."""
+
+    model: str = "bundled"
+    cache_dir: Path = default_cache_dir()
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    max_per_doc: int = 3
+    k: int = 5
+    min_score: float = 0.0
+    batch_size: int = 32
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: int = 50
+    auth: str = ""
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
+
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _TYPES:
+        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(_TYPES))}")
+    kind = _TYPES[name]
+    try:
+        if kind == "Path":
+            return Path(value).expanduser()
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the TOML file (``AIDSEARCH_CONFIG`` or ./aidsearch.toml), then env, then ``overrides``."""
+    values: dict[str, Any] = {}
+    path = config_file or Path(os.environ.get("AIDSEARCH_CONFIG", CONFIG_FILE))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        values.update(data.get("aidsearch", data))
+    elif config_file is not None:
+        raise ConfigError(f"config file not found: {config_file}")
+    for name in _TYPES:
+        env = os.environ.get(f"AIDSEARCH_{name.upper()}")
+        if env not in (None, ""):
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings().with_overrides(**values)

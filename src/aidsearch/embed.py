@@ -1,0 +1,192 @@
+"""Embedders: the bundled multilingual model through sentence-transformers, any other ST model, and a fake one for tests."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from . import bundled
+from .config import Settings
+from .errors import ModelError
+
+log = logging.getLogger("aidsearch")
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str
+    path: str
+    dimension: int
+    max_tokens: int
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class Embedder(Protocol):
+    """Turns queries and passages into L2-normalized float32 vectors."""
+
+    info: ModelInfo
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model; queries and passages use the model's own prompts."""
+
+    def __init__(self, model, info: ModelInfo, *, batch_size: int = 32) -> None:
+        self.model = model
+        self.info = info
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._query_prompt = "query" if "query" in (model.prompts or {}) else None
+        self._doc_prompt = "document" if "document" in (model.prompts or {}) else None
+
+    def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.info.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode(
+                list(texts), prompt_name=prompt, batch_size=self.batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt)
+
+    def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        step = self.batch_size * 4
+        parts = []
+        for i in range(0, len(texts), step):
+            parts.append(self._encode(texts[i : i + step], self._doc_prompt))
+            if progress:
+                progress(len(parts[-1]))
+        return np.concatenate(parts) if parts else self._encode([], None)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words hashing embedder for fast unit tests (no semantics beyond shared words)."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.info = ModelInfo("hash", "aidsearch test embedder", "", dimension, 512, f"hash-{dimension}")
+
+    def _vector(self, text: str) -> np.ndarray:
+        v = np.zeros(self.info.dimension, dtype=np.float32)
+        for word in _WORD.findall(text.lower()):
+            h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+            v[h % self.info.dimension] += 1.0 if (h >> 32) & 1 else -1.0
+        norm = float(np.linalg.norm(v))
+        if norm == 0:
+            v[0] = 1.0
+            norm = 1.0
+        return v / norm
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.info.dimension), np.float32)
+
+    def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        out = self.encode_queries(texts)
+        if progress and texts:
+            progress(len(texts))
+        return out
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(t)) + t.count(",") + t.count(".") for t in texts]
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _parameter_fingerprint(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _is_e5(name: str) -> bool:
+    return "e5" in name.lower().replace("-", "").split("/")[-1] or "-e5-" in name.lower()
+
+
+_CACHE: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def model_path(settings: Settings) -> Path | None:
+    """The bundled model's folder (built if missing), or a local folder named in settings; None for a hub name."""
+    if settings.model == "bundled":
+        return bundled.ensure_bundled(settings.cache_dir / "models")
+    path = Path(settings.model).expanduser()
+    return path if path.exists() else None
+
+
+def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The configured model, loaded once per process."""
+    key = (settings.model, str(settings.cache_dir))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load(settings)
+        return _CACHE[key]
+
+
+def _load(settings: Settings) -> SentenceTransformerEmbedder:
+    import json
+
+    _quiet_transformers()
+    from sentence_transformers import SentenceTransformer
+
+    folder = model_path(settings)
+    try:
+        if settings.model == "bundled":
+            assert folder is not None
+            meta = json.loads((folder / bundled.MARKER).read_text())
+            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
+                                        model_kwargs=meta.get("model_kwargs", {}))
+            info = ModelInfo(meta["name"], meta["source"], str(folder), meta["dimension"], meta["max_tokens"],
+                             meta["fingerprint"])
+        else:
+            model = SentenceTransformer(str(folder or settings.model), device="cpu")
+            name = settings.model
+            if _is_e5(name) and not model.prompts.get("query"):
+                model.prompts.update({"query": bundled.QUERY_PROMPT, "document": bundled.PASSAGE_PROMPT})
+            fingerprint = bundled.fingerprint_files(folder) if folder and folder.is_dir() else ""
+            info = ModelInfo(name, "local folder" if folder else "sentence-transformers hub cache", str(folder or ""),
+                             int(model.get_sentence_embedding_dimension() or 0), int(model.max_seq_length or 512),
+                             fingerprint or _parameter_fingerprint(model))
+    except ModelError:
+        raise
+    except Exception as exc:  # the libraries raise many kinds; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {settings.model!r}: {first}") from exc
+    return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size)

@@ -1,0 +1,151 @@
+"""Core value types shared by every stage: documents, chunks, hits and answers."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def content_hash(text: str) -> str:
+    """Stable id of a text: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a paginated source: 1-based number and its char span in the document text."""
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned source document. ``id`` is the hash of its text; ``source`` is relative to the corpus root."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+    lang: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[Page, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        for page in self.pages:
+            if page.start <= offset < page.end:
+                return page.number
+        return self.pages[-1].number if self.pages and offset >= self.pages[-1].start else None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: ``text == document.text[start:end]``; ``context`` is the title/heading line."""
+
+    id: str
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    lang: str
+    page: int | None = None
+    heading: str = ""
+
+    def embed_text(self) -> str:
+        """The text given to the embedder: title and heading give the passage its context."""
+        head = " — ".join(p for p in (self.title, self.heading) if p and p not in self.text[:200])
+        return f"{head}\n{self.text}" if head else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "doc_id": c.doc_id,
+            "source": c.source,
+            "title": c.title,
+            "lang": c.lang,
+            "page": c.page,
+            "start": c.start,
+            "end": c.end,
+            "score": round(float(self.score), 6),
+            "text": c.text,
+            "country": self.metadata.get("country"),
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source of an answer; ``n`` is 1-based; ``sentences`` are char spans within the passage."""
+
+    n: int
+    hit: Hit
+    sentences: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.hit.to_dict()
+        d.pop("rank")
+        return {"n": self.n, **d, "highlights": [list(s) for s in self.sentences]}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: ``text`` carries ``[n]`` markers pointing into ``citations``."""
+
+    question: str
+    language: str
+    found: bool
+    text: str | None
+    citations: tuple[Citation, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def citation(self, n: int) -> Citation:
+        """The citation numbered ``n`` (1-based); out of range raises instead of wrapping around."""
+        if not 1 <= n <= len(self.citations):
+            raise IndexError(f"citation [{n}] out of range 1..{len(self.citations)}")
+        return self.citations[n - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "language": self.language,
+            "found": self.found,
+            "answer": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "filters": self.filters,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    language: str
+    hits: tuple[Hit, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "language": self.language,
+            "hits": [h.to_dict() for h in self.hits],
+            "filters": self.filters,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+__all__ = ["Answer", "Chunk", "Citation", "Document", "Hit", "Page", "SearchResult", "asdict", "content_hash"]

