@@ -2,3 +2,8 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .api import Aidsearch, open_index  # noqa: E402
+from .types import Answer, Chunk, Citation, Document, Hit, SearchResult  # noqa: E402
+
+__all__ = ["Aidsearch", "Answer", "Chunk", "Citation", "Document", "Hit", "SearchResult", "open_index"]

@@ -53,11 +53,11 @@ class Chunk:
     lang: str
     page: int | None = None
     heading: str = ""
+    context: str = ""
 
     def embed_text(self) -> str:
-        """The text given to the embedder: title and heading give the passage its context."""
-        head = " — ".join(p for p in (self.title, self.heading) if p and p not in self.text[:200])
-        return f"{head}\n{self.text}" if head else self.text
+        """The text given to the embedder and to keyword search: document context, then the passage."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ class Hit:
     chunk: Chunk
     score: float
     rank: int
+    dense: float = 0.0
+    lexical: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    row: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         c = self.chunk

@@ -1,0 +1,126 @@
+"""Extractive answers: the sentences of the top passages that best answer the question, with ``[n]`` citations."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .chunk import Sentence, passage_sentences
+from .lexical import fold, tokenize
+from .types import Answer, Citation, Hit
+
+MESSAGES = {
+    "en": {"none": "No answer found in the indexed documents.", "sources": "Sources"},
+    "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources"},
+}
+_ASKS = {
+    "amount": re.compile(r"\b(budget|cost|cout|montant|how much|amount|fund|funding|financ\w*|contribut\w*|somme)\b"),
+    "count": re.compile(r"\b(how many|combien|number of|nombre)\b"),
+    "date": re.compile(r"\b(when|quand|date|dates|period|periode|year|annee|start|end|ends|ended|debut|fin|termine\w*|"
+                       r"commence\w*|duration|duree|how long|until|jusqu\w*|months|mois)\b"),
+}
+_HAS = {
+    "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)|(?:us\$|\$|€)\s*\d", re.I),
+    "count": re.compile(r"\d"),
+    "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
+}
+SentenceVectors = Callable[[Hit], np.ndarray]
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """Weights and thresholds of the extractive answerer (tuned on the evaluation set)."""
+
+    min_dense: float = 0.80
+    min_dense_with_terms: float = 0.78
+    passages: int = 5
+    max_sentences: int = 3
+    margin: float = 0.03
+    max_chars: int = 600
+    term_weight: float = 0.08
+    type_boost: float = 0.04
+    passage_weight: float = 0.5
+
+
+def is_answerable(hits: Sequence[Hit], question: str, policy: AnswerPolicy) -> bool:
+    """Calibrated decision: the best passage must be close enough to the question."""
+    if not hits:
+        return False
+    best = max(h.dense for h in hits)
+    if best >= policy.min_dense:
+        return True
+    terms = set(tokenize(question))
+    strong = any(t for t in terms if any(c.isdigit() for c in t) or "/" in t)
+    return best >= policy.min_dense_with_terms and strong and any(h.lexical > 0 for h in hits)
+
+
+def _term_weight(term: str) -> float:
+    return 3.0 if any(c.isdigit() for c in term) or "/" in term else 1.0
+
+
+def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], vectors: SentenceVectors,
+                   policy: AnswerPolicy) -> list[tuple[float, int, Sentence]]:
+    """Candidate sentences of the ``top`` passages as (score, passage number, sentence), best first."""
+    q_terms = set(tokenize(question))
+    asks = [kind for kind, pattern in _ASKS.items() if pattern.search(fold(question))]
+    scored = []
+    for i, hit in enumerate(top):
+        cands = passage_sentences(hit.chunk.text)
+        if not cands:
+            continue
+        sims = vectors(hit) @ query_vector
+        context = set(tokenize(hit.chunk.context))
+        terms = q_terms - context
+        total = sum(_term_weight(t) for t in terms)
+        for cand, sim in zip(cands, sims):
+            found = terms & set(tokenize(cand.text))
+            overlap = sum(_term_weight(t) for t in found) / total if total else 0.0
+            boost = policy.type_boost * any(_HAS[kind].search(cand.text) for kind in asks)
+            title_only = fold(cand.text) in fold(hit.chunk.context)
+            score = (float(sim) + policy.passage_weight * hit.dense + policy.term_weight * overlap
+                     + boost - 0.05 * title_only)
+            scored.append((score, i, cand))
+    scored.sort(key=lambda t: -t[0])
+    return scored
+
+
+def compose(question: str, language: str, hits: Sequence[Hit], query_vector: np.ndarray,
+            vectors: SentenceVectors, policy: AnswerPolicy = AnswerPolicy()) -> Answer:
+    """Pick the best sentences of the top passages and stitch them with ``[n]`` markers."""
+    none = Answer(question, language, False, MESSAGES[language]["none"])
+    if not is_answerable(hits, question, policy):
+        return none
+    top = list(hits[: policy.passages])
+    scored = rank_sentences(question, query_vector, top, vectors, policy)
+    if not scored:
+        return none
+    best, first, _ = scored[0]
+    best_doc = top[first].chunk.doc_id
+    chosen: list[tuple[int, Sentence]] = []
+    seen: set[str] = set()
+    length = 0
+    for score, i, cand in scored:
+        if len(chosen) >= policy.max_sentences or score < best - policy.margin:
+            break
+        if top[i].chunk.doc_id != best_doc or cand.text in seen:
+            continue
+        if any(j == i and c.start < cand.end and cand.start < c.end for j, c in chosen):
+            continue
+        if chosen and length + len(cand.text) > policy.max_chars:
+            continue
+        seen.add(cand.text)
+        chosen.append((i, cand))
+        length += len(cand.text)
+    numbers: dict[int, int] = {}
+    parts = []
+    for i, cand in chosen:
+        n = numbers.setdefault(i, len(numbers) + 1)
+        text = cand.text if len(cand.text) <= 400 else cand.text[:397].rsplit(" ", 1)[0] + "…"
+        parts.append(f"{text} [{n}]")
+    citations = tuple(
+        Citation(n, top[i], tuple((c.start, c.end) for j, c in chosen if j == i))
+        for i, n in sorted(numbers.items(), key=lambda kv: kv[1])
+    )
+    return Answer(question, language, True, " ".join(parts), citations)

@@ -1,0 +1,138 @@
+"""The one facade used by the CLI, the web app and the tests: ``open_index(...)`` then ``search`` / ``ask``."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .answer import AnswerPolicy, compose
+from .config import Settings, load_settings
+from .embed import Embedder, load_embedder
+from .errors import QueryError
+from .indexer import IndexReport, Progress, build_index, chunking_settings
+from .lang import detect_en_fr
+from .retrieve import Filters, Retriever, parse_filters
+from .store import IndexStore
+from .types import Answer, Document, SearchResult
+
+MAX_QUESTION_CHARS = 2000
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]", re.UNICODE)
+
+
+def check_question(text: str | None) -> str:
+    """The question stripped, or a one-line ``QueryError``."""
+    text = (text or "").strip()
+    if not text:
+        raise QueryError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QueryError(f"the question is too long ({len(text):,} characters; at most {MAX_QUESTION_CHARS:,})")
+    if not _LETTER_OR_DIGIT.search(text):
+        raise QueryError("the question has no words to search for")
+    return text
+
+
+class Aidsearch:
+    """An opened index with its model; reloads by itself when another process writes a new generation."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, policy: AnswerPolicy | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.policy = policy or AnswerPolicy()
+        self.store = IndexStore(settings.index_dir)
+        self._lock = threading.Lock()
+        self._retriever: Retriever | None = None
+        self._generation: Path | None = None
+        self._refresh()
+
+    def _refresh(self) -> Retriever:
+        current = self.store.current()
+        if self._retriever is not None and (current is None or current == self._generation):
+            return self._retriever
+        with self._lock:
+            current = self.store.current()
+            if self._retriever is None or (current is not None and current != self._generation):
+                gen = self.store.load()
+                self.store.check_compatible(gen.manifest, fingerprint=self.embedder.info.fingerprint,
+                                            chunking=chunking_settings(self.settings))
+                self._retriever = Retriever(gen, self.embedder)
+                self._generation = gen.folder
+            return self._retriever
+
+    def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
+               max_per_doc: int | None = None) -> SearchResult:
+        query = check_question(query)
+        parsed = parse_filters(filters)
+        t0 = time.perf_counter()
+        retriever = self._refresh()
+        qv = self.embedder.encode_queries([query])[0]
+        t1 = time.perf_counter()
+        hits = retriever.search(query, k=k or self.settings.k, filters=parsed, query_vector=qv,
+                                max_per_doc=max_per_doc or self.settings.max_per_doc)
+        t2 = time.perf_counter()
+        timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        return SearchResult(query, detect_en_fr(query), tuple(hits), timings, {k: list(v) for k, v in parsed.items()})
+
+    def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None) -> Answer:
+        question = check_question(question)
+        parsed = parse_filters(filters)
+        t0 = time.perf_counter()
+        retriever = self._refresh()
+        qv = self.embedder.encode_queries([question])[0]
+        t1 = time.perf_counter()
+        hits = retriever.search(question, k=k or self.settings.k, filters=parsed, query_vector=qv,
+                                max_per_doc=self.settings.max_per_doc)
+        t2 = time.perf_counter()
+        answer = compose(question, detect_en_fr(question), hits, qv, retriever.sentence_vectors, self.policy)
+        t3 = time.perf_counter()
+        timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "answer": (t3 - t2) * 1000,
+                   "total": (t3 - t0) * 1000}
+        return Answer(answer.question, answer.language, answer.found, answer.text, answer.citations, timings,
+                      {k: list(v) for k, v in parsed.items()})
+
+    def document(self, doc_id: str) -> Document | None:
+        return self._refresh().gen.documents.get(doc_id)
+
+    def documents(self) -> list[Document]:
+        return list(self._refresh().gen.documents.values())
+
+    def stats(self) -> dict[str, Any]:
+        gen = self._refresh().gen
+        m = gen.manifest
+        return {
+            "index_dir": str(self.settings.index_dir),
+            "documents": len(gen.documents),
+            "passages": len(gen.chunks),
+            "languages": m.get("languages", {}),
+            "created": m.get("created"),
+            "updated": m.get("updated"),
+            "model": {k: m["model"].get(k) for k in ("name", "fingerprint", "dimension")},
+            "chunking": m.get("chunking"),
+            "faiss": m.get("faiss"),
+            "generation": m.get("generation"),
+        }
+
+    def facets(self) -> dict[str, list[Any]]:
+        """Values present in the index, for building filter menus."""
+        docs = self.documents()
+        countries = sorted({d.metadata["country"] for d in docs if d.metadata.get("country")})
+        funders = sorted({f["name"] for d in docs for f in d.metadata.get("funders") or [] if f.get("name")})
+        years = sorted({y for d in docs for y in d.metadata.get("years") or []})
+        langs = sorted({d.lang for d in docs})
+        return {"country": countries, "funder": funders, "year": years, "lang": langs}
+
+    def update(self, *, rebuild: bool = False, progress: Progress | None = None, lock_timeout: float = 60.0) -> IndexReport:
+        """Re-index the corpus folder (incrementally) and start answering from the new generation."""
+        report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout)
+        self._refresh()
+        return report
+
+
+def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None,
+               embedder: Embedder | None = None, **overrides: Any) -> Aidsearch:
+    """Open the index in ``index_dir`` (default from settings) with the configured model."""
+    settings = settings or load_settings(**overrides)
+    if index_dir is not None:
+        settings = settings.with_overrides(index_dir=index_dir)
+    return Aidsearch(settings, embedder or load_embedder(settings))

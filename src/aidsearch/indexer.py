@@ -1,0 +1,189 @@
+"""Build or update the index from a corpus folder: only new or changed documents are chunked and embedded."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import __version__
+from .chunk import CHUNKER_VERSION, chunk_document, passage_sentences
+from .config import Settings
+from .embed import Embedder
+from .errors import IndexCorruptError, IndexMismatchError, IngestError
+from .ingest import Skipped, iter_corpus, read_document
+from .store import Generation, IndexStore
+from .types import Chunk, Document
+
+log = logging.getLogger("aidsearch")
+
+
+class Progress(Protocol):
+    """Receives indexing progress; ``stage`` is "read" or "embed"."""
+
+    def __call__(self, stage: str, done: int, total: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    documents: int
+    chunks: int
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    skipped: tuple[Skipped, ...] = ()
+    seconds: float = 0.0
+    written: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "documents": self.documents, "chunks": self.chunks, "added": list(self.added),
+            "updated": list(self.updated), "removed": list(self.removed), "unchanged": self.unchanged,
+            "embedded_chunks": self.embedded_chunks, "written": self.written, "seconds": round(self.seconds, 2),
+            "passages_per_second": round(self.embedded_chunks / self.timings["embed"], 1)
+            if self.timings.get("embed") else None,
+            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def chunking_settings(settings: Settings) -> dict[str, int]:
+    return {"max_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap, "version": CHUNKER_VERSION}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"aidsearch": __version__}
+    for pkg in ("sentence-transformers", "transformers", "torch", "faiss-cpu", "bm25s"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild: bool) -> Generation | None:
+    if rebuild or not store.exists():
+        return None
+    try:
+        gen = store.load()
+        store.check_compatible(gen.manifest, fingerprint=embedder.info.fingerprint,
+                               chunking=chunking_settings(settings))
+        return gen
+    except (IndexMismatchError, IndexCorruptError) as exc:
+        log.warning("%s; rebuilding from scratch", str(exc).split(":")[0])
+        return None
+
+
+def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None = None, rebuild: bool = False,
+                progress: Progress | None = None, lock_timeout: float = 0.0) -> IndexReport:
+    """Bring the index in ``settings.index_dir`` up to date with the corpus folder."""
+    started = time.perf_counter()
+    root = Path(corpus or settings.corpus_dir)
+    if not root.is_dir():
+        raise IngestError(f"corpus folder not found: {root}")
+    store = IndexStore(settings.index_dir)
+    with store.lock(timeout=lock_timeout):
+        old = _previous(store, embedder, settings, rebuild)
+        old_entries: dict[str, dict] = old.manifest.get("documents", {}) if old else {}
+        old_docs = old.documents if old else {}
+        files = list(iter_corpus(root))
+        skipped: list[Skipped] = []
+        docs: list[Document] = []
+        entries: dict[str, dict] = {}
+        fresh: list[Document] = []
+        added, updated = [], []
+        seen_ids: dict[str, str] = {}
+        for n, path in enumerate(files, 1):
+            source = path.relative_to(root).as_posix()
+            stat = path.stat()
+            prev = old_entries.get(source)
+            if prev and prev["size"] == stat.st_size and prev["mtime_ns"] == stat.st_mtime_ns and prev["id"] in old_docs:
+                doc = old_docs[prev["id"]]
+            else:
+                try:
+                    doc = read_document(path, root)
+                except IngestError as exc:
+                    log.warning("skipped %s: %s", source, exc)
+                    skipped.append(Skipped(source, str(exc)))
+                    continue
+            if doc.id in seen_ids:
+                skipped.append(Skipped(source, f"same text as {seen_ids[doc.id]}"))
+                continue
+            seen_ids[doc.id] = source
+            docs.append(doc)
+            entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if doc.id not in old_docs:
+                fresh.append(doc)
+                (updated if source in old_entries else added).append(source)
+            if progress:
+                progress("read", n, len(files))
+        removed = tuple(sorted(s for s in old_entries if s not in entries))
+
+        t_chunk = time.perf_counter()
+        new_chunks: list[Chunk] = []
+        for doc in fresh:
+            new_chunks += chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
+                                         overlap=settings.chunk_overlap)
+        per_chunk = [[s.text for s in passage_sentences(c.text)] for c in new_chunks]
+        new_counts = [len(texts) for texts in per_chunk]
+        t_embed = time.perf_counter()
+        done, total = 0, len(new_chunks) + sum(new_counts)
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("embed", done, total)
+
+        new_vectors = embedder.encode_passages([c.embed_text() for c in new_chunks], progress=tick)
+        new_sentences = embedder.encode_passages([t for texts in per_chunk for t in texts], progress=tick)
+        t_write = time.perf_counter()
+
+        keep_ids = {d.id for d in docs} - {d.id for d in fresh}
+        kept_rows = [i for i, c in enumerate(old.chunks) if c.doc_id in keep_ids] if old else []
+        chunks = [old.chunks[i] for i in kept_rows] + new_chunks if old else new_chunks
+        parts = [np.asarray(old.vectors()[kept_rows], dtype=np.float32)] if old and kept_rows else []
+        vectors = np.concatenate(parts + [new_vectors]) if parts else new_vectors
+        kept_sentences = [old.chunk_sentence_vectors(r) for r in kept_rows] if old else []
+        sentence_vectors = np.concatenate(kept_sentences + [new_sentences]) if kept_sentences else new_sentences
+        counts = [len(v) for v in kept_sentences] + new_counts
+        sentence_offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+        per_doc: dict[str, int] = {}
+        for c in chunks:
+            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+        for entry in entries.values():
+            entry["chunks"] = per_doc.get(entry["id"], 0)
+
+        changed = bool(fresh or removed or old is None)
+        if not changed and old is not None:
+            changed = old_entries != entries
+        if changed:
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            langs: dict[str, int] = {}
+            for d in docs:
+                langs[d.lang] = langs.get(d.lang, 0) + 1
+            manifest = {
+                "created": old.manifest.get("created", now) if old else now,
+                "updated": now,
+                "model": embedder.info.to_dict(),
+                "chunking": chunking_settings(settings),
+                "versions": _versions(),
+                "corpus": str(root),
+                "documents": entries,
+                "languages": langs,
+            }
+            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets)
+        timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
+        return IndexReport(
+            documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,
+            unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), skipped=tuple(skipped),
+            seconds=time.perf_counter() - started, written=changed, timings=timings,
+        )

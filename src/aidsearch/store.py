@@ -1,0 +1,260 @@
+"""The on-disk index: generations written whole, then switched to by one atomic rename of ``CURRENT``.
+
+A generation folder holds ``manifest.json``, ``vectors.npy`` (fp16), ``index.faiss``, ``chunks.jsonl``,
+``documents.jsonl`` and the BM25 files. A crash while writing leaves ``CURRENT`` on the previous generation.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from .lexical import LexicalIndex
+from .types import Chunk, Document, Page
+
+FORMAT = 1
+HNSW_THRESHOLD = 50_000
+CURRENT = "CURRENT"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class DocEntry:
+    """What the manifest keeps of one document, to decide what to re-read and re-embed."""
+
+    id: str
+    source: str
+    size: int
+    mtime_ns: int
+    chunks: int
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
+    """Exact inner product for small collections; HNSW above ``hnsw_threshold`` vectors."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) >= hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+@dataclass
+class Generation:
+    """One complete, loaded index generation."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    documents: dict[str, Document]
+    faiss_index: Any
+    lexical: LexicalIndex
+    sentence_vectors: np.ndarray
+    sentence_offsets: np.ndarray
+
+    def vectors(self) -> np.ndarray:
+        return np.load(self.folder / "vectors.npy", mmap_mode="r")
+
+    def chunk_sentence_vectors(self, row: int) -> np.ndarray:
+        """The sentence vectors of passage ``row`` (float32), in ``passage_sentences`` order."""
+        a, b = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
+        return np.asarray(self.sentence_vectors[a:b], dtype=np.float32)
+
+
+def _chunk_row(c: Chunk) -> dict[str, Any]:
+    return asdict(c)
+
+
+def _doc_row(d: Document) -> dict[str, Any]:
+    row = asdict(d)
+    row["pages"] = [[p.number, p.start, p.end] for p in d.pages]
+    return row
+
+
+def _doc_from(row: dict[str, Any]) -> Document:
+    row = dict(row)
+    row["pages"] = tuple(Page(*p) for p in row.get("pages", ()))
+    return Document(**row)
+
+
+class IndexStore:
+    """Reads and writes the index under ``root``; readers never see a half-written generation."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def current(self) -> Path | None:
+        try:
+            name = (self.root / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        folder = self.root / name
+        return folder if name and folder.is_dir() else None
+
+    def exists(self) -> bool:
+        return self.current() is not None
+
+    def read_manifest(self) -> dict[str, Any]:
+        folder = self.current()
+        if folder is None:
+            raise IndexMissingError(f"no index in {self.root}: build one with `aidsearch index`")
+        try:
+            return json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "
+                                    "rebuild it with `aidsearch index --rebuild`") from None
+
+    def check_compatible(self, manifest: dict[str, Any], *, fingerprint: str, chunking: dict[str, Any]) -> None:
+        """Raise if the index was made by another format, model or chunker than the one in use."""
+        how = "rebuild it with `aidsearch index --rebuild`"
+        if manifest.get("format") != FORMAT:
+            raise IndexMismatchError(f"index in {self.root} has format {manifest.get('format')}, "
+                                     f"this aidsearch reads format {FORMAT}: {how}")
+        model = manifest.get("model", {})
+        if model.get("fingerprint") != fingerprint:
+            raise IndexMismatchError(f"index in {self.root} was built with model {model.get('name')} "
+                                     f"(fingerprint {model.get('fingerprint')}), not the configured one "
+                                     f"(fingerprint {fingerprint}): {how}")
+        if manifest.get("chunking") != chunking:
+            raise IndexMismatchError(f"index in {self.root} was built with chunking {manifest.get('chunking')}, "
+                                     f"settings say {chunking}: {how}")
+
+    def load(self) -> Generation:
+        manifest = self.read_manifest()
+        folder = self.current()
+        assert folder is not None
+        try:
+            import faiss
+
+            chunks = [Chunk(**r) for r in _read_jsonl(folder / "chunks.jsonl")]
+            docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
+            index = faiss.read_index(str(folder / "index.faiss"))
+            lexical = LexicalIndex.load(folder / "bm25", len(chunks))
+            sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
+            sentence_offsets = np.load(folder / "sentence_offsets.npy")
+        except Exception as exc:  # any damaged file: one clear message
+            raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "
+                                    "rebuild it with `aidsearch index --rebuild`") from None
+        if (index.ntotal != len(chunks) or manifest.get("chunks") != len(chunks)
+                or len(sentence_offsets) != len(chunks) + 1 or sentence_offsets[-1] != len(sentence_vectors)):
+            raise IndexCorruptError(f"index in {self.root} is inconsistent ({index.ntotal} vectors, "
+                                    f"{len(chunks)} passages): rebuild it with `aidsearch index --rebuild`")
+        return Generation(folder, manifest, chunks, docs, index, lexical, sentence_vectors, sentence_offsets)
+
+    @contextmanager
+    def lock(self, timeout: float = 0.0) -> Iterator[None]:
+        """Exclusive writer lock; waits up to ``timeout`` seconds, then refuses."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / LOCK, "a+")
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        fh.seek(0)
+                        holder = fh.read().strip() or "?"
+                        raise IndexLockedError(f"another process (pid {holder}) is writing the index in "
+                                               f"{self.root}; try again when it has finished") from None
+                    time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
+              vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
+              hnsw_threshold: int = HNSW_THRESHOLD) -> Path:
+        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed."""
+        import faiss
+
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self.root.mkdir(parents=True, exist_ok=True)
+        previous = self.current()
+        number = int(previous.name.split("-")[1]) + 1 if previous else 1
+        name = f"gen-{number:06d}"
+        work = self.root / f".{name}.tmp-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        for name, array in (("vectors.npy", vectors.astype(np.float16)),
+                            ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16)),
+                            ("sentence_offsets.npy", np.asarray(sentence_offsets, dtype=np.int64))):
+            with open(work / name, "wb") as fh:
+                np.save(fh, array)
+        faiss.write_index(build_faiss(vectors, hnsw_threshold), str(work / "index.faiss"))
+        _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
+        _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
+        (work / "bm25").mkdir()
+        LexicalIndex([c.embed_text() for c in chunks]).save(work / "bm25")
+        manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
+                    "faiss": "hnsw" if len(vectors) >= hnsw_threshold else "flat"}
+        _write(work / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        for path in work.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(work)
+        final = self.root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(work, final)
+        pointer = self.root / f".{CURRENT}.tmp-{os.getpid()}"
+        _write(pointer, name.encode())
+        os.replace(pointer, self.root / CURRENT)
+        _fsync_dir(self.root)
+        self.cleanup(keep=name)
+        return final
+
+    def cleanup(self, keep: str | None = None) -> None:
+        """Remove generations and temporary folders other than the current one (call while holding the lock)."""
+        keep = keep or (self.current().name if self.current() else None)
+        for path in self.root.iterdir():
+            if path.name in (keep, CURRENT, LOCK, ".gitkeep") or path.name.startswith(("feedback", "uploads")):
+                continue
+            if path.name.startswith(("gen-", ".gen-", f".{CURRENT}.tmp")):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

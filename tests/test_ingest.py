@@ -1,0 +1,404 @@
+from __future__ import annotations
+
+import io
+import logging
+import random
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from aidsearch import ingest
+from aidsearch.errors import IngestError
+from aidsearch.ingest import (
+    SUPPORTED,
+    Skipped,
+    clean_text,
+    guess_title,
+    is_boilerplate,
+    iter_corpus,
+    load_corpus,
+    read_document,
+    repair_mojibake,
+)
+from aidsearch.types import content_hash
+
+pytestmark = pytest.mark.unit
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+# ---------------------------------------------------------------- fixture builders
+
+def make_pdf(path: Path, pages: list[list[str]], title: str | None = "Health Programme Report") -> bytes:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4)
+    if title:
+        c.setTitle(title)
+    for lines in pages:
+        y = 800
+        for line in lines:
+            c.drawString(72, y, line)
+            y -= 18
+        c.showPage()
+    c.save()
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def make_docx(path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Water Supply Programme in Senegal", level=1)
+    d.add_paragraph("The programme improves access to drinking water in rural Senegal.")
+    d.add_heading("Key facts", level=2)
+    table = d.add_table(rows=3, cols=2)
+    for row, (label, value) in zip(table.rows, [("Country", "Senegal"), ("Total budget", "12 500 000 EUR"),
+                                                ("Status", "Ongoing")]):
+        row.cells[0].text = label
+        row.cells[1].text = value
+    d.add_paragraph("Second paragraph after the table.")
+    d.save(str(path))
+
+
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rural Roads Project | Agency site</title>
+<style>body { color: red; } .secret-style {}</style>
+<script>var trackingSecret = "do-not-index";</script></head>
+<body>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/login">Log in</a></li><li><a href="/projects">Projects</a></li></ul></nav>
+<div id="cookie-banner"><p>We use cookies to improve your experience on our website. By continuing you accept them.</p>
+<button>Accept all</button></div>
+<main><article>
+<h1>Rural Roads Project</h1>
+<p>The Rural Roads Project builds and maintains feeder roads in northern Burundi so that farmers can reach markets
+all year round. It also trains local contractors and district engineers in labour-intensive methods.</p>
+<h2>Key facts</h2>
+<table><tr><td>Country</td><td>Burundi</td></tr><tr><td>Total budget</td><td>US$ 4,000,000</td></tr></table>
+<p>Maintenance committees made of villagers are set up along every rehabilitated road section, and they receive
+tools and a small budget managed together with the commune administration.</p>
+</article></main>
+<script>document.write("another script secret")</script>
+<footer>Copyright 2024 Agency. All rights reserved.</footer>
+</body></html>
+"""
+
+
+@pytest.fixture()
+def mixed_corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    make_pdf(root / "report.pdf", [["Health Programme Report", "First page about Laos"], ["Second page about Kosovo"]])
+    make_docx(root / "fiche.docx")
+    (root / "page.html").write_text(HTML_PAGE, encoding="utf-8")
+    (root / "accents.txt").write_bytes("Durée totale\n156 mois\n\nLe projet à Bamako a été financé.\n".encode("cp1252"))
+    good_pdf = (root / "report.pdf").read_bytes()
+    (root / "truncated.pdf").write_bytes(good_pdf[: len(good_pdf) // 2])
+    (root / "binary.pdf").write_bytes(random.Random(1).randbytes(3000))
+    (root / "noise.txt").write_bytes(random.Random(2).randbytes(4096))
+    (root / "empty.md").write_bytes(b"")
+    (root / "broken.docx").write_bytes(b"PK\x03\x04 this is not really a zip file")
+    with zipfile.ZipFile(root / "bomb.docx", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", "<w:document>" + " " * 30_000_000 + "</w:document>")
+    return root
+
+
+# ---------------------------------------------------------------- formats
+
+def test_pdf_pages_map_to_text(tmp_path: Path) -> None:
+    make_pdf(
+        tmp_path / "r.pdf",
+        [["Health Programme Report", "Page one speaks about Laos"],
+         ["Health Programme Report", "Page two speaks about Kosovo"], [],
+         ["Page four speaks about Senegal"]],
+    )
+    doc = read_document(tmp_path / "r.pdf", tmp_path)
+    assert doc.title == "Health Programme Report"
+    assert [p.number for p in doc.pages] == [1, 2, 4]
+    for page, word in zip(doc.pages, ["Laos", "Kosovo", "Senegal"]):
+        assert word in doc.text[page.start:page.end]
+        assert doc.page_at(doc.text.index(word)) == page.number
+    assert doc.text[doc.pages[0].end: doc.pages[1].start] == "\n\n"
+    assert doc.text.count("Health Programme Report") == 1
+    assert doc.pages[-1].end == len(doc.text)
+    assert doc.id == content_hash(doc.text)
+    assert doc.source == "r.pdf" and doc.lang == "en"
+
+
+def test_pdf_errors(tmp_path: Path) -> None:
+    data = make_pdf(tmp_path / "ok.pdf", [["Some text on a page about water"]])
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2])
+    (tmp_path / "fake.pdf").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(data))
+    writer.encrypt("secret", algorithm="RC4-128")
+    buf = io.BytesIO()
+    writer.write(buf)
+    (tmp_path / "locked.pdf").write_bytes(buf.getvalue())
+    make_pdf(tmp_path / "blank.pdf", [[], []], title=None)
+    expected = {"cut.pdf": "not a valid PDF", "fake.pdf": "not a valid PDF", "locked.pdf": "encrypted",
+                "blank.pdf": "no extractable text"}
+    for name, fragment in expected.items():
+        with pytest.raises(IngestError) as err:
+            read_document(tmp_path / name, tmp_path)
+        message = str(err.value)
+        assert message.startswith(f"cannot read {name}: ") and fragment in message
+        assert "\n" not in message
+
+
+def test_docx_heading_paragraphs_table(tmp_path: Path) -> None:
+    make_docx(tmp_path / "f.docx")
+    doc = read_document(tmp_path / "f.docx", tmp_path)
+    assert doc.title == "Water Supply Programme in Senegal"
+    lines = doc.text.splitlines()
+    assert "Key facts" in lines
+    assert "Country | Senegal" in lines and "Total budget | 12 500 000 EUR" in lines
+    assert doc.text.index("drinking water") < doc.text.index("Country | Senegal") < doc.text.index("Second paragraph")
+    assert doc.metadata["country"] == "Senegal"
+    assert doc.metadata["budget"] == 12500000.0 and doc.metadata["currency"] == "EUR"
+    assert doc.metadata["status"] == "active"
+
+
+def test_docx_zip_bomb_and_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with zipfile.ZipFile(tmp_path / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", "<w:document>" + "a" * 20_000_000 + "</w:document>")
+    with pytest.raises(IngestError, match="zip bomb"):
+        read_document(tmp_path / "bomb.docx", tmp_path)
+    make_docx(tmp_path / "ok.docx")
+    monkeypatch.setattr(ingest, "DOCX_MAX_UNCOMPRESSED", 1000)
+    with pytest.raises(IngestError, match="expands to"):
+        read_document(tmp_path / "ok.docx", tmp_path)
+
+
+def test_html_drops_scripts_nav_and_cookie_banner(tmp_path: Path) -> None:
+    (tmp_path / "p.html").write_text(HTML_PAGE, encoding="utf-8")
+    doc = read_document(tmp_path / "p.html", tmp_path)
+    assert doc.title == "Rural Roads Project"
+    for junk in ("trackingSecret", "another script secret", "color: red", "cookies", "Accept all", "Log in",
+                 "All rights reserved"):
+        assert junk not in doc.text
+    assert "feeder roads in northern Burundi" in doc.text
+    assert "Maintenance committees" in doc.text
+    assert "Country | Burundi" in doc.text.splitlines()
+    assert doc.metadata["country"] == "Burundi"
+    assert doc.metadata["budget"] == 4000000.0 and doc.metadata["currency"] == "USD"
+
+
+def test_html_fallback_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "_trafilatura_text", lambda html: "")
+    (tmp_path / "p.htm").write_text(HTML_PAGE, encoding="utf-8")
+    doc = read_document(tmp_path / "p.htm", tmp_path)
+    assert "feeder roads" in doc.text and "Maintenance committees" in doc.text
+    for junk in ("trackingSecret", "another script secret", "color: red", "We use cookies", "Log in", "Copyright"):
+        assert junk not in doc.text
+    assert "Country | Burundi" in doc.text.splitlines()
+    assert doc.title == "Rural Roads Project"
+
+
+def test_text_encodings(tmp_path: Path) -> None:
+    (tmp_path / "cp.txt").write_bytes("Période d'exécution – été 2016\nLe coût total à Bamako.\n".encode("cp1252"))
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + "Programme santé Kosovo\nBudget total\n1 000 EUR\n".encode())
+    (tmp_path / "u16.txt").write_bytes("Projet d'eau potable au Niger\n".encode("utf-16"))
+    cp = read_document(tmp_path / "cp.txt", tmp_path)
+    assert "Période d'exécution – été 2016" in cp.text and "coût total à Bamako" in cp.text
+    bom = read_document(tmp_path / "bom.txt", tmp_path)
+    assert not bom.text.startswith("\ufeff") and bom.title == "Programme santé Kosovo"
+    assert bom.metadata["budget"] == 1000.0
+    assert read_document(tmp_path / "u16.txt", tmp_path).text == "Projet d'eau potable au Niger"
+
+
+def test_mojibake_repaired_or_dropped(tmp_path: Path) -> None:
+    text = (
+        "Le projet a Ã©tÃ© financÃ© par le Luxembourg.\n"
+        "Câ€™est une rÃ©ussite â€“ selon lâ€™Ã©valuation.\n"
+        "Ligne cassÃ\x83Â\x83 \ufffd\ufffd irrÃ©cupÃ\n"
+        "Une ligne normale, déjà correcte.\n"
+    )
+    (tmp_path / "m.txt").write_text(text, encoding="utf-8")
+    doc = read_document(tmp_path / "m.txt", tmp_path)
+    assert "Le projet a été financé par le Luxembourg." in doc.text
+    assert "C’est une réussite – selon l’évaluation." in doc.text
+    assert "Une ligne normale, déjà correcte." in doc.text
+    assert "Ã" not in doc.text and "â€" not in doc.text and "cass" not in doc.text
+    for legit in ("déjà vu", "la santé\u00a0» et «\u00a0l’accès", "à\u00a0«\u00a0Santé\u00a0»", "São Tomé"):
+        assert repair_mojibake(legit) == legit
+
+
+def test_markdown(tmp_path: Path) -> None:
+    (tmp_path / "n.md").write_text(
+        "# Vocational Training in Cabo Verde\n\n## Country\nCabo Verde\n\n**Total budget**\n"
+        "[see fiche](http://x.org) 2 000 000 EUR\n",
+        encoding="utf-8",
+    )
+    doc = read_document(tmp_path / "n.md", tmp_path)
+    assert doc.title == "Vocational Training in Cabo Verde"
+    assert "#" not in doc.text and "**" not in doc.text and "http" not in doc.text
+    assert doc.metadata["country"] == "Cabo Verde" and doc.metadata["budget"] == 2000000.0
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("noise.txt", random.Random(3).randbytes(2048), "binary"),
+        ("nul.txt", b"some text\x00\x00\x00more", "binary"),
+        ("junk.txt", b"Intranet access\nConnect with Google\n\n/\n", "no text after cleaning"),
+        ("x.docx", b"not a zip at all", "not a valid DOCX"),
+    ],
+)
+def test_unreadable_text_files(tmp_path: Path, name: str, content: bytes, fragment: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(IngestError, match=fragment):
+        read_document(tmp_path / name, tmp_path)
+
+
+def test_max_bytes(tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_text("Health programme in Laos.\n" * 100, encoding="utf-8")
+    with pytest.raises(IngestError, match="too large"):
+        read_document(tmp_path / "big.txt", tmp_path, max_bytes=1000)
+    assert read_document(tmp_path / "big.txt", tmp_path).text.startswith("Health programme")
+
+
+# ---------------------------------------------------------------- corpus walking
+
+def test_load_corpus_skips_bad_files(mixed_corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aidsearch"):
+        docs, skipped = load_corpus(mixed_corpus)
+    assert sorted(d.source for d in docs) == ["accents.txt", "fiche.docx", "page.html", "report.pdf"]
+    reasons = {s.source: s.reason for s in skipped}
+    assert set(reasons) == {"truncated.pdf", "binary.pdf", "noise.txt", "empty.md", "broken.docx", "bomb.docx"}
+    assert "zip bomb" in reasons["bomb.docx"] and "empty file" in reasons["empty.md"]
+    assert "binary" in reasons["noise.txt"] and "not a valid PDF" in reasons["binary.pdf"]
+    for s in skipped:
+        assert isinstance(s, Skipped) and "\n" not in s.reason and s.reason.startswith(f"cannot read {s.source}")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "aidsearch"]
+    assert len(warnings) == len(skipped) and all("\n" not in w for w in warnings)
+    accents = next(d for d in docs if d.source == "accents.txt")
+    assert "a été financé" in accents.text and accents.lang == "fr"
+    assert accents.metadata["duration_months"] == 156
+
+
+def test_load_corpus_explicit_paths_and_duplicates(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (tmp_path / "c.xyz").write_text("whatever", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path, [tmp_path / "a.txt", Path("b.txt"), tmp_path / "c.xyz",
+                                           tmp_path / "missing.txt"])
+    assert [d.source for d in docs] == ["a.txt"]
+    reasons = {s.source: s.reason for s in skipped}
+    assert "duplicate of a.txt" in reasons["b.txt"]
+    assert "unsupported" in reasons["c.xyz"] and "not found" in reasons["missing.txt"]
+
+
+def test_iter_corpus(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside", encoding="utf-8")
+    for rel in ["b.txt", "a.PDF", "sub/c.docx", "sub/d.html", "notes.rtf", ".secret.txt", ".hidden/e.txt",
+                "~$lock.docx"]:
+        (root / rel).write_text("x", encoding="utf-8")
+    (root / "link_out.txt").symlink_to(outside)
+    (root / "link_in.md").symlink_to(root / "b.txt")
+    found = [p.relative_to(root).as_posix() for p in iter_corpus(root)]
+    assert found == ["a.PDF", "b.txt", "link_in.md", "sub/c.docx", "sub/d.html"]
+    assert SUPPORTED == {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+
+
+# ---------------------------------------------------------------- cleaning rules
+
+@pytest.mark.parametrize(
+    "line",
+    ["Intranet access", "Connect with Google", "If you don't have a LuxDev email account", "I forgot my password",
+     "JavaScript requis", "Mot de passe oublié ?", "Se connecter", "Partager sur Facebook", "Menu", "Share",
+     "Skip to main content", "Aller au contenu principal", "S'abonner à la newsletter", "https://www.luxdev.lu/en",
+     "/", "  • Luxaid logo", "Logo LuxDev", "Home › Projects › Laos", "Facebook | Twitter | LinkedIn",
+     "Facebook Twitter LinkedIn", "Read more", "Lire la suite", "Accept all", "EN | FR", "Contact us",
+     "Nous utilisons des cookies pour améliorer votre expérience de navigation.",
+     "Le site web de P4H est conçu pour fonctionner au mieux avec Javascript activé. Veuillez l'activer dans votre "
+     "navigateur. Si vous avez besoin d'aide, consultez https://www.enable-javascript.com/", "-", "•"],
+)
+def test_boilerplate_lines(line: str) -> None:
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Total budget", "28,400,000 EUR", "Laos", "- Laos", "Contribution breakdown", "Objectifs", "- Country",
+     "Take into account the needs of women", "Accueil des réfugiés au Tchad", "Budget total", "En exécution",
+     "Status", "Partners", "Market share of local producers has grown steadily since the start of the programme.",
+     "Continue with phase II activities", "Identifiant : LAO/027", "Work plan", "US", "Share of women",
+     "Les axes « Accès » et « Qualité » du programme", "Connexion au réseau électrique rural"],
+)
+def test_content_lines_kept(line: str) -> None:
+    assert not is_boilerplate(line)
+
+
+def test_clean_text_structure() -> None:
+    raw = ("Title of the Project\r\nProjets\r\n\r\n\r\n\r\nTitle of the Project\n"
+           "Total budget   \n28\u00a0400\u00a0000 EUR\n\n\n\nSecond para\u200b.\nTitle of the Project\n")
+    assert clean_text(raw) == "Title of the Project\nProjets\n\nTotal budget\n28 400 000 EUR\n\nSecond para."
+    assert clean_text("Cafe\u0301 au Sénégal") == "Café au Sénégal"
+    assert guess_title("Intranet access\n- Country\nTotal budget\nProject Title Here\n") == "Project Title Here"
+
+
+# ---------------------------------------------------------------- seed corpus
+
+@pytest.fixture(scope="module")
+def seed_docs() -> dict[str, object]:
+    docs, skipped = load_corpus(CORPUS)
+    assert skipped == []
+    return {d.source[:3]: d for d in docs}
+
+
+def test_seed_boilerplate_removed_content_kept(seed_docs: dict) -> None:
+    all_text = "\n".join(d.text for d in seed_docs.values())
+    for junk in ("Intranet access", "Connect with Google", "If you don't have a LuxDev email account",
+                 "I forgot my password", "JavaScript requis", "enable-javascript", "Luxaid logo"):
+        assert junk not in all_text
+    lines001 = seed_docs["001"].text.splitlines()
+    for kept in ("Total budget", "28,400,000 EUR", "Contribution breakdown", "Implementation period"):
+        assert kept in lines001
+    assert "- Country" in seed_docs["000"].text.splitlines() and "- Laos" in seed_docs["000"].text.splitlines()
+    lines002 = seed_docs["002"].text.splitlines()
+    assert "Objectifs" in lines002 and "/" not in lines002
+    assert lines002.count("Appui au secteur de la santé du Kosovo - Phase II") == 1
+    assert "\n\n\n" not in all_text
+    assert all(line == line.rstrip() for line in all_text.splitlines())
+
+
+def test_seed_titles_languages_metadata(seed_docs: dict) -> None:
+    assert seed_docs["001"].title == "Lao-Luxembourg Health Sector Support Programme - Phase II"
+    assert seed_docs["002"].title == "Appui au secteur de la santé du Kosovo - Phase II"
+    assert seed_docs["004"].title == "Strengthening Capacity and Service Delivery of Local Administrations"
+    assert seed_docs["003"].title.startswith("Mission d'expertise pour soutenir")
+    assert {k: d.lang for k, d in seed_docs.items()} == {"000": "en", "001": "en", "002": "fr", "003": "fr",
+                                                         "004": "en"}
+    m = seed_docs["001"].metadata
+    assert (m["country"], m["budget"], m["currency"]) == ("Laos", 28400000.0, "EUR")
+    assert seed_docs["000"].metadata["status"] == "closed"
+    assert seed_docs["002"].metadata["status"] == "active"
+    assert seed_docs["003"].metadata["country"] == "Cambodia"
+    assert seed_docs["004"].metadata["start"] == "2012-02"
+    for d in seed_docs.values():
+        assert d.id == content_hash(d.text) and d.pages == ()
+
+
+def test_load_is_deterministic() -> None:
+    a, _ = load_corpus(CORPUS)
+    b, _ = load_corpus(CORPUS)
+    assert [(d.id, d.lang, d.title, d.metadata) for d in a] == [(d.id, d.lang, d.title, d.metadata) for d in b]
+
+
+def test_read_error_is_ingest_error(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="unsupported file type"):
+        read_document(tmp_path / "x.rtf", tmp_path)
+    with pytest.raises(IngestError, match="cannot read missing.txt"):
+        read_document(tmp_path / "missing.txt", tmp_path)
