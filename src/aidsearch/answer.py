@@ -23,7 +23,8 @@ _ASKS = {
 }
 _HAS = {
     "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)|(?:us\$|\$|€)\s*\d", re.I),
-    "count": re.compile(r"\d"),
+    "count": re.compile(r"(?<![\d/.,$€])(?<!\$ )(?<!€ )(?!(?:19|20)\d\d\b)\d{1,3}(?:[ ,.]\d{3})*(?![\d/.,]?\d)"
+                       r"(?!\s*(?:eur|usd|cad|xof|fcfa|%))", re.I),
     "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
 }
 SentenceVectors = Callable[[Hit], np.ndarray]
@@ -37,7 +38,7 @@ class AnswerPolicy:
     min_dense_with_terms: float = 0.78
     passages: int = 5
     max_sentences: int = 3
-    margin: float = 0.03
+    margin: float = 0.02
     max_chars: int = 600
     term_weight: float = 0.08
     type_boost: float = 0.04
@@ -56,6 +57,17 @@ def is_answerable(hits: Sequence[Hit], question: str, policy: AnswerPolicy) -> b
     return best >= policy.min_dense_with_terms and strong and any(h.lexical > 0 for h in hits)
 
 
+_NAME = re.compile(r"(?<=[^.?!]\s)([A-ZÀ-Ö][\w'’-]+)")
+
+
+def key_terms(question: str) -> set[str]:
+    """Terms that name things: numbers, codes and capitalized words after the first; language-independent."""
+    terms = {t for t in tokenize(question) if any(c.isdigit() for c in t) or "/" in t}
+    for name in _NAME.findall(question):
+        terms.update(tokenize(name))
+    return terms
+
+
 def _term_weight(term: str) -> float:
     return 3.0 if any(c.isdigit() for c in term) or "/" in term else 1.0
 
@@ -63,7 +75,8 @@ def _term_weight(term: str) -> float:
 def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], vectors: SentenceVectors,
                    policy: AnswerPolicy) -> list[tuple[float, int, Sentence]]:
     """Candidate sentences of the ``top`` passages as (score, passage number, sentence), best first."""
-    q_terms = set(tokenize(question))
+    terms = key_terms(question)
+    total = sum(_term_weight(t) for t in terms)
     asks = [kind for kind, pattern in _ASKS.items() if pattern.search(fold(question))]
     scored = []
     for i, hit in enumerate(top):
@@ -72,10 +85,8 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
             continue
         sims = vectors(hit) @ query_vector
         context = set(tokenize(hit.chunk.context))
-        terms = q_terms - context
-        total = sum(_term_weight(t) for t in terms)
         for cand, sim in zip(cands, sims):
-            found = terms & set(tokenize(cand.text))
+            found = terms & (set(tokenize(cand.text)) | context)
             overlap = sum(_term_weight(t) for t in found) / total if total else 0.0
             boost = policy.type_boost * any(_HAS[kind].search(cand.text) for kind in asks)
             title_only = fold(cand.text) in fold(hit.chunk.context)

@@ -7,10 +7,12 @@ from typing import Callable, Sequence
 
 from .types import Chunk, Document, content_hash
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 7
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])[\"'”»)\]]*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
+_ABBREVIATIONS = frozenset("mr. mrs. ms. dr. prof. st. mme. mlle. m. no. n°. nr. etc. e.g. i.e. cf. vs. art. p. pp. "
+                           "vol. fig. approx. env. av. apr. j.-c. inc. ltd. co. dept.".split())
 _BULLET = re.compile(r"^\s*(?:[-•*–·▪●]|\d{1,2}[.)])\s+")
 _CODE = re.compile(r"\b[A-Z]{2,5}/\d{2,4}\b")
 
@@ -51,7 +53,8 @@ def units(text: str) -> list[Unit]:
         lead = len(line) - len(line.lstrip())
         s0 = start + lead
         segment = text[s0 : start + len(line.rstrip())]
-        cuts = [m.end() for m in _SENTENCE_END.finditer(segment)]
+        cuts = [m.end() for m in _SENTENCE_END.finditer(segment)
+                if segment[: m.start() + 1].rsplit(None, 1)[-1].lower() not in _ABBREVIATIONS]
         bounds = [0, *cuts, len(segment)]
         heading = len(cuts) == 0 and _is_heading(stripped)
         for a, b in zip(bounds, bounds[1:]):
@@ -163,9 +166,9 @@ class Sentence:
     end: int
 
 
-def _is_label(text: str) -> bool:
+def _is_label(text: str, max_words: int = 5) -> bool:
     words = text.split()
-    return 0 < len(words) <= 5 and not _has_digit(text) and not text.rstrip().endswith((".", "?", "!"))
+    return 0 < len(words) <= max_words and not _has_digit(text) and not text.rstrip().endswith((".", "?", "!"))
 
 
 def _has_digit(text: str) -> bool:
@@ -184,7 +187,7 @@ def passage_sentences(text: str) -> list[Sentence]:
     while i < len(spans):
         u = spans[i]
         label = _line(text, u)
-        if _is_label(label) and i + 1 < len(spans) and "\n" in text[u.end : spans[i + 1].start]:
+        if _is_label(label, 8) and i + 1 < len(spans) and "\n" in text[u.end : spans[i + 1].start]:
             value = _line(text, spans[i + 1])
             after = _line(text, spans[i + 2]) if i + 2 < len(spans) else ""
             value_is_label = bool(after) and (
@@ -195,7 +198,7 @@ def passage_sentences(text: str) -> list[Sentence]:
                 out.append(Sentence(f"{label.rstrip(':')}: {value}", u.start, spans[i + 1].end))
                 i += 2
                 continue
-        if len(label.split()) >= 2 or _has_digit(label):
+        if sum(len(w) >= 3 and w[0].isalpha() for w in label.split()) >= 1 and (len(label.split()) >= 2 or _has_digit(label)):
             out.append(Sentence(label, u.start, u.end))
         i += 1
     return out

@@ -36,6 +36,125 @@ def model_info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     _emit(info.to_dict(), as_json)
 
 
+IndexDir = typer.Option(None, "--index-dir", help="Index folder (default: index/ or AIDSEARCH_INDEX_DIR).")
+AsJson = typer.Option(False, "--json", help="Print JSON.")
+K = typer.Option(None, "--k", min=1, max=100, help="Number of passages.")
+FilterOpt = typer.Option(None, "--filter", "-f", help="key=value: country, lang, funder, year (2015 or 2014-2016), source.")
+
+
+class _Bar:
+    """tqdm progress on stderr: documents read, then passages and sentences embedded."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            label = "reading documents" if stage == "read" else "embedding passages"
+            unit = "doc" if stage == "read" else "text"
+            self.bars[stage] = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=True,
+                                    disable=not sys.stderr.isatty() and stage == "read")
+        bar = self.bars[stage]
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+@app.command()
+def index(
+    corpus: Optional[Path] = typer.Argument(None, help="Corpus folder (default: corpus/ or AIDSEARCH_CORPUS_DIR)."),
+    index_dir: Optional[Path] = IndexDir,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the existing index and embed everything again."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait if another process is indexing."),
+    as_json: bool = AsJson,
+) -> None:
+    """Build or update the index: only new or changed documents are embedded; removed ones are dropped."""
+    from .embed import load_embedder
+    from .indexer import build_index
+
+    settings = _settings(index_dir=index_dir, corpus_dir=corpus)
+    bar = _Bar()
+    try:
+        report = build_index(settings, load_embedder(settings), rebuild=rebuild, progress=bar, lock_timeout=wait)
+    finally:
+        bar.close()
+    data = report.to_dict()
+    if as_json:
+        _emit(data, True)
+        return
+    for item in report.skipped:
+        typer.echo(f"skipped {item.source}: {item.reason}", err=True)
+    state = "index written" if report.written else "index already up to date"
+    rate = f", {data['texts_per_second']} texts/s" if data["texts_per_second"] else ""
+    typer.echo(f"{state}: {report.documents} documents, {report.chunks} passages "
+               f"({len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+               f"{len(report.skipped)} skipped; {report.embedded_chunks} passages and {report.embedded_texts - report.embedded_chunks} "
+               f"sentences embedded in {report.seconds:.1f} s{rate})")
+
+
+def _open(index_dir: Optional[Path]):
+    from .api import open_index
+
+    return open_index(settings=_settings(index_dir=index_dir))
+
+
+@app.command()
+def search(query: str = typer.Argument(..., help="What to look for."), k: Optional[int] = K,
+           filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
+    """The passages that best match QUERY (hybrid dense + keyword search)."""
+    result = _open(index_dir).search(query, k=k, filters=filters or None)
+    if as_json:
+        _emit(result.to_dict(), True)
+        return
+    if not result.hits:
+        typer.echo("no passage found")
+    for hit in result.hits:
+        c = hit.chunk
+        page = f" p.{c.page}" if c.page else ""
+        typer.echo(f"[{hit.rank}] {c.title} ({c.source}{page}, {c.lang}) score {hit.score:.4f}")
+        typer.echo("    " + " ".join(c.text.split())[:300])
+
+
+@app.command()
+def ask(question: str = typer.Argument(..., help="A question in English or French."), k: Optional[int] = K,
+        filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
+    """Answer QUESTION with sentences quoted from the documents and numbered sources."""
+    from .answer import MESSAGES
+
+    answer = _open(index_dir).ask(question, k=k, filters=filters or None)
+    if as_json:
+        _emit(answer.to_dict(), True)
+        return
+    typer.echo(answer.text)
+    if answer.citations:
+        typer.echo(f"\n{MESSAGES[answer.language]['sources']}:")
+    for c in answer.citations:
+        chunk = c.hit.chunk
+        page = f", p.{chunk.page}" if chunk.page else ""
+        typer.echo(f"[{c.n}] {chunk.title} ({chunk.source}{page}, {chunk.lang})")
+
+
+@app.command()
+def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
+    """Documents, passages, languages, dates and model of the index."""
+    from .config import load_settings
+    from .store import IndexStore
+
+    manifest = IndexStore(load_settings(index_dir=index_dir).index_dir).read_manifest()
+    data = {
+        "documents": len(manifest.get("documents", {})), "passages": manifest.get("chunks"),
+        "languages": manifest.get("languages"), "created": manifest.get("created"), "updated": manifest.get("updated"),
+        "model": manifest.get("model", {}).get("name"), "fingerprint": manifest.get("model", {}).get("fingerprint"),
+        "chunking": manifest.get("chunking"), "faiss": manifest.get("faiss"), "corpus": manifest.get("corpus"),
+    }
+    _emit(data, as_json)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

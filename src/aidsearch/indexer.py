@@ -37,6 +37,7 @@ class IndexReport:
     removed: tuple[str, ...] = ()
     unchanged: int = 0
     embedded_chunks: int = 0
+    embedded_texts: int = 0
     skipped: tuple[Skipped, ...] = ()
     seconds: float = 0.0
     written: bool = False
@@ -46,8 +47,8 @@ class IndexReport:
         return {
             "documents": self.documents, "chunks": self.chunks, "added": list(self.added),
             "updated": list(self.updated), "removed": list(self.removed), "unchanged": self.unchanged,
-            "embedded_chunks": self.embedded_chunks, "written": self.written, "seconds": round(self.seconds, 2),
-            "passages_per_second": round(self.embedded_chunks / self.timings["embed"], 1)
+            "embedded_chunks": self.embedded_chunks, "embedded_texts": self.embedded_texts, "written": self.written, "seconds": round(self.seconds, 2),
+            "texts_per_second": round(self.embedded_texts / self.timings["embed"], 1)
             if self.timings.get("embed") else None,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
         }
@@ -132,7 +133,7 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
         for doc in fresh:
             new_chunks += chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
                                          overlap=settings.chunk_overlap)
-        per_chunk = [[s.text for s in passage_sentences(c.text)] for c in new_chunks]
+        per_chunk = [[c.sentence_text(s.text) for s in passage_sentences(c.text)] for c in new_chunks]
         new_counts = [len(texts) for texts in per_chunk]
         t_embed = time.perf_counter()
         done, total = 0, len(new_chunks) + sum(new_counts)
@@ -184,6 +185,6 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,
-            unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), skipped=tuple(skipped),
+            unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), embedded_texts=total, skipped=tuple(skipped),
             seconds=time.perf_counter() - started, written=changed, timings=timings,
         )

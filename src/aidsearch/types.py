@@ -59,6 +59,10 @@ class Chunk:
         """The text given to the embedder and to keyword search: document context, then the passage."""
         return f"{self.context}\n{self.text}" if self.context else self.text
 
+    def sentence_text(self, sentence: str) -> str:
+        """A sentence as embedded for answer selection: short ones ("Total budget: 28,400,000 EUR") get the context."""
+        return f"{self.context}\n{sentence}" if self.context and len(sentence.split()) <= 12 else sentence
+
 
 @dataclass(frozen=True)
 class Hit:
