@@ -149,6 +149,7 @@ def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int 
             id=content_hash(f"{doc.id}:{start}:{end}"), doc_id=doc.id, source=doc.source, title=doc.title,
             text=doc.text[start:end], start=start, end=end, lang=doc.lang, page=doc.page_at(start), heading=heading,
             context=" — ".join(p for p in (base, heading) if p),
+            page_starts=tuple((p.start - start, p.number) for p in doc.pages if start < p.start < end),
         ))
     return chunks
 

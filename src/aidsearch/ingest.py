@@ -507,7 +507,7 @@ def _read_pdf(path: Path, source: str, data: bytes) -> _Extracted:
             raw_pages.append("")
     title = " ".join(_PDF_TITLE_JUNK.sub("", str(meta_title)).split())
     if len(re.findall(r"[^\W\d_]{2,}", title)) < 2 or title.lower() in {"sans titre", "untitled document"}:
-        title = guess_title("\n".join(raw_pages[:2]).replace("\r", "\n")) or title
+        title = guess_title("\n".join(raw_pages[:2]).replace("\r", "\n")) or ""
     cleaner = _Cleaner(title or None)
     parts: list[str] = []
     spans: list[Page] = []

@@ -68,6 +68,11 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
 
+    def has_exact_terms(self, query: str) -> bool:
+        """True when the query holds a code or a number of 4+ digits that occurs in the passages."""
+        vocab = self._vocab
+        return any(t in vocab for t in tokenize(query) if "/" in t or (t.isdigit() and len(t) >= 4))
+
     @property
     def _vocab(self) -> dict[str, int]:
         return self._bm25.vocab_dict if self.size else {}

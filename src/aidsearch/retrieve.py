@@ -129,7 +129,8 @@ class Retriever:
         best_sentence = np.array([self.best_sentence(int(r), qv) for r in pool], dtype=np.float32)
         s_ids = pool[np.argsort(-best_sentence, kind="stable")]
         fused: dict[int, float] = {}
-        for ranking, weight in ((d_ids, 1.0), (l_ids, 1.0), (s_ids, 1.0)):
+        lexical_weight = 2.0 if self.gen.lexical.has_exact_terms(query) else 1.0
+        for ranking, weight in ((d_ids, 1.0), (l_ids, lexical_weight), (s_ids, 1.0)):
             for rank, row in enumerate(ranking):
                 fused[int(row)] = fused.get(int(row), 0.0) + weight / (RRF_K + rank + 1)
         lexical = dict(zip(map(int, l_ids), map(float, l_scores)))

@@ -165,7 +165,8 @@ class IndexStore:
         try:
             import faiss
 
-            chunks = [Chunk(**r) for r in _read_jsonl(folder / "chunks.jsonl")]
+            chunks = [Chunk(**{**r, "page_starts": tuple(map(tuple, r.get("page_starts", ())))})
+                      for r in _read_jsonl(folder / "chunks.jsonl")]
             docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
             index = faiss.read_index(str(folder / "index.faiss"))
             lexical = LexicalIndex.load(folder / "bm25", len(chunks))
@@ -222,10 +223,10 @@ class IndexStore:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        for name, array in (("vectors.npy", vectors.astype(np.float16)),
-                            ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16)),
-                            ("sentence_offsets.npy", np.asarray(sentence_offsets, dtype=np.int64))):
-            with open(work / name, "wb") as fh:
+        for fname, array in (("vectors.npy", vectors.astype(np.float16)),
+                             ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16)),
+                             ("sentence_offsets.npy", np.asarray(sentence_offsets, dtype=np.int64))):
+            with open(work / fname, "wb") as fh:
                 np.save(fh, array)
         faiss.write_index(build_faiss(vectors, hnsw_threshold), str(work / "index.faiss"))
         _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))

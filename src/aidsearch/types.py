@@ -54,6 +54,15 @@ class Chunk:
     page: int | None = None
     heading: str = ""
     context: str = ""
+    page_starts: tuple[tuple[int, int], ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """Page of a char offset inside this passage (pages may change within a passage)."""
+        page = self.page
+        for start, number in self.page_starts:
+            if offset >= start:
+                page = number
+        return page
 
     def embed_text(self) -> str:
         """The text given to the embedder and to keyword search: document context, then the passage."""
@@ -104,7 +113,13 @@ class Citation:
     def to_dict(self) -> dict[str, Any]:
         d = self.hit.to_dict()
         d.pop("rank")
+        d["page"] = self.page
         return {"n": self.n, **d, "highlights": [list(s) for s in self.sentences]}
+
+    @property
+    def page(self) -> int | None:
+        """The page of the first quoted sentence (or of the passage start)."""
+        return self.hit.chunk.page_at(self.sentences[0][0] if self.sentences else 0)
 
 
 @dataclass(frozen=True)
