@@ -10,7 +10,7 @@ from .types import Chunk, Document, content_hash
 CHUNKER_VERSION = 7
 CountTokens = Callable[[Sequence[str]], list[int]]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…;])[\"'”»)\]]*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
+_SENTENCE_END = re.compile(r"(?<=[.!?…;])(?:\s?[\"'”»)\]])*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
 _ABBREVIATIONS = frozenset("mr. mrs. ms. dr. prof. st. mme. mlle. m. no. n°. nr. etc. e.g. i.e. cf. vs. art. p. pp. "
                            "vol. fig. approx. env. av. apr. j.-c. inc. ltd. co. dept.".split())
 _BULLET = re.compile(r"^\s*(?:[-•*–·▪●]|\d{1,2}[.)])\s+")

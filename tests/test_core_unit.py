@@ -1,0 +1,187 @@
+"""Fast tests of chunking, storage, retrieval and answers with a deterministic hashing embedder."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from aidsearch.api import Aidsearch
+from aidsearch.answer import AnswerPolicy, compose
+from aidsearch.chunk import chunk_document, passage_sentences, units
+from aidsearch.config import load_settings
+from aidsearch.embed import HashEmbedder
+from aidsearch.errors import IndexCorruptError, IndexLockedError, QueryError
+from aidsearch.indexer import build_index
+from aidsearch.retrieve import parse_filters
+from aidsearch.store import IndexStore
+from aidsearch.types import Answer, Chunk, Citation, Document, Hit, Page, content_hash
+from helpers import copy_seeds
+
+pytestmark = pytest.mark.unit
+EMB = HashEmbedder()
+
+
+def _doc(text: str, pages: tuple[Page, ...] = ()) -> Document:
+    return Document(content_hash(text), "a.txt", "Title", text, "en", {}, pages)
+
+
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=80),
+                min_size=1, max_size=30),
+       st.integers(16, 80), st.integers(0, 7))
+@hsettings(max_examples=150, deadline=None)
+def test_chunk_offsets_are_exact(parts, max_tokens, overlap):
+    text = "\n".join(parts)
+    doc = _doc(text)
+    chunks = chunk_document(doc, EMB.count_tokens, max_tokens=max_tokens, overlap=overlap)
+    for c in chunks:
+        assert c.text == text[c.start:c.end]
+        assert c.text.strip() == c.text and c.text
+    covered = {i for c in chunks for i in range(c.start, c.end)}
+    assert all(text[i].isspace() or i in covered for i in range(len(text)))
+    for s in (s for c in chunks for s in passage_sentences(c.text)):
+        assert s.text
+
+
+def test_chunks_respect_token_budget_and_overlap():
+    text = "\n\n".join(f"Paragraph {i}. " + " ".join(f"word{i}x{j}" for j in range(30)) + "." for i in range(20))
+    chunks = chunk_document(_doc(text), EMB.count_tokens, max_tokens=80, overlap=20)
+    assert len(chunks) > 5
+    assert all(EMB.count_tokens([c.text])[0] <= 80 + 8 for c in chunks)
+    assert sum(b.start < a.end for a, b in zip(chunks, chunks[1:])) >= len(chunks) // 2
+    plain = chunk_document(_doc(text), EMB.count_tokens, max_tokens=80, overlap=0)
+    assert all(b.start >= a.end for a, b in zip(plain, plain[1:]))
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    with pytest.raises(ValueError, match="overlap must be in 0..39, got 40"):
+        chunk_document(_doc(text), EMB.count_tokens, max_tokens=80, overlap=40)
+
+
+def test_pages_follow_chunks():
+    p1, p2 = "First page text about wells. " * 10, "Second page text about schools. " * 10
+    text = p1 + "\n\n" + p2
+    doc = _doc(text, (Page(1, 0, len(p1)), Page(2, len(p1) + 2, len(text))))
+    chunks = chunk_document(doc, EMB.count_tokens, max_tokens=40, overlap=0)
+    assert chunks[0].page == 1 and chunks[-1].page == 2
+    for c in chunks:
+        for s in passage_sentences(c.text):
+            assert c.page_at(s.start) == (1 if c.start + s.start < len(p1) else 2)
+
+
+def test_label_lines_join_their_values():
+    text = "Country\nLaos\n\nTotal budget\n28,400,000 EUR\nDonors Amount\nSwiss Agency for Development and Cooperation (SDC)\nUS$ 4,000,000\n"
+    got = [s.text for s in passage_sentences(text)]
+    assert "Country: Laos" in got and "Total budget: 28,400,000 EUR" in got
+    assert "Swiss Agency for Development and Cooperation (SDC): US$ 4,000,000" in got
+
+
+def test_sentence_split_keeps_abbreviations():
+    spans = units("Mr. Smith met Dr. Jones. The U.N. agreed. Il a dit : « Oui. » Puis il est parti.")
+    assert len(spans) == 4
+
+
+def test_filter_parsing():
+    assert parse_filters(["country=Laos", "country=Kosovo", "year=2014-2016"]) == {
+        "country": ("Laos", "Kosovo"), "year": ("2014-2016",)}
+    assert parse_filters({"lang": ["fr"], "funder": ""}) == {"lang": ("fr",)}
+    for bad, msg in ((["country"], "malformed filter"), (["size=3"], "unknown filter 'size'"),
+                     (["year=recent"], "bad year filter 'recent'"), (["=x"], "malformed filter")):
+        with pytest.raises(QueryError, match=msg):
+            parse_filters(bad)
+
+
+def _hit(n: int) -> Hit:
+    chunk = Chunk(f"c{n}", f"d{n}", f"s{n}.txt", "T", "Total budget\n28,400,000 EUR", 0, 27, "en")
+    return Hit(chunk, 1.0, n, 0.9, 1.0)
+
+
+def test_citations_are_one_based_and_bounded():
+    answer = Answer("q", "en", True, "x [1] y [2]", (Citation(1, _hit(1)), Citation(2, _hit(2))))
+    assert answer.citation(1).hit.rank == 1 and answer.citation(2).hit.rank == 2
+    for bad in (0, -1, 3):
+        with pytest.raises(IndexError):
+            answer.citation(bad)
+
+
+def test_compose_numbers_citations_in_order_of_use():
+    hits = [_hit(1), _hit(2)]
+    q = "What is the total budget?"
+    qv = EMB.encode_queries([q])[0]
+    answer = compose(q, "en", hits, qv, lambda h: EMB.encode_passages([s.text for s in passage_sentences(h.chunk.text)]))
+    assert answer.found and answer.text.endswith("[1]") and answer.citations[0].n == 1
+    assert answer.citations[0].sentences == ((0, 27),)
+    none = compose(q, "fr", [], qv, lambda h: np.zeros((0, 64)))
+    assert not none.found and none.text == "Aucune réponse trouvée dans les documents indexés."
+
+
+@pytest.fixture()
+def small_index(tmp_path):
+    settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    build_index(settings, EMB)
+    return settings
+
+
+def test_half_written_generation_is_ignored(small_index):
+    store = IndexStore(small_index.index_dir)
+    good = store.current()
+    junk = small_index.index_dir / ".gen-000099.tmp-123"
+    junk.mkdir()
+    (junk / "manifest.json").write_text("{broken")
+    (small_index.index_dir / ".CURRENT.tmp-5").write_text("gen-000099")
+    app = Aidsearch(small_index, EMB)
+    assert store.current() == good and app.stats()["documents"] == 5
+    build_index(small_index, EMB, rebuild=True)
+    assert not junk.exists() and store.current() != good
+
+
+def test_damaged_index_gives_one_line_error(small_index):
+    store = IndexStore(small_index.index_dir)
+    (store.current() / "chunks.jsonl").write_text("not json\n")
+    with pytest.raises(IndexCorruptError, match=r"damaged .*aidsearch index --rebuild") as err:
+        Aidsearch(small_index, EMB)
+    assert "\n" not in str(err.value)
+    report = build_index(small_index, EMB)
+    assert report.written and Aidsearch(small_index, EMB).stats()["passages"] == report.chunks
+
+
+def _hold_lock(index_dir, ready, release):
+    store = IndexStore(index_dir)
+    with store.lock():
+        ready.set()
+        release.wait(10)
+
+
+def test_second_writer_is_refused(small_index):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(small_index.index_dir, ready, release))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(IndexLockedError, match=rf"another process \(pid {proc.pid}\) is writing"):
+            build_index(small_index, EMB)
+    finally:
+        release.set()
+        proc.join(10)
+    assert build_index(small_index, EMB, rebuild=True).written
+
+
+def test_manifest_records_model_chunking_and_documents(small_index):
+    store = IndexStore(small_index.index_dir)
+    m = store.read_manifest()
+    assert m["model"]["fingerprint"] == EMB.info.fingerprint
+    assert m["chunking"]["max_tokens"] == small_index.chunk_tokens
+    assert set(m["documents"]) == {p.name for p in small_index.corpus_dir.iterdir()}
+    assert m["languages"] == {"en": 3, "fr": 2}
+    assert {"sentence-transformers", "faiss-cpu", "aidsearch"} <= set(m["versions"])
+
+
+def test_hash_embedder_search_finds_exact_words(small_index):
+    app = Aidsearch(small_index, EMB)
+    hits = app.search("Gjilan Prizren", k=3).hits
+    assert hits[0].chunk.source.startswith("002")
+    assert [h.rank for h in hits] == [1, 2, 3]
+    data = json.loads(json.dumps(app.search("LAO/027").to_dict()))
+    assert data["hits"][0]["source"].startswith("001")
