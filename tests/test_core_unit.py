@@ -47,7 +47,8 @@ def test_chunk_offsets_are_exact(parts, max_tokens, overlap):
 
 
 def test_chunks_respect_token_budget_and_overlap():
-    text = "\n\n".join(f"Paragraph {i}. " + " ".join(f"word{i}x{j}" for j in range(30)) + "." for i in range(20))
+    text = "\n\n".join(" ".join(f"Sentence {i} {k} " + " ".join(f"w{i}x{k}x{j}" for j in range(6)) + "."
+                                  for k in range(6)) for i in range(20))
     chunks = chunk_document(_doc(text), EMB.count_tokens, max_tokens=80, overlap=20)
     assert len(chunks) > 5
     assert all(EMB.count_tokens([c.text])[0] <= 80 + 8 for c in chunks)
