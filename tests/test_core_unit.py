@@ -186,3 +186,21 @@ def test_hash_embedder_search_finds_exact_words(small_index):
     assert [h.rank for h in hits] == [1, 2, 3]
     data = json.loads(json.dumps(app.search("LAO/027").to_dict()))
     assert data["hits"][0]["source"].startswith("001")
+
+
+def test_hnsw_recall_against_exact_search():
+    from aidsearch.store import build_faiss
+
+    rng = np.random.default_rng(7)
+    centers = rng.normal(size=(50, 64)).astype(np.float32)
+    vectors = centers[rng.integers(0, 50, 6000)] + 0.6 * rng.normal(size=(6000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[rng.choice(6000, 100, replace=False)] + 0.1 * rng.normal(size=(100, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = build_faiss(vectors, hnsw_threshold=10**9)
+    approx = build_faiss(vectors, hnsw_threshold=1000)
+    assert type(exact).__name__ == "IndexFlatIP" and type(approx).__name__ == "IndexHNSWFlat"
+    _, truth = exact.search(queries, 10)
+    _, found = approx.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall >= 0.95
