@@ -61,7 +61,7 @@ class Aidsearch:
             return self._retriever
 
     def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-               max_per_doc: int | None = None) -> SearchResult:
+               max_per_doc: int | None = None, mode: str = "hybrid") -> SearchResult:
         query = check_question(query)
         parsed = parse_filters(filters)
         t0 = time.perf_counter()
@@ -69,12 +69,13 @@ class Aidsearch:
         qv = self.embedder.encode_queries([query])[0]
         t1 = time.perf_counter()
         hits = retriever.search(query, k=k or self.settings.k, filters=parsed, query_vector=qv,
-                                max_per_doc=max_per_doc or self.settings.max_per_doc)
+                                max_per_doc=max_per_doc or self.settings.max_per_doc, mode=mode)
         t2 = time.perf_counter()
         timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return SearchResult(query, detect_en_fr(query), tuple(hits), timings, {k: list(v) for k, v in parsed.items()})
 
-    def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
+            mode: str = "hybrid") -> Answer:
         question = check_question(question)
         parsed = parse_filters(filters)
         t0 = time.perf_counter()
@@ -82,7 +83,7 @@ class Aidsearch:
         qv = self.embedder.encode_queries([question])[0]
         t1 = time.perf_counter()
         hits = retriever.search(question, k=k or self.settings.k, filters=parsed, query_vector=qv,
-                                max_per_doc=self.settings.max_per_doc)
+                                max_per_doc=self.settings.max_per_doc, mode=mode)
         t2 = time.perf_counter()
         answer = compose(question, detect_en_fr(question), hits, qv, retriever.sentence_vectors, self.policy)
         t3 = time.perf_counter()

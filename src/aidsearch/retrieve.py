@@ -14,6 +14,7 @@ from .store import Generation
 from .types import Document, Hit
 
 FILTER_KEYS = ("country", "lang", "funder", "year", "source")
+MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
 
@@ -115,8 +116,12 @@ class Retriever:
         return top, scores[top]
 
     def search(self, query: str, *, k: int = 5, filters: dict[str, tuple[str, ...]] | None = None,
-               max_per_doc: int = 3, candidates: int = 50, query_vector: np.ndarray | None = None) -> list[Hit]:
-        """Top ``k`` passages for ``query``: RRF of dense and BM25 rankings, at most ``max_per_doc`` per document."""
+               max_per_doc: int = 3, candidates: int = 50, query_vector: np.ndarray | None = None,
+               mode: str = "hybrid") -> list[Hit]:
+        """Top ``k`` passages for ``query``: RRF of dense, BM25 and best-sentence rankings, at most ``max_per_doc``
+        per document. ``mode`` "dense" or "bm25" uses one ranking alone (for comparisons)."""
+        if mode not in MODES:
+            raise QueryError(f"unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}")
         if not self.chunks:
             return []
         mask = self.mask(filters or {})
@@ -130,7 +135,9 @@ class Retriever:
         s_ids = pool[np.argsort(-best_sentence, kind="stable")]
         fused: dict[int, float] = {}
         lexical_weight = 2.0 if self.gen.lexical.has_exact_terms(query) else 1.0
-        for ranking, weight in ((d_ids, 1.0), (l_ids, lexical_weight), (s_ids, 1.0)):
+        rankings = {"hybrid": ((d_ids, 1.0), (l_ids, lexical_weight), (s_ids, 1.0)),
+                    "dense": ((d_ids, 1.0),), "bm25": ((l_ids, 1.0),)}[mode]
+        for ranking, weight in rankings:
             for rank, row in enumerate(ranking):
                 fused[int(row)] = fused.get(int(row), 0.0) + weight / (RRF_K + rank + 1)
         lexical = dict(zip(map(int, l_ids), map(float, l_scores)))
