@@ -204,3 +204,12 @@ def test_hnsw_recall_against_exact_search():
     _, found = approx.search(queries, 10)
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
     assert recall >= 0.95
+
+
+def test_mixed_language_document_gets_chunk_languages():
+    en = " ".join(["The health programme trained nurses and midwives in the northern provinces of the country."] * 6)
+    fr = " ".join(["Le programme de santé a formé des infirmières et des sages-femmes dans les provinces du nord."] * 6)
+    doc = Document(content_hash(en + fr), "mixed.txt", "Mixed", en + "\n\n" + fr, "en", {})
+    chunks = chunk_document(doc, EMB.count_tokens, max_tokens=60, overlap=0)
+    assert {c.lang for c in chunks} == {"en", "fr"}
+    assert chunks[0].lang == "en" and chunks[-1].lang == "fr"

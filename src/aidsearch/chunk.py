@@ -5,9 +5,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .lang import detect_language
 from .types import Chunk, Document, content_hash
 
-CHUNKER_VERSION = 7
+CHUNKER_VERSION = 8
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])(?:\s?[\"'”»)\]])*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
@@ -144,10 +145,14 @@ def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int 
     chunks = []
     for i, j in spans:
         start, end = sized[i][0].start, sized[j - 1][0].end
+        lang = doc.lang
+        if len(spans) > 1 and len(doc.text[start:end].split()) >= 20:
+            found = detect_language(doc.text[start:end])
+            lang = found if found != "und" else doc.lang
         heading = headings[i] if not sized[i][0].heading else ""
         chunks.append(Chunk(
             id=content_hash(f"{doc.id}:{start}:{end}"), doc_id=doc.id, source=doc.source, title=doc.title,
-            text=doc.text[start:end], start=start, end=end, lang=doc.lang, page=doc.page_at(start), heading=heading,
+            text=doc.text[start:end], start=start, end=end, lang=lang, page=doc.page_at(start), heading=heading,
             context=" — ".join(p for p in (base, heading) if p),
             page_starts=tuple((p.start - start, p.number) for p in doc.pages if start < p.start < end),
         ))
