@@ -72,9 +72,21 @@ def _term_weight(term: str) -> float:
     return 3.0 if any(c.isdigit() for c in term) or "/" in term else 1.0
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A candidate sentence with its score and the evidence behind it."""
+
+    score: float
+    similarity: float
+    passage: int
+    sentence: Sentence
+    typed: bool | None
+    own_terms: int
+
+
 def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], vectors: SentenceVectors,
-                   policy: AnswerPolicy) -> list[tuple[float, int, Sentence]]:
-    """Candidate sentences of the ``top`` passages as (score, passage number, sentence), best first."""
+                   policy: AnswerPolicy) -> list[Scored]:
+    """Candidate sentences of the ``top`` passages, best first."""
     terms = key_terms(question)
     total = sum(_term_weight(t) for t in terms)
     asks = [kind for kind, pattern in _ASKS.items() if pattern.search(fold(question))]
@@ -86,15 +98,24 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
         sims = vectors(hit) @ query_vector
         context = set(tokenize(hit.chunk.context))
         for cand, sim in zip(cands, sims):
-            found = terms & (set(tokenize(cand.text)) | context)
+            own = terms & set(tokenize(cand.text))
+            found = own | (terms & context)
             overlap = sum(_term_weight(t) for t in found) / total if total else 0.0
-            boost = policy.type_boost * any(_HAS[kind].search(cand.text) for kind in asks)
+            typed = any(_HAS[kind].search(cand.text) for kind in asks) if asks else None
             title_only = fold(cand.text) in fold(hit.chunk.context)
             score = (float(sim) + policy.passage_weight * hit.dense + policy.term_weight * overlap
-                     + boost - 0.05 * title_only)
-            scored.append((score, i, cand))
-    scored.sort(key=lambda t: -t[0])
+                     + policy.type_boost * bool(typed) - 0.05 * title_only)
+            scored.append(Scored(score, float(sim), i, cand, typed, len(own)))
+    scored.sort(key=lambda t: -t.score)
     return scored
+
+
+def _supports(extra: Scored, best: Scored, policy: AnswerPolicy) -> bool:
+    """An extra sentence joins the answer only if it is as close to the question and carries the asked kind of
+    fact (an amount, a date, a count) or, for other questions, one of the question's names."""
+    relevant = extra.typed if extra.typed is not None else extra.own_terms >= 1
+    return (extra.score >= best.score - policy.margin and extra.similarity >= best.similarity - policy.margin
+            and relevant and len(extra.sentence.text.split()) >= 4)
 
 
 def compose(question: str, language: str, hits: Sequence[Hit], query_vector: np.ndarray,
@@ -107,31 +128,32 @@ def compose(question: str, language: str, hits: Sequence[Hit], query_vector: np.
     scored = rank_sentences(question, query_vector, top, vectors, policy)
     if not scored:
         return none
-    best, first, _ = scored[0]
-    best_doc = top[first].chunk.doc_id
-    chosen: list[tuple[int, Sentence]] = []
-    seen: set[str] = set()
-    length = 0
-    for score, i, cand in scored:
-        if len(chosen) >= policy.max_sentences or score < best - policy.margin:
+    best = scored[0]
+    best_doc = top[best.passage].chunk.doc_id
+    chosen: list[Scored] = [best]
+    length = len(best.sentence.text)
+    for extra in scored[1:]:
+        if len(chosen) >= policy.max_sentences or extra.score < best.score - policy.margin:
             break
-        if top[i].chunk.doc_id != best_doc or cand.text in seen:
+        cand = extra.sentence
+        if top[extra.passage].chunk.doc_id != best_doc or any(c.sentence.text == cand.text for c in chosen):
             continue
-        if any(j == i and c.start < cand.end and cand.start < c.end for j, c in chosen):
+        if any(c.passage == extra.passage and c.sentence.start < cand.end and cand.start < c.sentence.end
+               for c in chosen):
             continue
-        if chosen and length + len(cand.text) > policy.max_chars:
+        if not _supports(extra, best, policy) or length + len(cand.text) > policy.max_chars:
             continue
-        seen.add(cand.text)
-        chosen.append((i, cand))
+        chosen.append(extra)
         length += len(cand.text)
     numbers: dict[int, int] = {}
     parts = []
-    for i, cand in chosen:
-        n = numbers.setdefault(i, len(numbers) + 1)
-        text = cand.text if len(cand.text) <= 400 else cand.text[:397].rsplit(" ", 1)[0] + "…"
+    for c in chosen:
+        n = numbers.setdefault(c.passage, len(numbers) + 1)
+        text = c.sentence.text
+        text = text if len(text) <= 400 else text[:397].rsplit(" ", 1)[0] + "…"
         parts.append(f"{text} [{n}]")
     citations = tuple(
-        Citation(n, top[i], tuple((c.start, c.end) for j, c in chosen if j == i))
+        Citation(n, top[i], tuple((c.sentence.start, c.sentence.end) for c in chosen if c.passage == i))
         for i, n in sorted(numbers.items(), key=lambda kv: kv[1])
     )
     return Answer(question, language, True, " ".join(parts), citations)

@@ -79,7 +79,7 @@ def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild
                                chunking=chunking_settings(settings))
         return gen
     except (IndexMismatchError, IndexCorruptError) as exc:
-        log.warning("%s; rebuilding from scratch", str(exc).split(":")[0])
+        log.warning("%s; rebuilding from scratch", str(exc).rsplit(": rebuild it", 1)[0])
         return None
 
 

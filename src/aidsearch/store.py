@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from .types import Chunk, Document, Page
 FORMAT = 1
 HNSW_THRESHOLD = 50_000
 CURRENT = "CURRENT"
+_GENERATION = re.compile(r"gen-(\d{6,})")
 LOCK = ".lock"
 
 
@@ -128,7 +130,7 @@ class IndexStore:
         except FileNotFoundError:
             return None
         folder = self.root / name
-        return folder if name and folder.is_dir() else None
+        return folder if _GENERATION.fullmatch(name) and folder.is_dir() else None
 
     def exists(self) -> bool:
         return self.current() is not None
@@ -217,7 +219,7 @@ class IndexStore:
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         self.root.mkdir(parents=True, exist_ok=True)
         previous = self.current()
-        number = int(previous.name.split("-")[1]) + 1 if previous else 1
+        number = int(previous.name[4:]) + 1 if previous else 1
         name = f"gen-{number:06d}"
         work = self.root / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)

@@ -97,6 +97,7 @@ class Hit:
             "start": c.start,
             "end": c.end,
             "score": round(float(self.score), 6),
+            "similarity": round(float(self.dense), 4),
             "text": c.text,
             "country": self.metadata.get("country"),
         }
