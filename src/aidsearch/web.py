@@ -10,6 +10,7 @@ import binascii
 import html
 import io
 import json
+import logging
 import re
 import secrets
 import sys
@@ -18,7 +19,7 @@ import unicodedata
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import gradio as gr
 from fastapi import FastAPI, Request
@@ -30,11 +31,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .api import Aidsearch
 from .config import Settings
 from .errors import AidsearchError, ConfigError
+from .indexer import Progress
 from .lang import detect_en_fr
 from .types import Answer, Document
 
+log = logging.getLogger("aidsearch")
 ASSETS = Path(__file__).parent / "web_assets"
 CONTEXT_CHARS = 600
+EXCERPT_CHARS = 180
 UPLOAD_FOLDER = "uploads"
 _DOC_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -79,7 +83,6 @@ UI: dict[str, dict[str, str]] = {
         "fr": "French",
         "added": "added and indexed",
         "unchanged": "already in the index",
-        "not_indexed": "saved but not indexed",
         "rejected": "rejected",
         "no_files": "Choose one or more files first.",
         "reading": "Reading documents",
@@ -89,7 +92,8 @@ UI: dict[str, dict[str, str]] = {
     },
     "fr": {
         "title": "Assistant documentaire des projets",
-        "subtitle": "Posez vos questions en français ou en anglais. Les réponses citent les documents indexés, avec des sources numérotées.",
+        "subtitle": "Posez vos questions en français ou en anglais. Les réponses citent les documents indexés, "
+                    "avec des sources numérotées.",
         "placeholder": "Posez une question en français ou en anglais…",
         "ask": "Demander",
         "new_chat": "Nouvelle conversation",
@@ -125,7 +129,6 @@ UI: dict[str, dict[str, str]] = {
         "fr": "français",
         "added": "ajouté et indexé",
         "unchanged": "déjà dans l'index",
-        "not_indexed": "enregistré mais non indexé",
         "rejected": "refusé",
         "no_files": "Choisissez d'abord un ou plusieurs fichiers.",
         "reading": "Lecture des documents",
@@ -156,12 +159,12 @@ _FOLLOWUP = re.compile(
 _WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
 _NOT_SUBJECT = frozenset("""
 a an the of in on at for to from by with and or is are was were be been does do did has have had what which who whom
-whose when where why how long many much total its their this that these those there it project's about any all
-last lasts take takes cost costs budget budgets duration amount funding funded fund contribution contribute contributes
-start starts started end ends ended period date dates year years month months number give gave receive received
-le la les l de du des d un une et ou en au aux à a est sont était par pour sur dans avec quel quelle quels quelles
-qui que qu quoi quand où comment combien son sa ses leur leurs ce cet cette ces y il elle se s total totale coût
-montant durée budget financement finance financé contribution période date dates année années mois début fin
+whose when where why how long many much its their this that these those there it about any all last lasts take takes
+total cost costs budget budgets duration amount funding funded fund contribution contribute contributes start starts
+started end ends ended period date dates year years month months number give gave receive received
+le la les l de du des d un une et ou en au aux à est sont était par pour sur dans avec quel quelle quels quelles qui
+que qu quoi quand où comment combien son sa ses leur leurs ce cet cette ces y il elle se s totale coût montant durée
+financement finance financé période année années mois début fin
 """.split())
 
 
@@ -195,8 +198,8 @@ def question_language(question: str) -> str:
 
 def _esc(text: Any) -> str:
     """Escaped text with newlines as ``<br>`` so a message stays one markdown HTML block."""
-    out = html.escape(str(text), quote=True)
-    out = re.sub(r"\n\s*\n\s*", "\n\n", out.replace("\r", ""))
+    out = html.escape(str(text), quote=True).replace("\r", "")
+    out = re.sub(r"\n[ \t]*\n\s*", '<span class="as-gap"></span>', out)
     return out.replace("\n", "<br>")
 
 
@@ -211,6 +214,22 @@ def _marked(text: str, spans: Sequence[Sequence[int]], offset: int = 0) -> str:
         pos = e
     out.append(_esc(text[pos:]))
     return "".join(out)
+
+
+def _excerpt(text: str, spans: Sequence[Sequence[int]], pad: int = EXCERPT_CHARS) -> str:
+    """The part of a passage around its highlighted sentences (the whole passage is in the context view)."""
+    first = min((int(s) for s, _ in spans), default=0)
+    last = max((int(e) for _, e in spans), default=min(len(text), pad))
+    lo, hi = max(0, first - pad), min(len(text), last + pad)
+    if lo > 0:  # start and stop at a line break, else at a word boundary
+        cut = text.find("\n", lo, first)
+        cut = cut if cut >= 0 else text.find(" ", lo, first)
+        lo = cut + 1 if cut >= 0 else lo
+    if hi < len(text):
+        cut = text.rfind("\n", last, hi)
+        cut = cut if cut >= 0 else text.rfind(" ", last, hi)
+        hi = cut if cut > 0 else hi
+    return ("…" if lo else "") + _marked(text[lo:hi], spans, lo) + ("…" if hi < len(text) else "")
 
 
 def format_filters(filters: Mapping[str, Sequence[str]]) -> str:
@@ -229,19 +248,28 @@ def _context_html(doc: Document | None, cit: Mapping[str, Any]) -> str:
             f'{_marked(doc.text[start:end], spans, start)}</span>{_esc(after)}</div>')
 
 
+_CHIPS = {"country": "country", "lang": "language", "page": "page", "score": "score"}  # chip → UI label key
+
+
+def _token(value: Any) -> str:
+    """A value reduced to a safe CSS class suffix."""
+    return re.sub(r"[^a-z0-9-]", "", str(value).lower()) or "x"
+
+
 def render_card(cit: Mapping[str, Any], doc: Document | None, lang: str) -> str:
     """One numbered source: title, facts, highlighted passage; expands to the surrounding text and links."""
     doc_id = html.escape(str(cit["doc_id"]), quote=True)
-    facts = [(t(lang, "country"), cit.get("country")), (t(lang, "language"), t(lang, cit["lang"]) if cit["lang"] in UI else cit["lang"]),
-             (t(lang, "page"), cit.get("page")), (t(lang, "score"), f"{float(cit['score']):.3f}")]
-    chips = "".join(f'<span class="as-chip"><span class="as-chip-k">{_esc(k)}</span> {_esc(v)}</span>'
-                    for k, v in facts if v not in (None, ""))
+    language = t(lang, cit["lang"]) if cit["lang"] in UI else cit["lang"]
+    facts = {"country": cit.get("country"), "lang": language, "page": cit.get("page"),
+             "score": f"{float(cit['score']):.3f}"}
+    chips = "".join(f'<span class="as-chip as-chip-{key}"><span class="as-chip-k">{_esc(t(lang, _CHIPS[key]))}</span> '
+                    f'<span class="as-chip-v">{_esc(v)}</span></span>' for key, v in facts.items() if v not in (None, ""))
     return (
-        f'<details class="as-card" data-n="{int(cit["n"])}" data-doc="{doc_id}">'
+        f'<details class="as-card as-lang-{_token(cit["lang"])}">'
         f'<summary><div class="as-card-head"><span class="as-n">[{int(cit["n"])}]</span>'
         f'<span class="as-title">{_esc(cit["title"])}</span></div>'
         f'<div class="as-chips">{chips}<span class="as-source">{_esc(cit["source"])}</span></div>'
-        f'<div class="as-passage">{_marked(cit["text"], cit["highlights"])}</div>'
+        f'<div class="as-passage">{_excerpt(cit["text"], cit["highlights"])}</div>'
         f'<div class="as-expand">{_esc(t(lang, "in_context"))}</div></summary>'
         f'{_context_html(doc, cit)}'
         f'<div class="as-links"><a class="as-doc-link" href="/documents/{doc_id}" target="_blank" rel="noopener">'
@@ -256,21 +284,23 @@ def render_answer(answer: Answer, lang: str, documents: Callable[[str], Document
     data = answer.to_dict()
     header = []
     if data["filters"]:
-        header.append(f'<span class="as-filters">{_esc(t(lang, "filters_header"))}: {_esc(format_filters(data["filters"]))}</span>')
+        shown = f'{t(lang, "filters_header")}: {format_filters(data["filters"])}'
+        header.append(f'<span class="as-filters">{_esc(shown)}</span>')
     if subject:
         header.append(f'<span class="as-followup">{_esc(t(lang, "followup"))}: {_esc(subject)}</span>')
     head = f'<div class="as-header">{"".join(header)}</div>' if header else ""
     if not data["found"]:
-        return (f'<div class="as-answer as-none" data-lang="{lang}">{head}<p class="as-text">{_esc(t(lang, "none"))}</p>'
+        return (f'<div class="as-answer as-none as-lang-{lang}">{head}<p class="as-text">{_esc(t(lang, "none"))}</p>'
                 f'<p class="as-hint">{_esc(t(lang, "hint_none"))}</p></div>')
     text = re.sub(r"\[(\d+)\]", r'<span class="as-ref">[\1]</span>', _esc(data["answer"]))
     cards = "".join(render_card(c, documents(c["doc_id"]), lang) for c in data["citations"])
-    return (f'<div class="as-answer" data-lang="{lang}">{head}<p class="as-text">{text}</p>'
+    return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>'
             f'<div class="as-sources"><div class="as-sources-title">{_esc(t(lang, "sources"))}</div>{cards}</div></div>')
 
 
 def render_error(message: str, lang: str) -> str:
-    return f'<div class="as-answer as-error" data-lang="{lang}"><p class="as-text">{_esc(t(lang, "error"))}: {_esc(message)}</p></div>'
+    text = _esc(f'{t(lang, "error")}: {message}')
+    return f'<div class="as-answer as-error as-lang-{lang}"><p class="as-text">{text}</p></div>'
 
 
 def render_stats(stats: Mapping[str, Any], lang: str) -> str:
@@ -290,12 +320,14 @@ UPLOAD_MESSAGES = {
            "empty": "empty file", "too_big": "file too large ({mb:.1f} MB; the limit is {limit} MB)",
            "not_pdf": "not a PDF: the content does not start with %PDF-",
            "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content"},
-    "fr": {"bad_name": "nom de fichier inutilisable", "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
+    "fr": {"bad_name": "nom de fichier inutilisable",
+           "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
            "empty": "fichier vide", "too_big": "fichier trop volumineux ({mb:.1f} Mo ; la limite est de {limit} Mo)",
            "not_pdf": "pas un PDF : le contenu ne commence pas par %PDF-",
            "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire"},
 }
-_KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text", ".markdown": "text"}
+_KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text",
+          ".markdown": "text"}
 _UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
 
 
@@ -315,11 +347,10 @@ def safe_filename(name: str) -> str:
     name = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = _UNSAFE_CHARS.sub("_", name).replace("..", "_")
-    name = re.sub(r"\s+", " ", name).strip(" ._-")
-    stem, dot, ext = name.rpartition(".")
+    stem, dot, ext = re.sub(r"\s+", " ", name).strip().rpartition(".")
     if not dot:
-        stem, ext = name, ""
-    stem = stem.strip(" ._-")[:120]
+        stem, ext = ext, ""
+    stem, ext = stem.strip(" ._-")[:120], ext.strip()
     if not stem:
         raise UploadRejected("bad_name")
     return f"{stem}.{ext.lower()}" if ext else stem
@@ -439,6 +470,8 @@ class SearchRequest(BaseModel):
 def _one_line(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
+        if err.get("type") == "json_invalid":
+            return "the request body is not valid JSON"
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     return "; ".join(parts).replace("\n", " ") or "invalid request"
@@ -517,7 +550,6 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
         return JSONResponse({"error": "document not found"}, status_code=404)
 
 
-
 # --------------------------------------------------------------------------- the page
 
 
@@ -527,14 +559,6 @@ def _year_filter(years: Sequence[int], lo: str | None, hi: str | None) -> str | 
     a = int(lo) if lo else min(years, default=1900)
     b = int(hi) if hi else max(years, default=2100)
     return f"{min(a, b)}-{max(a, b)}"
-
-
-def _message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return str(content or "")
 
 
 class Page:
@@ -588,42 +612,43 @@ class Page:
         with self.feedback_lock, open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    def add_files(self, files: Sequence[str], lang: str, progress: Callable[[str, int, int], None] | None = None) -> list[str]:
-        """Validate, save into ``corpus/uploads`` and index; one line per file (HTML-escaped)."""
+    def add_files(self, files: Sequence[str], lang: str, progress: Progress | None = None) -> list[str]:
+        """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing."""
         settings = self.engine.settings
         max_bytes = int(settings.max_upload_mb) * 1024 * 1024
         folder = Path(settings.corpus_dir) / UPLOAD_FOLDER
-        results: list[tuple[str, str | None, str]] = []  # (shown name, source or None, message)
+        saved: list[tuple[str, Path, bool]] = []  # (shown name, saved path, newly written)
+        rows: list[tuple[str, bool, str]] = []  # (shown name, ok, message); ``saved`` entries are filled in below
         for item in files:
             src = Path(item)
-            shown = src.name
             try:
-                if src.stat().st_size > max_bytes:
-                    raise UploadRejected("too_big", mb=src.stat().st_size / 1024 / 1024, limit=settings.max_upload_mb)
-                name = check_upload(src.name, src.read_bytes(), max_bytes)
-                path, new = save_upload(folder, name, src.read_bytes())
-                results.append((shown, path.relative_to(settings.corpus_dir).as_posix(), ""))
+                size = src.stat().st_size
+                if size > max_bytes:
+                    raise UploadRejected("too_big", mb=size / 1024 / 1024, limit=settings.max_upload_mb)
+                data = src.read_bytes()
+                path, new = save_upload(folder, check_upload(src.name, data, max_bytes), data)
+                saved.append((src.name, path, new))
             except UploadRejected as exc:
-                results.append((shown, None, f"{t(lang, 'rejected')}: {exc.message(lang)}"))
+                rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.message(lang)}"))
             except OSError as exc:
-                results.append((shown, None, f"{t(lang, 'rejected')}: {exc.strerror or exc}"))
-        report = None
-        if any(source for _, source, _ in results):
+                rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.strerror or exc}"))
+        if saved:
             with self.upload_lock:
                 report = self.engine.update(progress=progress)
-        lines = []
-        for shown, source, message in results:
-            if source is not None and report is not None:
-                skipped = {s.source: s.reason for s in report.skipped}
-                if source in skipped:
-                    message = f"{t(lang, 'not_indexed')}: {skipped[source]}"
-                elif source in report.added or source in report.updated:
-                    message = t(lang, "added")
+            skipped = {s.source: s.reason for s in report.skipped}
+            fresh = set(report.added) | set(report.updated)
+            for shown, path, new in saved:
+                source = path.relative_to(settings.corpus_dir).as_posix()
+                if source in skipped:  # unreadable after all (e.g. a PDF without text): do not keep it
+                    if new:
+                        path.unlink(missing_ok=True)
+                    rows.append((shown, False, f"{t(lang, 'rejected')}: {skipped[source]}"))
                 else:
-                    message = t(lang, "unchanged")
-            ok = source is not None and not message.startswith(t(lang, "not_indexed"))
-            lines.append(f'<li class="{"as-ok" if ok else "as-bad"}"><b>{_esc(shown)}</b>: {_esc(message)}</li>')
-        return lines
+                    rows.append((shown, True, t(lang, "added" if source in fresh else "unchanged")))
+        order = {name: i for i, name in enumerate(Path(f).name for f in files)}
+        rows.sort(key=lambda r: order.get(r[0], 0))
+        return [f'<li class="{"as-ok" if ok else "as-bad"}"><b>{_esc(name)}</b>: {_esc(msg)}</li>'
+                for name, ok, msg in rows]
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -645,7 +670,8 @@ class Page:
                     )
                     with gr.Row(elem_id="ask-row"):
                         question = gr.Textbox(placeholder=t("en", "placeholder"), show_label=False, lines=1,
-                                              max_lines=4, scale=6, elem_id="question", autofocus=True)
+                                              max_lines=4, scale=6, elem_id="question", autofocus=True,
+                                              container=False)
                         ask_btn = gr.Button(t("en", "ask"), variant="primary", scale=1, min_width=90, elem_id="ask-btn")
                     with gr.Row(elem_id="chat-tools"):
                         new_btn = gr.Button(t("en", "new_chat"), size="sm", variant="secondary", elem_id="new-chat")
@@ -690,7 +716,8 @@ class Page:
                     gr.update(value=render_stats(self.engine.stats(), lang)),
                 ]
 
-            def respond(message: str, history: list[dict[str, Any]], st: dict[str, Any], *fvals: Any):
+            def respond(message: str, history: list[dict[str, Any]], st: dict[str, Any],
+                        *fvals: Any) -> Iterator[list[Any]]:
                 message = (message or "").strip()
                 history = list(history or [])
                 if not message:
@@ -698,7 +725,8 @@ class Page:
                     return
                 lang = question_language(message)
                 history.append({"role": "user", "content": _esc(message)})
-                pending = history + [{"role": "assistant", "content": f'<div class="as-pending">{_esc(t(lang, "searching"))}</div>'}]
+                waiting = f'<div class="as-pending">{_esc(t(lang, "searching"))}</div>'
+                pending = history + [{"role": "assistant", "content": waiting}]
                 yield [pending, "", st] + [gr.skip()] * len(localized)
                 st = dict(st)
                 try:
@@ -706,7 +734,11 @@ class Page:
                 except (ValueError, AidsearchError) as exc:
                     reply, record = render_error(str(exc), lang), {"lang": lang}
                 else:
-                    reply, record = self.answer(message, st, filters)
+                    try:
+                        reply, record = self.answer(message, st, filters)
+                    except Exception:  # noqa: BLE001 - show a message instead of a stuck "searching…"
+                        log.exception("answering %r failed", message)
+                        reply, record = render_error("internal error (see the server log)", lang), {"lang": lang}
                 history.append({"role": "assistant", "content": reply})
                 st["records"] = {**st.get("records", {}), str(len(history) - 1): record}
                 st["lang"] = lang
@@ -750,15 +782,16 @@ class Page:
                         gr.update(choices=facets["funder"]), gr.update(choices=self._lang_choices(lang, facets["lang"])),
                         gr.update(choices=years), gr.update(choices=years)]
 
-            chat_io = dict(fn=respond, inputs=[question, chatbot, state, *filter_inputs],
-                           outputs=[chatbot, question, state, *localized], api_visibility="private")
+            chat_io: dict[str, Any] = dict(fn=respond, inputs=[question, chatbot, state, *filter_inputs],
+                                           outputs=[chatbot, question, state, *localized], api_visibility="private")
             question.submit(**chat_io)
             ask_btn.click(**chat_io)
             chatbot.example_select(pick_example, None, question, api_visibility="private").then(**chat_io)
             chatbot.like(on_like, [state], None, api_visibility="private", queue=False)
             new_btn.click(new_chat, [state], [chatbot, state], api_visibility="private", queue=False)
             clear_btn.click(lambda: [[], [], [], None, None], None, filter_inputs, api_visibility="private", queue=False)
-            upload_btn.click(upload, [files, state], [upload_status, files, status, f_country, f_funder, f_lang, f_from, f_to],
+            upload_btn.click(upload, [files, state],
+                             [upload_status, files, status, f_country, f_funder, f_lang, f_from, f_to],
                              api_visibility="private", concurrency_limit=1)
             demo.load(refresh, [state], [status, f_country, f_funder, f_lang, f_from, f_to], api_visibility="private")
         demo.queue(default_concurrency_limit=4, max_size=64)
@@ -770,7 +803,7 @@ class Page:
 
     @staticmethod
     def _heading(lang: str) -> str:
-        return (f'<div class="as-heading" data-lang="{lang}"><h1>{_esc(t(lang, "title"))}</h1>'
+        return (f'<div class="as-heading as-lang-{lang}"><h1>{_esc(t(lang, "title"))}</h1>'
                 f'<p>{_esc(t(lang, "subtitle"))}</p></div>')
 
     @staticmethod
@@ -790,7 +823,8 @@ def build_app(engine: Aidsearch) -> FastAPI:
                   description="Cross-lingual (English/French) search and extractive answers over aid-project documents.")
     add_routes(api, engine)  # before mounting Gradio, or the routes are shadowed
     demo = Page(engine).build()
-    theme = gr.themes.Default(primary_hue="blue", secondary_hue="slate", neutral_hue="slate", radius_size="md")
+    theme = gr.themes.Default(primary_hue="blue", secondary_hue="slate", neutral_hue="slate", radius_size="md",
+                              font=["Aidsearch Sans", "ui-sans-serif", "system-ui", "sans-serif"])
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     app = gr.mount_gradio_app(api, demo, path="/", theme=theme, css=css, footer_links=[],
                               max_file_size=f"{max(2 * settings.max_upload_mb, settings.max_upload_mb + 10)}mb",
