@@ -69,7 +69,7 @@ UI: dict[str, dict[str, str]] = {
         "model": "Model",
         "sources": "Sources",
         "page": "Page",
-        "score": "Score",
+        "score": "Similarity",
         "in_context": "Show the passage in its context",
         "open": "Open the original",
         "open_text": "Plain text",
@@ -115,7 +115,7 @@ UI: dict[str, dict[str, str]] = {
         "model": "Modèle",
         "sources": "Sources",
         "page": "Page",
-        "score": "Score",
+        "score": "Similarité",
         "in_context": "Voir le passage dans son contexte",
         "open": "Ouvrir l'original",
         "open_text": "Texte brut",
@@ -261,7 +261,7 @@ def render_card(cit: Mapping[str, Any], doc: Document | None, lang: str) -> str:
     doc_id = html.escape(str(cit["doc_id"]), quote=True)
     language = t(lang, cit["lang"]) if cit["lang"] in UI else cit["lang"]
     facts = {"country": cit.get("country"), "lang": language, "page": cit.get("page"),
-             "score": f"{float(cit['score']):.3f}"}
+             "score": f"{float(cit.get('similarity', cit['score'])):.2f}"}
     chips = "".join(f'<span class="as-chip as-chip-{key}"><span class="as-chip-k">{_esc(t(lang, _CHIPS[key]))}</span> '
                     f'<span class="as-chip-v">{_esc(v)}</span></span>' for key, v in facts.items() if v not in (None, ""))
     return (
