@@ -155,6 +155,26 @@ def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
     _emit(data, as_json)
 
 
+@app.command("eval")
+def eval_questions(
+    queries: Path = typer.Argument(..., help="JSONL question set: id, query, lang, relevant, answers per line."),
+    index_dir: Optional[Path] = IndexDir,
+    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid, dense or bm25."),
+    as_json: bool = AsJson,
+) -> None:
+    """Score retrieval (recall, MRR, nDCG of documents), answers and abstentions on a question set."""
+    from .evaluate import EvalError, evaluate, load_questions, render_markdown
+    from .retrieve import MODES
+
+    if mode not in MODES:
+        raise EvalError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    questions = load_questions(queries)
+    ix = _open(index_dir)
+    report = evaluate(ix, questions, mode=mode, questions_file=str(queries),
+                      index_dir=str(ix.settings.index_dir), model=ix.embedder.info.name)
+    _emit(report.to_dict() if as_json else render_markdown(report), as_json)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
