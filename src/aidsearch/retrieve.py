@@ -25,19 +25,28 @@ def parse_filters(filters: Filters | Sequence[str] | None) -> dict[str, tuple[st
     """Normalize ``{"country": "Laos"}`` or ``["country=Laos", ...]``; values of one key are alternatives."""
     if not filters:
         return {}
+    if isinstance(filters, str):
+        filters = [filters]
     pairs: list[tuple[str, str]] = []
     if isinstance(filters, Mapping):
         for key, value in filters.items():
-            values = [value] if isinstance(value, str) else list(value)
-            pairs += [(key, v) for v in values if v not in (None, "")]
-    else:
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                    raise QueryError(f"bad value {v!r:.60} for filter {key!r:.40}: use a text or a list of texts")
+            pairs += [(key, str(v)) for v in values if v is not None and str(v).strip()]
+    elif isinstance(filters, (list, tuple)):
         for item in filters:
-            key, sep, value = item.partition("=")
+            key, sep, value = item.partition("=") if isinstance(item, str) else ("", "", "")
             if not sep or not key.strip() or not value.strip():
                 raise QueryError(f"malformed filter {item!r}: use key=value, e.g. country=Laos")
             pairs.append((key, value))
+    else:
+        raise QueryError(f"malformed filters {filters!r:.60}: use key=value texts, e.g. country=Laos")
     out: dict[str, tuple[str, ...]] = {}
     for key, value in pairs:
+        if not isinstance(key, str):
+            raise QueryError(f"unknown filter {key!r:.40}: use one of {', '.join(FILTER_KEYS)}")
         key = key.strip().lower()
         if key not in FILTER_KEYS:
             raise QueryError(f"unknown filter {key!r}: use one of {', '.join(FILTER_KEYS)}")
@@ -70,10 +79,22 @@ def _doc_matches(doc: Document, key: str, values: tuple[str, ...]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class FusionWeights:
+    """Weights of the rankings in reciprocal rank fusion; ``exact`` replaces ``lexical`` when the query
+    holds a code or a long number found in the index."""
+
+    dense: float = 1.0
+    lexical: float = 0.2
+    sentence: float = 1.0
+    exact: float = 3.0
+
+
 class Retriever:
     """Searches one loaded generation; safe to share between threads (read-only)."""
 
-    def __init__(self, gen: Generation, embedder: Embedder) -> None:
+    def __init__(self, gen: Generation, embedder: Embedder, weights: FusionWeights = FusionWeights()) -> None:
+        self.weights = weights
         self.gen = gen
         self.embedder = embedder
         self.chunks = gen.chunks
@@ -134,8 +155,9 @@ class Retriever:
         best_sentence = np.array([self.best_sentence(int(r), qv) for r in pool], dtype=np.float32)
         s_ids = pool[np.argsort(-best_sentence, kind="stable")]
         fused: dict[int, float] = {}
-        lexical_weight = 2.0 if self.gen.lexical.has_exact_terms(query) else 1.0
-        rankings = {"hybrid": ((d_ids, 1.0), (l_ids, lexical_weight), (s_ids, 1.0)),
+        w = self.weights
+        lexical_weight = w.exact if self.gen.lexical.has_exact_terms(query) else w.lexical
+        rankings = {"hybrid": ((d_ids, w.dense), (l_ids, lexical_weight), (s_ids, w.sentence)),
                     "dense": ((d_ids, 1.0),), "bm25": ((l_ids, 1.0),)}[mode]
         for ranking, weight in rankings:
             for rank, row in enumerate(ranking):
