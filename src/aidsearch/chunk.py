@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 from .lang import detect_language
 from .types import Chunk, Document, content_hash
 
-CHUNKER_VERSION = 8
+CHUNKER_VERSION = 9
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])(?:\s?[\"'”»)\]])*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
@@ -174,7 +174,8 @@ class Sentence:
 
 def _is_label(text: str, max_words: int = 5) -> bool:
     words = text.split()
-    return 0 < len(words) <= max_words and not _has_digit(text) and not text.rstrip().endswith((".", "?", "!"))
+    return (0 < len(words) <= max_words and not _has_digit(text) and not text.rstrip().endswith((".", "?", "!"))
+            and ": " not in text)
 
 
 def _has_digit(text: str) -> bool:
