@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/bench_model.py [--quick] [--out docs/benchmarks/model.md]
 
-Every timed part runs in a fresh subprocess per model; the parent only prepares inputs and compares vectors.
+Every timed part runs in a fresh subprocess per model; inputs are prepared in another one, so the parent stays small.
 The Markdown report goes to --out and the full results, as JSON, to stdout.
 """
 from __future__ import annotations
