@@ -14,7 +14,7 @@ from .errors import QueryError
 from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
 from .retrieve import Filters, Retriever, parse_filters
-from .store import IndexStore
+from .store import CURRENT, IndexStore
 from .types import Answer, Document, SearchResult
 
 MAX_QUESTION_CHARS = 2000
@@ -43,21 +43,32 @@ class Aidsearch:
         self.store = IndexStore(settings.index_dir)
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
-        self._generation: Path | None = None
+        self._generation: tuple[Any, ...] | None = None
         self._refresh()
 
+    def _generation_key(self, folder: Path | None) -> tuple[Any, ...] | None:
+        """Which generation ``CURRENT`` names: its folder and the identity of the ``CURRENT`` file, which is
+        replaced on every write (a deleted and rebuilt index reuses the folder name ``gen-000001``)."""
+        if folder is None:
+            return None
+        try:
+            st = (self.store.root / CURRENT).stat()
+        except OSError:
+            return None
+        return (folder, st.st_ino, st.st_mtime_ns)
+
     def _refresh(self) -> Retriever:
-        current = self.store.current()
-        if self._retriever is not None and (current is None or current == self._generation):
+        key = self._generation_key(self.store.current())
+        if self._retriever is not None and (key is None or key == self._generation):
             return self._retriever
         with self._lock:
-            current = self.store.current()
-            if self._retriever is None or (current is not None and current != self._generation):
+            key = self._generation_key(self.store.current())
+            if self._retriever is None or (key is not None and key != self._generation):
                 gen = self.store.load()
                 self.store.check_compatible(gen.manifest, fingerprint=self.embedder.info.fingerprint,
                                             chunking=chunking_settings(self.settings))
                 self._retriever = Retriever(gen, self.embedder)
-                self._generation = gen.folder
+                self._generation = key
             return self._retriever
 
     def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,

@@ -36,3 +36,7 @@ class IndexLockedError(AidsearchError):
 
 class QueryError(AidsearchError):
     pass
+
+
+class IndexWriteError(AidsearchError):
+    """A new index generation could not be written (e.g. the disk is full); the previous one is kept."""

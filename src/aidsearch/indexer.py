@@ -15,7 +15,7 @@ from .chunk import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
-from .ingest import Skipped, iter_corpus, read_document
+from .ingest import Skipped, iter_corpus, printable, read_document
 from .store import Generation, IndexStore
 from .types import Chunk, Document
 
@@ -95,8 +95,8 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
         old = _previous(store, embedder, settings, rebuild)
         old_entries: dict[str, dict] = old.manifest.get("documents", {}) if old else {}
         old_docs = old.documents if old else {}
-        files = list(iter_corpus(root))
         skipped: list[Skipped] = []
+        files = list(iter_corpus(root, skipped=skipped))
         docs: list[Document] = []
         entries: dict[str, dict] = {}
         fresh: list[Document] = []
@@ -112,11 +112,11 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
                 try:
                     doc = read_document(path, root)
                 except IngestError as exc:
-                    log.warning("skipped %s: %s", source, exc)
-                    skipped.append(Skipped(source, str(exc)))
+                    log.warning("skipped %s: %s", printable(source), exc)
+                    skipped.append(Skipped(printable(source), str(exc)))
                     continue
             if doc.id in seen_ids:
-                skipped.append(Skipped(source, f"same text as {seen_ids[doc.id]}"))
+                skipped.append(Skipped(printable(source), f"same text as {printable(seen_ids[doc.id])}"))
                 continue
             seen_ids[doc.id] = source
             docs.append(doc)

@@ -27,6 +27,7 @@ __all__ = [
     "is_boilerplate",
     "iter_corpus",
     "load_corpus",
+    "printable",
     "read_document",
     "repair_mojibake",
 ]
@@ -294,9 +295,19 @@ def clean_text(text: str, title: str | None = None) -> str:
 
 # ---------------------------------------------------------------- decoding
 
+def printable(name: str) -> str:
+    """``name`` fit for a one-line message: control characters and undecodable bytes shown as escapes."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _fail(source: str, reason: str) -> IngestError:
     reason = re.sub(r"\s+", " ", reason).strip()
-    return IngestError(f"cannot read {source}: {reason[:200]}")
+    return IngestError(f"cannot read {printable(source)}: {reason[:200]}")
 
 
 def _decode(data: bytes, source: str, declared: str | None = None) -> str:
@@ -610,8 +621,11 @@ def _source_of(path: Path, root: Path) -> str:
     return path.name
 
 
-def iter_corpus(root: Path) -> Iterator[Path]:
-    """Supported files under ``root``, sorted by relative path; hidden entries and symlinks leaving root skipped."""
+def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Path]:
+    """Supported files under ``root``, sorted by relative path; hidden entries and symlinks leaving root skipped.
+
+    Symbolic links that are broken or lead out of ``root`` are appended to ``skipped`` (when given) with a reason.
+    """
     root = Path(root)
     if root.is_file():
         if root.suffix.lower() in SUPPORTED:
@@ -619,8 +633,22 @@ def iter_corpus(root: Path) -> Iterator[Path]:
         return
     base = root.resolve()
     found: list[tuple[str, Path]] = []
+
+    def refuse(path: Path, reason: str) -> None:
+        if skipped is not None:
+            shown = printable(path.relative_to(root).as_posix())
+            skipped.append(Skipped(shown, f"cannot read {shown}: {reason}"))
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in dirnames:  # folder links are never followed; say so when they lead out of the corpus
+            path = Path(dirpath) / name
+            try:
+                outside = path.is_symlink() and not path.resolve().is_relative_to(base)
+            except (OSError, RuntimeError):
+                outside = True
+            if outside:
+                refuse(path, "symbolic link to a folder outside the corpus folder")
         for name in filenames:
             if name.startswith((".", "~$")) or Path(name).suffix.lower() not in SUPPORTED:
                 continue
@@ -629,8 +657,10 @@ def iter_corpus(root: Path) -> Iterator[Path]:
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
+                    refuse(path, "broken symbolic link")
                     continue
                 if not target.is_relative_to(base):
+                    refuse(path, "symbolic link to a file outside the corpus folder")
                     continue
             if path.is_file():
                 found.append((path.relative_to(root).as_posix(), path))
@@ -642,6 +672,10 @@ def read_document(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Documen
     """Read, clean and describe one file; raises ``IngestError`` (one line) when it cannot be used."""
     path, root = Path(path), Path(root)
     source = _source_of(path, root)
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(source, "file name is not valid UTF-8 (rename the file)") from None
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise _fail(source, f"unsupported file type {path.suffix or '(none)'}")
@@ -689,7 +723,10 @@ def load_corpus(
         log.warning("%s", reason)
         skipped.append(Skipped(source, reason))
 
-    candidates = list(iter_corpus(root)) if paths is None else [Path(p) for p in paths]
+    links: list[Skipped] = []
+    candidates = list(iter_corpus(root, skipped=links)) if paths is None else [Path(p) for p in paths]
+    for item in links:
+        skip(item.source, item.reason)
     for path in candidates:
         if paths is not None and not path.is_absolute() and not path.exists() and (root / path).exists():
             path = root / path

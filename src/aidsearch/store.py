@@ -5,8 +5,10 @@ A generation folder holds ``manifest.json``, ``vectors.npy`` (fp16), ``index.fai
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -18,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError, IndexWriteError
 from .lexical import LexicalIndex
 from .types import Chunk, Document, Page
 
@@ -27,6 +29,7 @@ HNSW_THRESHOLD = 50_000
 CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 LOCK = ".lock"
+log = logging.getLogger("aidsearch")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,14 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _nearly_full(folder: Path) -> bool:
+    """True when the file system of ``folder`` has (almost) no room left; some writers lose the errno."""
+    try:
+        return shutil.disk_usage(folder).free < 1024 * 1024
+    except OSError:
+        return False
 
 
 def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
@@ -127,7 +138,7 @@ class IndexStore:
     def current(self) -> Path | None:
         try:
             name = (self.root / CURRENT).read_text().strip()
-        except FileNotFoundError:
+        except (OSError, UnicodeDecodeError):  # missing, unreadable or garbage: no usable index
             return None
         folder = self.root / name
         return folder if _GENERATION.fullmatch(name) and folder.is_dir() else None
@@ -186,8 +197,11 @@ class IndexStore:
     @contextmanager
     def lock(self, timeout: float = 0.0) -> Iterator[None]:
         """Exclusive writer lock; waits up to ``timeout`` seconds, then refuses."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / LOCK, "a+")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / LOCK, "a+")
+        except OSError as exc:
+            raise IndexWriteError(f"cannot write the index in {self.root}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -201,20 +215,27 @@ class IndexStore:
                         raise IndexLockedError(f"another process (pid {holder}) is writing the index in "
                                                f"{self.root}; try again when it has finished") from None
                     time.sleep(0.2)
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
+            try:  # the holder's pid, shown to the next writer; informational only
+                fh.seek(0)
+                fh.truncate()
+                fh.write(str(os.getpid()))
+                fh.flush()
+            except OSError:
+                pass
             yield
         finally:
-            fh.close()
+            try:
+                fh.close()
+            except OSError:  # the pid could not be flushed (disk full): nothing to keep
+                pass
 
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
               hnsw_threshold: int = HNSW_THRESHOLD) -> Path:
-        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed."""
-        import faiss
+        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed.
 
+        If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
+        ``CURRENT`` still names the previous generation."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -222,6 +243,33 @@ class IndexStore:
         number = int(previous.name[4:]) + 1 if previous else 1
         name = f"gen-{number:06d}"
         work = self.root / f".{name}.tmp-{os.getpid()}"
+        pointer = self.root / f".{CURRENT}.tmp-{os.getpid()}"
+        final = self.root / name
+        try:
+            self._write_generation(work, final, pointer, name, number, manifest, chunks, documents, vectors,
+                                   sentence_vectors, sentence_offsets, hnsw_threshold)
+        except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
+            full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
+            if self.current() == final:  # only the last directory sync failed: the new generation is in use
+                log.warning("index written, but syncing %s failed: %s", self.root, exc)
+                self.cleanup(keep=name)
+                return final
+            shutil.rmtree(final, ignore_errors=True)  # the switch did not happen: drop everything written
+            shutil.rmtree(work, ignore_errors=True)
+            pointer.unlink(missing_ok=True)
+            reason = os.strerror(errno.ENOSPC) if full else (getattr(exc, "strerror", None) or str(exc))
+            reason = " ".join(str(reason).split())[:200]
+            raise IndexWriteError(f"cannot write the index in {self.root}: {reason}; "
+                                  "the previous index is unchanged") from exc
+        self.cleanup(keep=name)
+        return final
+
+    def _write_generation(self, work: Path, final: Path, pointer: Path, name: str, number: int,
+                          manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
+                          vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
+                          hnsw_threshold: int) -> None:
+        import faiss
+
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -230,7 +278,8 @@ class IndexStore:
                              ("sentence_offsets.npy", np.asarray(sentence_offsets, dtype=np.int64))):
             with open(work / fname, "wb") as fh:
                 np.save(fh, array)
-        faiss.write_index(build_faiss(vectors, hnsw_threshold), str(work / "index.faiss"))
+        # serialized here and written by Python, so a full disk is an ordinary OSError (not a C++ message)
+        _write(work / "index.faiss", faiss.serialize_index(build_faiss(vectors, hnsw_threshold)).tobytes())
         _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
         _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
         (work / "bm25").mkdir()
@@ -243,15 +292,11 @@ class IndexStore:
                 with open(path, "rb") as fh:
                     os.fsync(fh.fileno())
         _fsync_dir(work)
-        final = self.root / name
         shutil.rmtree(final, ignore_errors=True)
         os.rename(work, final)
-        pointer = self.root / f".{CURRENT}.tmp-{os.getpid()}"
         _write(pointer, name.encode())
         os.replace(pointer, self.root / CURRENT)
         _fsync_dir(self.root)
-        self.cleanup(keep=name)
-        return final
 
     def cleanup(self, keep: str | None = None) -> None:
         """Remove generations and temporary folders other than the current one (call while holding the lock)."""

@@ -390,7 +390,10 @@ def check_upload(name: str, data: bytes, max_bytes: int) -> str:
 
 
 def save_upload(folder: Path, name: str, data: bytes) -> tuple[Path, bool]:
-    """Save under ``folder``; an existing different file is kept and a ``-n`` suffix added. Returns (path, new)."""
+    """Save under ``folder``; an existing different file is kept and a ``-n`` suffix added. Returns (path, new).
+
+    ``name`` goes through ``safe_filename`` again, so no name can lead out of ``folder``."""
+    name = safe_filename(name)
     folder.mkdir(parents=True, exist_ok=True)
     stem, ext = Path(name).stem, Path(name).suffix
     for n in range(1000):
@@ -634,9 +637,17 @@ class Page:
                 rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.strerror or exc}"))
         if saved:
             with self.upload_lock:
-                report = self.engine.update(progress=progress)
-            skipped = {s.source: s.reason for s in report.skipped}
-            fresh = set(report.added) | set(report.updated)
+                try:
+                    report = self.engine.update(progress=progress)
+                except AidsearchError as exc:  # e.g. disk full or index locked: the files are not kept
+                    for shown, path, new in saved:
+                        if new:
+                            path.unlink(missing_ok=True)
+                        rows.append((shown, False, f"{t(lang, 'rejected')}: {exc}"))
+                    saved = []
+                    report = None
+            skipped = {s.source: s.reason for s in report.skipped} if report else {}
+            fresh = set(report.added) | set(report.updated) if report else set()
             for shown, path, new in saved:
                 source = path.relative_to(settings.corpus_dir).as_posix()
                 if source in skipped:  # unreadable after all (e.g. a PDF without text): do not keep it

@@ -1,0 +1,447 @@
+"""Nothing let in: document and uploaded text never rendered as HTML or run, no file outside the corpus served,
+upload names and types checked, sizes limited, the login guarding everything.
+
+These do not depend on the model: the index uses the hashing embedder, with an answer policy that always
+answers so that source cards (and their context view) are rendered.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import pathlib
+import re
+import shutil
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from aidsearch.answer import AnswerPolicy
+from aidsearch.api import Aidsearch
+from aidsearch.config import load_settings
+from aidsearch.embed import HashEmbedder
+from aidsearch.indexer import build_index
+from aidsearch.store import IndexStore
+from aidsearch.types import Document, content_hash
+from browser_helpers import MARKUP, MARKUP_DOC, MARKUP_QUESTION, make_corpus, start_server
+from helpers import make_docx, make_pdf
+
+pytestmark = pytest.mark.unit
+EMB = HashEmbedder()
+ALWAYS = AnswerPolicy(min_dense=-1.0, min_dense_with_terms=-1.0)
+KOSOVO_FR = "002_7c5a3c9fa8d73ed7.txt"
+EVIL = '<img src=x onerror="alert(document.domain)"><script>fetch("/api/stats")</script><a href="javascript:alert(1)">x</a>'
+HTML_DOC = "scripted.html"
+HTML_TEXT = f"""<!doctype html><html><head><title>Niger solar pumps</title>
+<script>window.stolen = document.cookie; alert("from the original");</script></head>
+<body onload="alert('onload')"><h1>Niger solar pumps</h1>
+<p>The Niger solar pumps project installed 64 pumps in Tillabéri region villages.</p>
+<p>Raw text kept by the page author: &lt;script&gt;alert("escaped in source")&lt;/script&gt; and more.</p>
+</body></html>"""
+CONTEXT_DOC = "context_markup.txt"
+CONTEXT_TEXT = ("Gambia rice terraces report\n\n"
+                + f"Paragraph before the passage with markup {EVIL} in it. " * 3 + "\n\n"
+                + "The Gambia rice terraces project rehabilitated 780 hectares of lowland rice fields.\n\n"
+                + f"Paragraph after the passage with more markup {EVIL} here. " * 3 + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("security")
+    corpus = make_corpus(root)
+    (corpus / HTML_DOC).write_text(HTML_TEXT, encoding="utf-8")
+    (corpus / CONTEXT_DOC).write_text(CONTEXT_TEXT, encoding="utf-8")
+    make_docx(corpus / "fiche.docx", "Projet d'irrigation au Sénégal", ["Le projet a réhabilité 1 250 hectares."])
+    make_pdf(corpus / "report.pdf", ["Mid-term evaluation of the Sahel water programme: 412 boreholes."])
+    outside = root / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("Outside secret: the vault code is 4417.\n", encoding="utf-8")
+    os.symlink(outside / "secret.txt", corpus / "leak.txt")
+    (outside / "dir").mkdir()
+    (outside / "dir" / "more.txt").write_text("Another outside secret 9931.\n", encoding="utf-8")
+    os.symlink(outside / "dir", corpus / "leakdir")
+    settings = load_settings(corpus_dir=corpus, index_dir=root / "index", max_upload_mb=1)
+    report = build_index(settings, EMB)
+    assert {s.source for s in report.skipped} == {"leak.txt", "leakdir"}
+    return Aidsearch(settings, EMB, ALWAYS)
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    from aidsearch.web import build_app
+
+    live = start_server(build_app(engine))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def _doc(engine, source: str) -> Document:
+    return next(d for d in engine.documents() if d.source == source)
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.data: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    def handle_data(self, data):
+        self.data.append(data)
+
+
+SAFE_TAGS = {"div", "p", "span", "details", "summary", "mark", "a", "br", "b", "ul", "li", "dl", "dt", "dd", "h1"}
+SAFE_HREF = re.compile(r"/documents/[0-9a-f]{16}(?:/text)?|/docs")
+
+
+def assert_inert(fragment: str) -> str:
+    """Only the app's own tags and attributes; returns the visible text."""
+    parser = _Tags()
+    parser.feed(fragment)
+    parser.close()
+    for tag, attrs in parser.tags:
+        assert tag in SAFE_TAGS, (tag, fragment[:300])
+        for name, value in attrs:
+            assert name in {"class", "href", "target", "rel"}, (tag, name)
+            if name == "href":
+                assert SAFE_HREF.fullmatch(value or ""), value
+    return "".join(parser.data)
+
+
+def test_context_view_of_a_source_card_escapes_the_document():
+    from aidsearch.web import render_card
+
+    passage = "The Gambia rice terraces project rehabilitated 780 hectares."
+    text = f"Before {EVIL}\n\n{passage}\n\nAfter {EVIL} <iframe src=//evil></iframe>"
+    start = text.index(passage)
+    doc = Document(content_hash(text), f"<b>{EVIL}</b>.txt", f"Title {EVIL}", text, "en", {})
+    cit = {"n": 1, "doc_id": doc.id, "source": doc.source, "title": doc.title, "lang": f'en"><script>x</script>',
+           "page": f"<i>{EVIL}</i>", "start": start, "end": start + len(passage), "score": 0.5,
+           "similarity": 0.9, "text": passage, "country": EVIL, "highlights": [[4, 30]]}
+    out = render_card(cit, doc, "en")
+    assert 'class="as-context"' in out and "<mark>" in out
+    visible = assert_inert(out)
+    assert visible.count(EVIL) >= 5  # title, source, country, page, before and after the passage: shown as text
+    assert "<iframe src=//evil></iframe>" in visible
+    assert "\n" not in out
+
+
+def test_rendered_answers_from_the_index_are_inert(engine):
+    from aidsearch.web import Page, render_error, render_stats
+
+    page = Page(engine)
+    for question, source in ((MARKUP_QUESTION, MARKUP_DOC), ("Gambia rice terraces 780 hectares", CONTEXT_DOC),
+                             ("Niger solar pumps Tillabéri", HTML_DOC)):
+        reply, record = page.answer(question, {}, {"source": [source]})
+        assert record["found"] and record["sources"][0]["source"] == source, record
+        assert 'class="as-context"' in reply
+        visible = assert_inert(reply)
+        if source == MARKUP_DOC:
+            assert MARKUP in visible
+        if source == CONTEXT_DOC:
+            assert EVIL in visible
+        if source == HTML_DOC:
+            assert "from the original" not in visible and "window.stolen" not in visible
+    state = {"subject": f"<script>{EVIL}</script>"}
+    reply, _ = page.answer(f"and {EVIL}?", state, {})  # a follow-up shows the previous subject: escaped
+    assert EVIL in assert_inert(reply)
+    assert EVIL in assert_inert(render_error(EVIL, "fr"))
+    assert EVIL in assert_inert(render_stats({"documents": EVIL, "model": {"name": EVIL}, "languages": {EVIL: 1}},
+                                             "en"))
+
+
+def test_the_chat_component_keeps_its_sanitizer(client):
+    config = client.get("/config").json()
+    chat = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "chat"]
+    assert chat and chat[0]["sanitize_html"] is True and chat[0]["latex_delimiters"] == []
+
+
+def test_document_routes_serve_text_inert(client, engine):
+    for source in (MARKUP_DOC, CONTEXT_DOC, HTML_DOC):
+        doc = _doc(engine, source)
+        resp = client.get(f"/documents/{doc.id}/text")
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        assert resp.text == doc.text
+        csp = resp.headers["content-security-policy"]
+        assert csp.startswith("sandbox") and "default-src 'none'" in csp and "script-src" not in csp
+        assert resp.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" in client.get(f"/documents/{_doc(engine, MARKUP_DOC).id}/text").text  # as text, not markup
+    assert "window.stolen" not in client.get(f"/documents/{_doc(engine, HTML_DOC).id}/text").text
+    original = client.get(f"/documents/{_doc(engine, HTML_DOC).id}")  # the original page: sandboxed, no scripts
+    assert original.status_code == 200 and original.headers["content-type"].startswith("text/html")
+    assert original.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
+    for source, kind, disposition in (("fiche.docx", "application/octet-stream", "attachment"),
+                                      ("report.pdf", "application/pdf", "inline"),
+                                      (MARKUP_DOC, "text/plain", None)):
+        resp = client.get(f"/documents/{_doc(engine, source).id}")
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith(kind)
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        if disposition:
+            assert resp.headers["content-disposition"].startswith(disposition)
+
+
+# ------------------------------------------------------------------------------------------------ files outside the corpus
+
+
+def test_links_out_of_the_corpus_are_not_indexed_or_served(client, engine):
+    assert not {"leak.txt", "leakdir/more.txt"} & {d.source for d in engine.documents()}
+    for query in ("vault code 4417", "Another outside secret 9931"):
+        hits = client.post("/api/search", json={"query": query, "k": 10}).json()["hits"]
+        assert all("secret" not in h["text"].lower() for h in hits)
+    for text in ("Outside secret: the vault code is 4417.", "Another outside secret 9931."):
+        for suffix in ("", "/text"):
+            assert client.get(f"/documents/{content_hash(text)}{suffix}").status_code == 404
+
+
+@pytest.mark.parametrize("source", ["../outside/secret.txt", "leak.txt", "/etc/passwd", "uploads/../../outside/secret.txt",
+                                    "leakdir/more.txt", "", "."])
+def test_a_tampered_index_cannot_serve_files_outside_the_corpus(engine, tmp_path, source):
+    """Even if documents.jsonl names a path out of the corpus, the original is not served."""
+    from aidsearch.web import build_app
+
+    index = tmp_path / "index"
+    shutil.copytree(engine.settings.index_dir, index)
+    gen = IndexStore(index).current()
+    rows = [json.loads(line) for line in (gen / "documents.jsonl").read_text(encoding="utf-8").splitlines()]
+    target = next(r for r in rows if r["source"] == KOSOVO_FR)
+    target["source"] = source
+    (gen / "documents.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tampered = Aidsearch(engine.settings.with_overrides(index_dir=index), EMB, ALWAYS)
+    live = start_server(build_app(tampered))
+    try:
+        resp = httpx.get(f"{live.url}/documents/{target['id']}", timeout=60)
+        assert resp.status_code == 404 and "4417" not in resp.text and "root:" not in resp.text
+    finally:
+        live.stop()
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "{outside}/secret.txt", "{corpus}/" + KOSOVO_FR,
+                                  "{corpus}/leak.txt", "{index}/CURRENT", "../../../../etc/passwd"])
+def test_gradio_file_route_serves_nothing_of_ours(client, engine, path):
+    corpus = Path(engine.settings.corpus_dir).resolve()
+    path = path.format(corpus=corpus, outside=corpus.parent / "outside", index=Path(engine.settings.index_dir).resolve())
+    resp = client.get(f"/gradio_api/file={path}")
+    assert resp.status_code in (403, 404), (path, resp.status_code)
+    assert "4417" not in resp.text and "root:" not in resp.text and "Gjilan" not in resp.text
+
+
+# ------------------------------------------------------------------------------------------------ upload names, types, sizes
+
+
+EVIL_NAMES = ["../evil.txt", "../../../../etc/cron.d/evil.txt", "{abs}/passwd.txt", "{abs}/../abs.txt", "a/../../b.txt",
+              "..\\..\\win.txt", "C:\\Windows\\evil.txt", "uploads/../../x.txt", "....//....//y.txt", ".%2e/z.txt",
+              "\x00../nul.txt", "name\n../nl.txt", "\u202egnp.txt", "..", ".", "~/x.txt", "CON.txt", " ../ .txt"]
+
+
+@pytest.mark.parametrize("name", EVIL_NAMES)
+def test_upload_names_cannot_escape_the_upload_folder(tmp_path, name):
+    from aidsearch.web import UploadRejected, check_upload, safe_filename, save_upload
+
+    # deep enough that even a regression cannot write outside tmp_path; absolute names point into tmp_path too
+    folder = tmp_path.joinpath(*"abcdefgh") / "corpus" / "uploads"
+    name = name.format(abs=tmp_path / "outside")
+    (tmp_path / "outside").mkdir()
+    for candidate in (name, ):
+        try:
+            safe = safe_filename(candidate)
+        except UploadRejected:
+            safe = None
+        if safe is not None:
+            assert "/" not in safe and "\\" not in safe and ".." not in safe and not safe.startswith(".")
+            assert (folder / safe).resolve().parent == folder.resolve()
+        try:  # save_upload on its own must not write outside its folder either
+            path, _ = save_upload(folder, candidate, b"data")
+        except UploadRejected:
+            continue
+        assert path.resolve().parent == folder.resolve()
+    written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(p.parent == folder.resolve() for p in written), written
+    try:
+        assert "/" not in check_upload(name, b"plain text", 1024)
+    except UploadRejected:
+        pass
+
+
+@given(st.text(max_size=60))
+@hsettings(max_examples=400, deadline=None)
+def test_safe_filename_property(name):
+    from aidsearch.web import UploadRejected, safe_filename
+
+    try:
+        safe = safe_filename(name)
+    except UploadRejected:
+        return
+    assert safe and safe == safe_filename(safe)  # stable
+    assert not any(ch in safe for ch in '/\\<>:"|?*') and ".." not in safe and not safe.startswith((".", " "))
+    assert all(ch.isprintable() for ch in safe)
+    assert Path(safe).name == safe and len(safe) <= 140
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + bytes(100)
+ELF = b"\x7fELF\x02\x01\x01" + bytes(100)
+CONTENT_CASES = [
+    ("exe renamed.pdf", EXE, "not_pdf"),
+    ("image renamed.pdf", PNG, "not_pdf"),
+    ("zip renamed.pdf", _zip({"a.txt": b"x"}), "not_pdf"),
+    ("html renamed.pdf", b"<html><script>alert(1)</script></html>", "not_pdf"),
+    ("pdf renamed.docx", b"%PDF-1.7\n%%EOF", "not_docx"),
+    ("jar renamed.docx", _zip({"META-INF/MANIFEST.MF": b"Main-Class: X"}), "not_docx"),
+    ("exe renamed.txt", EXE, "not_text"),
+    ("elf renamed.md", ELF, "not_text"),
+    ("image renamed.html", PNG, "not_text"),
+    ("docx renamed.txt", _zip({"word/document.xml": b"<w:document/>"}), "not_text"),
+    ("utf16 without bom.txt", "texte".encode("utf-16-le"), "not_text"),
+    ("script.js", b"alert(1)", "bad_type"),
+    ("page.svg", b"<svg onload=alert(1)>", "bad_type"),
+    ("run.sh", b"#!/bin/sh\nrm -rf /", "bad_type"),
+    ("archive.docm", _zip({"word/document.xml": b"x"}), "bad_type"),
+    ("no extension", b"plain", "bad_type"),
+]
+
+
+@pytest.mark.parametrize("name, data, code", CONTENT_CASES, ids=[c[0] for c in CONTENT_CASES])
+def test_upload_type_is_checked_on_the_content(name, data, code):
+    from aidsearch.web import UploadRejected, check_upload
+
+    with pytest.raises(UploadRejected) as err:
+        check_upload(name, data, max_bytes=1 << 20)
+    assert err.value.code == code
+    assert "\n" not in err.value.message("en") and "\n" not in err.value.message("fr")
+
+
+def test_markup_uploads_are_accepted_as_text_and_stay_text(engine, client, tmp_path):
+    """An HTML or text upload full of scripts is indexed as text; its content is never served as active markup."""
+    from aidsearch.web import Page
+
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "evil page.html").write_text(
+        f"<html><body><h1>Benin cashew cooperatives</h1><script>alert('upload')</script>"
+        f"<p>The Benin cashew programme trained 2,300 farmers in Parakou. {html.escape(EVIL)}</p></body></html>",
+        encoding="utf-8")
+    (stage / "evil note.md").write_text(f"# Comoros ferry study\n\nThe Comoros ferry study counted 41 boats. {EVIL}\n",
+                                        encoding="utf-8")
+    lines = Page(engine).add_files([str(p) for p in sorted(stage.iterdir())], "en")
+    assert all('class="as-ok"' in ln for ln in lines), lines
+    for query, source in (("Benin cashew Parakou farmers", "uploads/evil page.html"),
+                          ("Comoros ferry boats", "uploads/evil note.md")):
+        reply, record = Page(engine).answer(query, {}, {"source": [source]})
+        assert record["found"] and record["sources"][0]["source"] == source
+        visible = assert_inert(reply)
+        assert "alert('upload')" not in visible
+        doc = _doc(engine, source)
+        for suffix in ("", "/text"):
+            resp = client.get(f"/documents/{doc.id}{suffix}")
+            assert resp.status_code == 200 and resp.headers["content-security-policy"].startswith("sandbox")
+            assert resp.headers["content-type"].split(";")[0] in ("text/plain", "text/html")
+    assert EVIL in _doc(engine, "uploads/evil note.md").text
+
+
+def test_upload_size_limit_is_exact_and_checked_before_reading(engine, tmp_path, monkeypatch):
+    from aidsearch.web import UploadRejected, Page, check_upload
+
+    limit = 1024 * 1024
+    assert check_upload("a.txt", b"a" * limit, limit) == "a.txt"
+    with pytest.raises(UploadRejected, match=r"file too large \(1.0 MB; the limit is 1 MB\)"):
+        check_upload("a.txt", b"a" * (limit + 1), limit)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "exact.txt").write_bytes((b"Lesotho wool exports grew. " * (limit // 27 + 1))[:limit])
+    for name, size in (("one-byte-over.txt", limit + 1), ("sparse-2GB.pdf", 2 * 1024 ** 3)):
+        with open(stage / name, "wb") as fh:
+            fh.truncate(size)
+    read: list[str] = []
+    real = pathlib.Path.read_bytes
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: (read.append(self.name), real(self))[1])
+    lines = [html.unescape(x) for x in Page(engine).add_files([str(p) for p in sorted(stage.iterdir())], "en")]
+    by_name = {re.search(r"<b>(.*?)</b>", ln).group(1): ln for ln in lines}
+    assert "added and indexed" in by_name["exact.txt"]
+    assert "file too large (1.0 MB; the limit is 1 MB)" in by_name["one-byte-over.txt"]
+    assert "file too large (2048.0 MB; the limit is 1 MB)" in by_name["sparse-2GB.pdf"]
+    assert "one-byte-over.txt" not in read and "sparse-2GB.pdf" not in read
+
+
+def test_gradio_upload_route_is_size_limited(client):
+    resp = client.post("/gradio_api/upload", files={"files": ("big.txt", b"a" * (12 * 1024 * 1024))})
+    assert resp.status_code == 413
+
+
+# ------------------------------------------------------------------------------------------------ login
+
+
+@pytest.fixture(scope="module")
+def guarded(engine):
+    from aidsearch.web import build_app
+
+    app = Aidsearch(engine.settings.with_overrides(auth="alice:s3cret,zoé:mot de passé:é"), EMB, ALWAYS)
+    live = start_server(build_app(app))
+    yield live
+    live.stop()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_login_guards_every_route(guarded, engine):
+    doc = _doc(engine, KOSOVO_FR).id
+    corpus = Path(engine.settings.corpus_dir).resolve()
+    routes = [("GET", "/"), ("HEAD", "/"), ("GET", "/api/stats"), ("GET", "/api/stats/"), ("GET", "//api/stats"),
+              ("GET", "/api//stats"), ("GET", "/API/STATS"), ("POST", "/api/ask"), ("POST", "/api/search"),
+              ("GET", f"/documents/{doc}"), ("GET", f"/documents/{doc}/text"), ("HEAD", f"/documents/{doc}"),
+              ("GET", f"/documents/{doc}/../{doc}"), ("OPTIONS", "/api/ask"), ("GET", "/docs"), ("GET", "/redoc"),
+              ("GET", "/openapi.json"), ("GET", "/config"), ("GET", "/gradio_api/info"),
+              ("GET", "/gradio_api/config"), ("POST", "/gradio_api/upload"), ("POST", "/gradio_api/queue/join"),
+              ("GET", f"/gradio_api/file={corpus / KOSOVO_FR}"), ("GET", "/gradio_api/heartbeat/x"),
+              ("GET", "/theme.css"), ("GET", "/favicon.ico"), ("GET", "/nonexistent")]
+    bad = [None, "Basic", "Basic !!!", "Bearer abc", _basic("alice", "wrong"), _basic("alice", ""),
+           _basic("", "s3cret"), _basic("mallory", "s3cret"), _basic("alice", "s3cret "), _basic("ALICE", "s3cret"),
+           "Basic " + base64.b64encode(b"alice").decode(), _basic("alice:s3cret", "")]
+    with httpx.Client(base_url=guarded.url, timeout=60) as c:
+        for method, path in routes:
+            for header in bad:
+                headers = {"Authorization": header} if header else {}
+                resp = c.request(method, path, headers=headers, json={"question": "budget"})
+                assert resp.status_code == 401, (method, path, header, resp.status_code)
+                assert resp.headers["www-authenticate"].startswith("Basic")
+                assert "Gjilan" not in resp.text and "budget" not in resp.text.lower()
+        ok = {"Authorization": _basic("alice", "s3cret")}
+        for method, path, body in (("GET", "/", None), ("GET", "/api/stats", None), ("GET", f"/documents/{doc}", None),
+                                   ("GET", f"/documents/{doc}/text", None),
+                                   ("POST", "/api/ask", {"question": "Which hospitals in Kosovo?"})):
+            assert c.request(method, path, headers=ok, json=body).status_code == 200, path
+        assert c.get("/api/stats", headers={"Authorization": _basic("zoé", "mot de passé:é")}).status_code == 200
+        lower = {"Authorization": "basic " + ok["Authorization"][6:]}
+        assert c.get("/api/stats", headers=lower).status_code == 200
