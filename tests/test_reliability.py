@@ -24,17 +24,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
 from aidsearch.answer import MESSAGES, AnswerPolicy, compose
-from aidsearch.api import Aidsearch, open_index
+from aidsearch.api import Aidsearch
 from aidsearch.chunk import passage_sentences
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
-from aidsearch.errors import (AidsearchError, IndexCorruptError, IndexLockedError, IndexMismatchError,
-                              IndexMissingError, QueryError)
+from aidsearch.errors import AidsearchError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
 from aidsearch.indexer import build_index
 from aidsearch.retrieve import FILTER_KEYS, parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Hit
-from browser_helpers import free_port, start_server
+from browser_helpers import start_server
 from conftest import ROOT
 from helpers import copy_seeds, devaid_records, make_docx, make_pdf, write_records
 
