@@ -29,3 +29,22 @@ def embedder(settings):
     from aidsearch.embed import load_embedder
 
     return load_embedder(settings)
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    """The web app of the module's ``engine``, served by uvicorn on a free loopback port."""
+    from aidsearch.web import build_app
+    from browser_helpers import start_server
+
+    live = start_server(build_app(engine))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c

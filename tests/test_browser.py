@@ -22,15 +22,6 @@ def engine(tmp_path_factory, embedder):
 
 
 @pytest.fixture(scope="module")
-def server(engine):
-    from aidsearch.web import build_app
-
-    live = start_server(build_app(engine))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.fail("chromium is missing: apt-get install -y chromium chromium-driver (or `make browser`)")

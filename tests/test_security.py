@@ -75,21 +75,6 @@ def engine(tmp_path_factory):
     return Aidsearch(settings, EMB, ALWAYS)
 
 
-@pytest.fixture(scope="module")
-def server(engine):
-    from aidsearch.web import build_app
-
-    live = start_server(build_app(engine))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
-
-
 def _doc(engine, source: str) -> Document:
     return next(d for d in engine.documents() if d.source == source)
 

@@ -22,21 +22,6 @@ def engine(tmp_path_factory, embedder):
     return open_engine(tmp_path_factory.mktemp("webapi"), embedder)
 
 
-@pytest.fixture(scope="module")
-def server(engine):
-    from aidsearch.web import build_app
-
-    live = start_server(build_app(engine))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
-
-
 def _doc_id(engine, source: str) -> str:
     return next(d.id for d in engine.documents() if d.source == source)
 

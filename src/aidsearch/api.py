@@ -71,37 +71,35 @@ class Aidsearch:
                 self._generation = key
             return self._retriever
 
-    def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-               max_per_doc: int | None = None, mode: str = "hybrid") -> SearchResult:
-        query = check_question(query)
+    def _retrieve(self, text: str, k: int | None, filters: Filters | Sequence[str] | None,
+                  max_per_doc: int | None, mode: str):
+        """Shared first steps of ``search`` and ``ask``: check, embed the question, retrieve."""
+        text = check_question(text)
         parsed = parse_filters(filters)
         t0 = time.perf_counter()
         retriever = self._refresh()
-        qv = self.embedder.encode_queries([query])[0]
+        qv = self.embedder.encode_queries([text])[0]
         t1 = time.perf_counter()
-        hits = retriever.search(query, k=k or self.settings.k, filters=parsed, query_vector=qv,
+        hits = retriever.search(text, k=k or self.settings.k, filters=parsed, query_vector=qv,
                                 max_per_doc=max_per_doc or self.settings.max_per_doc, mode=mode)
         t2 = time.perf_counter()
-        timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return SearchResult(query, detect_en_fr(query), tuple(hits), timings, {k: list(v) for k, v in parsed.items()})
+        timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
+        return text, {key: list(v) for key, v in parsed.items()}, retriever, qv, hits, timings, t0
+
+    def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
+               max_per_doc: int | None = None, mode: str = "hybrid") -> SearchResult:
+        query, shown, _, _, hits, timings, t0 = self._retrieve(query, k, filters, max_per_doc, mode)
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(query, detect_en_fr(query), tuple(hits), timings, shown)
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
             mode: str = "hybrid") -> Answer:
-        question = check_question(question)
-        parsed = parse_filters(filters)
-        t0 = time.perf_counter()
-        retriever = self._refresh()
-        qv = self.embedder.encode_queries([question])[0]
-        t1 = time.perf_counter()
-        hits = retriever.search(question, k=k or self.settings.k, filters=parsed, query_vector=qv,
-                                max_per_doc=self.settings.max_per_doc, mode=mode)
+        question, shown, retriever, qv, hits, timings, t0 = self._retrieve(question, k, filters, None, mode)
         t2 = time.perf_counter()
         answer = compose(question, detect_en_fr(question), hits, qv, retriever.sentence_vectors, self.policy)
         t3 = time.perf_counter()
-        timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "answer": (t3 - t2) * 1000,
-                   "total": (t3 - t0) * 1000}
-        return Answer(answer.question, answer.language, answer.found, answer.text, answer.citations, timings,
-                      {k: list(v) for k, v in parsed.items()})
+        timings.update(answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
+        return Answer(answer.question, answer.language, answer.found, answer.text, answer.citations, timings, shown)
 
     def document(self, doc_id: str) -> Document | None:
         return self._refresh().gen.documents.get(doc_id)
