@@ -199,7 +199,7 @@ def test_hnsw_recall_against_exact_search():
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     exact = build_faiss(vectors, hnsw_threshold=10**9)
     approx = build_faiss(vectors, hnsw_threshold=1000)
-    assert type(exact).__name__ == "IndexFlatIP" and type(approx).__name__ == "IndexHNSWFlat"
+    assert type(exact).__name__ == "IndexFlatIP" and type(approx).__name__ == "IndexHNSWSQ"
     _, truth = exact.search(queries, 10)
     _, found = approx.search(queries, 10)
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])

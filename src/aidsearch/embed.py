@@ -139,6 +139,38 @@ def _is_e5(name: str) -> bool:
     return "e5" in name.lower().replace("-", "").split("/")[-1] or "-e5-" in name.lower()
 
 
+def half_word_embeddings(model) -> None:
+    """Keep the word-embedding matrix (most of a multilingual model's weights: 250k rows) in fp16 and widen
+    only the rows looked up. Lossless for the bundled model, whose checkpoint is fp16; saves about 190 MB."""
+    import torch
+
+    class HalfEmbedding(torch.nn.Module):
+        def __init__(self, table: torch.nn.Embedding) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(table.weight.detach().half(), requires_grad=False)
+            self.padding_idx = table.padding_idx
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.embedding(ids, self.weight, self.padding_idx).float()
+
+    embeddings = getattr(model[0].auto_model, "embeddings", None)
+    table = getattr(embeddings, "word_embeddings", None)
+    if isinstance(table, torch.nn.Embedding) and table.weight.dtype == torch.float32:
+        embeddings.word_embeddings = HalfEmbedding(table)
+
+
+def _release_freed_memory() -> None:
+    """Hand the allocator's freed pages back to the system (glibc keeps them after loading a model)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 _CACHE: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -173,6 +205,7 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
             meta = json.loads((folder / bundled.MARKER).read_text())
             model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
                                         model_kwargs=meta.get("model_kwargs", {}))
+            half_word_embeddings(model)
             info = ModelInfo(meta["name"], meta["source"], str(folder), meta["dimension"], meta["max_tokens"],
                              meta["fingerprint"])
         else:
@@ -189,4 +222,5 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
     except Exception as exc:  # the libraries raise many kinds; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model {settings.model!r}: {first}") from exc
+    _release_freed_memory()
     return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size)

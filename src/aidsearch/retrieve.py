@@ -102,7 +102,7 @@ class Retriever:
         position = {d.id: i for i, d in enumerate(self.doc_list)}
         self.chunk_doc = np.array([position[c.doc_id] for c in self.chunks], dtype=np.int64)
         self.chunk_lang = np.array([c.lang for c in self.chunks])
-        self.vectors = np.array(gen.vectors(), dtype=np.float16) if self.chunks else np.zeros((0, 1), np.float16)
+        self.vectors = gen.vectors() if self.chunks else np.zeros((0, 1), np.float16)
 
     def mask(self, filters: dict[str, tuple[str, ...]]) -> np.ndarray | None:
         if not filters:

@@ -70,24 +70,77 @@ def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+class NpyRows:
+    """Rows of a 2-D ``.npy`` file, read on demand with ``pread``: memory holds only the rows asked for
+    (a memory map would count whole 2 MB pages of the file per row touched). Safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path.name}: expected a 2-D C-ordered array, found shape {shape}")
+        self.shape, self.dtype = shape, np.dtype(dtype)
+        self.row_bytes = shape[1] * self.dtype.itemsize
+        if path.stat().st_size < self.offset + shape[0] * self.row_bytes:
+            raise ValueError(f"{path.name} is truncated")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        count = max(0, end - start)
+        data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
+        if len(data) != count * self.row_bytes:
+            raise IndexCorruptError(f"index file {self.shape} ended early: rebuild it with `aidsearch index --rebuild`")
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+_SHARED = ("doc_id", "source", "title", "context", "lang", "heading")
+
+
+def _chunk_from(row: dict[str, Any], shared: dict[str, str]) -> Chunk:
+    """A chunk from its stored row; the fields its document's chunks repeat share one string object."""
+    for key in _SHARED:
+        value = row.get(key)
+        if isinstance(value, str):
+            row[key] = shared.setdefault(value, value)
+    row["page_starts"] = tuple(map(tuple, row.get("page_starts", ())))
+    return Chunk(**row)
 
 
 def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
-    """Exact inner product for small collections; HNSW above ``hnsw_threshold`` vectors."""
+    """Exact inner product for small collections; above ``hnsw_threshold`` vectors, HNSW over fp16 copies
+    (the precision the vectors are stored in anyway)."""
     import faiss
 
     dim = vectors.shape[1]
     if len(vectors) >= hnsw_threshold:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = 128
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not index.is_trained:
+            index.train(data)
+        index.add(data)
     return index
 
 
@@ -101,16 +154,16 @@ class Generation:
     documents: dict[str, Document]
     faiss_index: Any
     lexical: LexicalIndex
-    sentence_vectors: np.ndarray
+    sentence_vectors: NpyRows
     sentence_offsets: np.ndarray
 
     def vectors(self) -> np.ndarray:
-        return np.load(self.folder / "vectors.npy", mmap_mode="r")
+        return np.load(self.folder / "vectors.npy")
 
     def chunk_sentence_vectors(self, row: int) -> np.ndarray:
         """The sentence vectors of passage ``row`` (float32), in ``passage_sentences`` order."""
         a, b = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
-        return np.asarray(self.sentence_vectors[a:b], dtype=np.float32)
+        return self.sentence_vectors.rows(a, b).astype(np.float32)
 
 
 def _chunk_row(c: Chunk) -> dict[str, Any]:
@@ -178,12 +231,13 @@ class IndexStore:
         try:
             import faiss
 
-            chunks = [Chunk(**{**r, "page_starts": tuple(map(tuple, r.get("page_starts", ())))})
-                      for r in _read_jsonl(folder / "chunks.jsonl")]
+            shared: dict[str, str] = {}
+            chunks = [_chunk_from(r, shared) for r in _read_jsonl(folder / "chunks.jsonl")]
+            del shared
             docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
             index = faiss.read_index(str(folder / "index.faiss"))
             lexical = LexicalIndex.load(folder / "bm25", len(chunks))
-            sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
+            sentence_vectors = NpyRows(folder / "sentences.npy")
             sentence_offsets = np.load(folder / "sentence_offsets.npy")
         except Exception as exc:  # any damaged file: one clear message
             raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "

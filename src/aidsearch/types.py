@@ -20,7 +20,7 @@ class Page:
     end: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Document:
     """A cleaned source document. ``id`` is the hash of its text; ``source`` is relative to the corpus root."""
 
@@ -39,7 +39,7 @@ class Document:
         return self.pages[-1].number if self.pages and offset >= self.pages[-1].start else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """A passage of a document: ``text == document.text[start:end]``; ``context`` is the title/heading line."""
 
