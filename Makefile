@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-all index install browser clean
+.PHONY: run test test-all index install browser clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: $(STAMP) browser
 
 test-all: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# About 45 minutes on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_model.py > /dev/null
+	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_scale.py > /dev/null
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

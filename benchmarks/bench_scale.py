@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             "base": base, "rows": rows, "calls": rows[0]["calls"] if rows else 0,
         }
         out_path.write_text(render(result, png.name if plotted else None), encoding="utf-8")
+        out_path.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         print(json.dumps(result, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

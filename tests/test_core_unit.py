@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from aidsearch.api import Aidsearch
-from aidsearch.answer import AnswerPolicy, compose
+from aidsearch.answer import AnswerPolicy, asked_kinds, compose, field_label, rank_sentences
 from aidsearch.chunk import chunk_document, passage_sentences, units
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
@@ -115,6 +115,47 @@ def test_compose_numbers_citations_in_order_of_use():
     assert answer.citations[0].sentences == ((0, 27),)
     none = compose(q, "fr", [], qv, lambda h: np.zeros((0, 64)))
     assert not none.found and none.text == "Aucune réponse trouvée dans les documents indexés."
+
+
+@pytest.mark.parametrize("sentence, kind", [
+    ("Budget: 750,000 CAD", "amount"), ("Donor: Canada (CIDA)", "funder"), ("Bailleur(s) : AFD", "funder"),
+    ("Pays : Sénégal", "place"), ("Durée totale: 156 mois", "date"), ("Période d'exécution: 2016 - 2028", "date"),
+    ("Luxembourg Government: 25,400,000 EUR", None), ("The project is located in Chongqing.", None),
+    ("Objective: the project aims to strengthen district health services in three provinces of the country", None),
+])
+def test_field_label_names_fiche_fields(sentence, kind):
+    assert field_label(sentence) == kind
+
+
+@pytest.mark.parametrize("question, kinds", [
+    ("Which organisations fund water projects in Burundi?", ["funder"]),
+    ("Quelle coopération finance le programme PRODDEL ?", ["funder"]),
+    ("How much funding did Canada provide for flood relief?", ["amount"]),
+    ("Dans quelles régions du Burkina Faso les centres financiers seront-ils créés ?", []),
+    ("Until which month does the agency fully fund the first cohort?", ["date"]),
+    ("Quelle est la durée totale du projet ?", ["date"]),
+])
+def test_asked_kinds(question, kinds):
+    assert asked_kinds(question) == kinds
+
+
+def test_a_fiche_label_line_does_not_answer_a_question_about_something_else():
+    text = "Donor: Canada (CIDA)\nThe project is located in Chongqing, a municipality of 30 million people."
+    chunk = Chunk("c1", "d1", "s1.txt", "Migrant labour health", text, 0, len(text), "en")
+    hit = Hit(chunk, 1.0, 1, 0.9, 1.0)
+    q = "In which Chinese municipality does the project take place?"
+    qv = EMB.encode_queries([q])[0]
+
+    def vectors(h: Hit) -> np.ndarray:  # the label line is made the closer one to the question
+        v = np.stack([qv, 0.9 * qv + 0.1 * EMB.encode_queries(["Chongqing"])[0]])
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    ranked = rank_sentences(q, qv, [hit], vectors, AnswerPolicy())
+    assert ranked[0].sentence.text.startswith("The project is located in Chongqing")
+    plain = rank_sentences(q, qv, [hit], vectors, AnswerPolicy(label_penalty=0.0))
+    assert plain[0].sentence.text == "Donor: Canada (CIDA)"
+    funder = "Who funds the project in Chongqing?"
+    assert rank_sentences(funder, qv, [hit], vectors, AnswerPolicy())[0].sentence.text == "Donor: Canada (CIDA)"
 
 
 @pytest.fixture()

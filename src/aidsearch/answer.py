@@ -16,7 +16,8 @@ MESSAGES = {
     "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources"},
 }
 _ASKS = {
-    "amount": re.compile(r"\b(budget|cost|cout|montant|how much|amount|fund|funding|financ\w*|contribut\w*|somme)\b"),
+    "amount": re.compile(r"\b(budget|cost|cout|montant|how much|amount|contribut\w*|somme)\b"),
+    "funder": re.compile(r"\b(?:who|which|what|qui|quel\w*)(?:\W+\w+){0,2}?\W+(?:fund|financ|donor|bailleur|sponsor)\w*"),
     "count": re.compile(r"\b(how many|combien|number of|nombre)\b"),
     "date": re.compile(r"\b(when|quand|date|dates|period|periode|year|annee|start|end|ends|ended|debut|fin|termine\w*|"
                        r"commence\w*|duration|duree|how long|until|jusqu\w*|months|mois)\b"),
@@ -26,7 +27,17 @@ _HAS = {
     "count": re.compile(r"(?<![\d/.,$€])(?<!\$ )(?<!€ )(?!(?:19|20)\d\d\b)\d{1,3}(?:[ ,.]\d{3})*(?![\d/.,]?\d)"
                        r"(?!\s*(?:eur|usd|cad|xof|fcfa|%))", re.I),
     "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
+    "funder": re.compile(r"\b(?:donors?|funders?|bailleurs?|funded by|financed by|financ[ée]e?s? par)\b", re.I),
 }
+# Fiche field labels ("Budget: …", "Donor: …", "Pays : …") and the kind of question each one answers.
+_FIELD_LABELS = {
+    "amount": re.compile(r"\b(budget|cost|cout|montant|amount|contribution)"),
+    "funder": re.compile(r"\b(donor|funder|funded|bailleur|financ|sponsor)"),
+    "place": re.compile(r"\b(country|pays|region|province|location|lieu|localisation)"),
+    "date": re.compile(r"\b(date|period|periode|duration|duree|start|end|debut|fin|year|annee)"),
+}
+_PLACE_ASK = re.compile(r"\b(where|country|countries|où|pays|région\w*|region\w*|province\w*)\b")
+_LABEL_LINE = re.compile(r"^\s*([^:\n]{2,40}?)\s*:\s+\S")
 SentenceVectors = Callable[[Hit], np.ndarray]
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -45,6 +56,8 @@ class AnswerPolicy:
     term_weight: float = 0.08
     type_boost: float = 0.08
     passage_weight: float = 1.0
+    label_penalty: float = 0.1
+    title_penalty: float = 0.05
 
 
 def term_coverage(terms: set[str], hit: Hit) -> float:
@@ -78,6 +91,21 @@ def key_terms(question: str) -> set[str]:
     return terms
 
 
+def field_label(sentence: str) -> str | None:
+    """The kind of fiche field a "Label: value" line gives ("amount" for "Budget: 750,000 CAD"), if any."""
+    match = _LABEL_LINE.match(sentence)
+    if not match or len(sentence.split()) > 12:
+        return None
+    label = fold(match.group(1))
+    return next((kind for kind, pattern in _FIELD_LABELS.items() if pattern.search(label)), None)
+
+
+def asked_kinds(question: str) -> list[str]:
+    """The kinds of fact a question asks for: amount, count, date, funder."""
+    folded = fold(question)
+    return [kind for kind, pattern in _ASKS.items() if pattern.search(folded)]
+
+
 def _term_weight(term: str) -> float:
     return 3.0 if any(c.isdigit() for c in term) or "/" in term else 1.0
 
@@ -99,7 +127,8 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
     """Candidate sentences of the ``top`` passages, best first."""
     terms = key_terms(question)
     total = sum(_term_weight(t) for t in terms)
-    asks = [kind for kind, pattern in _ASKS.items() if pattern.search(fold(question))]
+    asks = asked_kinds(question)
+    wanted = set(asks) | ({"place"} if _PLACE_ASK.search(question.lower()) else set())
     scored = []
     for i, hit in enumerate(top):
         cands = passage_sentences(hit.chunk.text)
@@ -107,14 +136,19 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
             continue
         sims = vectors(hit) @ query_vector
         context = set(tokenize(hit.chunk.context))
+        title = fold(hit.chunk.title).strip()
         for cand, sim in zip(cands, sims):
             own = terms & set(tokenize(cand.text))
             found = own | (terms & context)
             overlap = sum(_term_weight(t) for t in found) / total if total else 0.0
             typed = any(_HAS[kind].search(cand.text) for kind in asks) if asks else None
             title_only = fold(cand.text) in fold(hit.chunk.context)
+            field = field_label(cand.text)
+            off_field = field is not None and field not in wanted  # "Donor: …" quoted for a question about a place
+            titled = not title_only and len(title) >= 8 and fold(cand.text).startswith(title)  # "Title: first sentence"
             score = (float(sim) + policy.passage_weight * hit.dense + policy.term_weight * overlap
-                     + policy.type_boost * bool(typed) - 0.05 * title_only)
+                     + policy.type_boost * bool(typed) - 0.05 * title_only - policy.label_penalty * off_field
+                     - policy.title_penalty * titled)
             scored.append(Scored(score, float(sim), i, cand, typed, len(own)))
     scored.sort(key=lambda t: -t.score)
     return scored

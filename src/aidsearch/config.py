@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ConfigError
 
 CONFIG_FILE = "aidsearch.toml"
+QUANTIZE = ("none", "int8")
 
 
 def default_cache_dir() -> Path:
@@ -19,9 +20,11 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path."""
+    """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
+    ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact)."""
 
     model: str = "bundled"
+    quantize: str = "none"
     cache_dir: Path = default_cache_dir()
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
@@ -76,4 +79,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if env not in (None, ""):
             values[name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings().with_overrides(**values)
+    settings = Settings().with_overrides(**values)
+    if settings.quantize not in QUANTIZE:
+        raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {settings.quantize!r}")
+    return settings

