@@ -34,10 +34,11 @@ test: $(STAMP) browser
 test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
-# About 45 minutes on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
+# About an hour on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
+QUALITY_ARGS ?= --chunking 120/24,300/60
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py > /dev/null
-	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
 	$(PY) benchmarks/report.py
 

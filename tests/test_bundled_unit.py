@@ -57,3 +57,10 @@ def test_settings_precedence(tmp_path, monkeypatch):
         load_settings(cfg)
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_quantize_setting_is_checked(monkeypatch):
+    assert load_settings(quantize="int8").quantize == "int8"
+    monkeypatch.setenv("AIDSEARCH_QUANTIZE", "int4")
+    with pytest.raises(ConfigError, match="setting quantize must be one of none, int8, got 'int4'"):
+        load_settings()

@@ -79,6 +79,29 @@ def test_long_text_is_truncated_not_crashed(embedder):
     assert embedder.model.max_seq_length == 512
 
 
+def test_word_embeddings_kept_in_fp16_without_changing_vectors(embedder):
+    import torch
+
+    table = embedder.model[0].auto_model.embeddings.word_embeddings
+    assert table.weight.dtype == torch.float16 and table.weight.shape == (250037, 384)
+    others = [p for n, p in embedder.model.named_parameters() if "word_embeddings" not in n]
+    assert all(p.dtype == torch.float32 for p in others)
+
+
+def test_int8_option_stays_close_and_is_a_distinct_model(settings, embedder, texts):
+    from aidsearch.embed import load_embedder
+
+    int8 = load_embedder(settings.with_overrides(quantize="int8"))
+    assert int8 is not embedder and int8.info.fingerprint == embedder.info.fingerprint + "-int8"
+    assert int8.info.name.endswith("(int8)")
+    batch = [t["text"] for t in texts["texts"] if t["kind"] == "passage"]
+    cosines = (int8.encode_passages(batch) * embedder.encode_passages(batch)).sum(axis=1)
+    assert statistics.median(cosines) >= 0.99 and min(cosines) < 0.99999  # close, but really quantized
+    pairs = texts["pairs"]
+    sim = int8.encode_passages([p["en"] for p in pairs]) @ int8.encode_passages([p["fr"] for p in pairs]).T
+    assert list(sim.argmax(axis=1)) == list(range(len(pairs)))
+
+
 def test_model_info_cli_json(settings):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "aidsearch", "model", "info", "--json"], capture_output=True,
