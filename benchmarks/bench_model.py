@@ -124,7 +124,8 @@ def _construct(kind: str) -> tuple[Encode, Encode, dict[str, Any]]:
     embedder = load_embedder(load_settings())
     info = {
         **embedder.info.to_dict(),
-        "dtype": str(next(embedder.model.parameters()).dtype),
+        "dtype": " + ".join(sorted({f"{p.dtype}".replace("torch.", "") + (" (word embeddings)" if "word_emb" in n else "")
+                                   for n, p in embedder.model.named_parameters()})),
         "device": str(embedder.model.device),
         "batch_size": embedder.batch_size,
         "torch_threads": torch.get_num_threads(),

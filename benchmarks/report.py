@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-GOALS = {"search_p50_ms": 50.0, "ask_p50_ms": 150.0, "peak_mib": 2048.0}
+GOALS = {"search_p50_ms": ("search p50", 50.0, "ms"), "ask_p50_ms": ("ask p50", 150.0, "ms"),
+         "peak_mib": ("peak memory", 2048.0, "MiB")}
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -61,10 +62,20 @@ def _quality(r: dict[str, Any]) -> list[str]:
     int8 = runs.get("e5-int8")
     if e5 and int8:
         speed = int8["index"]["texts_per_second"] / e5["index"]["texts_per_second"]
-        delta = (int8["evals"]["hybrid"]["overall"]["recall@5"] - e5["evals"]["hybrid"]["overall"]["recall@5"]) * 100
+        a, b = int8["evals"]["hybrid"]["overall"], e5["evals"]["hybrid"]["overall"]
         out.append(f"- int8 model (`AIDSEARCH_QUANTIZE=int8`): indexing {speed:.2f}× as fast "
                    f"({int8['index']['texts_per_second']:.1f} vs {e5['index']['texts_per_second']:.1f} texts/s), "
-                   f"Recall@5 {delta:+.1f} points.")
+                   f"Recall@5 {(a['recall@5'] - b['recall@5']) * 100:+.1f} points, Recall@1 "
+                   f"{(a['recall@1'] - b['recall@1']) * 100:+.1f}, answer accuracy "
+                   f"{(a['answer_accuracy'] - b['answer_accuracy']) * 100:+.1f}; fp32 stays the default.")
+    sizes = [run for name, run in runs.items() if name.startswith("e5-") and name != "e5-int8"]
+    if e5 and sizes:
+        def fig(run: dict[str, Any]) -> str:
+            o = run["evals"]["hybrid"]["overall"]
+            return f"R@1 {o['recall@1']:.3f}, R@5 {o['recall@5']:.3f}, answers {o['answer_accuracy']:.3f}"
+        chunking = "; ".join(f"{run['env']['AIDSEARCH_CHUNK_TOKENS']}/{run['env']['AIDSEARCH_CHUNK_OVERLAP']}: "
+                             f"{fig(run)}" for run in sizes)
+        out.append(f"- Passage size (tokens/overlap), hybrid: 200/40 (default): {fig(e5)}; {chunking}.")
     return out
 
 
@@ -78,8 +89,8 @@ def _scale(r: dict[str, Any]) -> list[str]:
         out.append(f"| {row['passages']:,} | {row['search_p50_ms']:.0f} | {row['ask_p50_ms']:.0f} | {row['peak_mib']:.0f} | "
                    f"{row['disk_mib']:.0f} | {row['first_answer_s']:.1f} |")
     largest = max(rows, key=lambda row: row["passages"])
-    met = [f"{key.replace('_', ' ')} {largest[key]:.0f} ≤ {limit:.0f}: {'met' if largest[key] <= limit else 'NOT met'}"
-           for key, limit in GOALS.items()]
+    met = [f"{name} {largest[key]:.0f} {unit} (goal ≤ {limit:.0f}): {'met' if largest[key] <= limit else 'NOT met'}"
+           for key, (name, limit, unit) in GOALS.items()]
     out += ["", f"Goals at {largest['passages']:,} passages — " + "; ".join(met) + "."]
     return out
 
@@ -106,6 +117,7 @@ def render(docs: Path) -> str:
         data = _load(docs / link.replace(".md", ".json"))
         found[name] = data
         when = (data.get("date") or data.get("meta", {}).get("date") or "?") if data else "not yet run"
+        command = f".venv/bin/python {data['command']}" if data and "command" in data else command
         lines.append(f"| [{name}]({link}) | {what} | `{command}` | {when} |")
     lines.append("| [tuning log](../eval/RESULTS.md) | what each change of fusion weights and answer thresholds did "
                  "on the evaluation set | `aidsearch eval eval/questions.jsonl --index-dir DIR` | see the file |")
