@@ -120,7 +120,8 @@ def test_compose_numbers_citations_in_order_of_use():
 @pytest.mark.parametrize("sentence, kind", [
     ("Budget: 750,000 CAD", "amount"), ("Donor: Canada (CIDA)", "funder"), ("Bailleur(s) : AFD", "funder"),
     ("Pays : Sénégal", "place"), ("Durée totale: 156 mois", "date"), ("Période d'exécution: 2016 - 2028", "date"),
-    ("Luxembourg Government: 25,400,000 EUR", None), ("The project is located in Chongqing.", None),
+    ("Luxembourg Government: 25,400,000 EUR", "amount"), ("Phase: 2", None), ("Partner: 12 districts", None),
+    ("Lao Ministry of Health: 2011 - 2015", None), ("The project is located in Chongqing.", None),
     ("Objective: the project aims to strengthen district health services in three provinces of the country", None),
 ])
 def test_field_label_names_fiche_fields(sentence, kind):

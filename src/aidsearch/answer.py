@@ -37,6 +37,7 @@ _FIELD_LABELS = {
     "date": re.compile(r"\b(date|period|periode|duration|duree|start|end|debut|fin|year|annee)"),
 }
 _PLACE_ASK = re.compile(r"\b(where|country|countries|où|pays|région\w*|region\w*|province\w*)\b")
+_AMOUNT_VALUE = re.compile(r"(?:[A-Z]{3}|€|\$|US\$)?\s*\d[\d ,.\u202f\u00a0]*(?:\s*(?:million|millions|[A-Z]{3}|€))?", re.I)
 _LABEL_LINE = re.compile(r"^\s*([^:\n]{2,40}?)\s*:\s+\S")
 SentenceVectors = Callable[[Hit], np.ndarray]
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -92,12 +93,18 @@ def key_terms(question: str) -> set[str]:
 
 
 def field_label(sentence: str) -> str | None:
-    """The kind of fiche field a "Label: value" line gives ("amount" for "Budget: 750,000 CAD"), if any."""
+    """The kind of fiche field a "Label: value" line gives ("amount" for "Budget: 750,000 CAD"), if any; a line
+    whose label names no field but whose whole value is an amount ("Luxembourg Government: 25,400,000 EUR")
+    gives an amount."""
     match = _LABEL_LINE.match(sentence)
     if not match or len(sentence.split()) > 12:
         return None
     label = fold(match.group(1))
-    return next((kind for kind, pattern in _FIELD_LABELS.items() if pattern.search(label)), None)
+    kind = next((kind for kind, pattern in _FIELD_LABELS.items() if pattern.search(label)), None)
+    value = sentence[match.end() - 1:].strip()
+    if kind is None and _AMOUNT_VALUE.fullmatch(value) and _HAS["amount"].search(value):
+        return "amount"
+    return kind
 
 
 def asked_kinds(question: str) -> list[str]:
