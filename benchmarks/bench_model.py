@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+from procstat import status_mib
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -67,14 +68,6 @@ QUICK = Sizes(passages=16, passage_tokens=200, batch_reps=3, query_calls=5, quer
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _hwm_mib() -> float:
-    """Peak RSS of this process's own address space (VmHWM), which unlike ru_maxrss never includes the parent's."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _busy_cpu_s() -> float:
@@ -183,7 +176,7 @@ def worker(task: str, kind: str, work: Path) -> dict[str, Any]:
     passages: list[str] = inputs["passages"]
     if task == "memory":
         passage(passages)
-        return {"peak_rss_mib": _rss_mib(), "hwm_mib": _hwm_mib(), "baseline_rss_mib": baseline}
+        return {"peak_rss_mib": _rss_mib(), "hwm_mib": status_mib("VmHWM"), "baseline_rss_mib": baseline}
     passage(passages)
     batch_s = []
     with ForeignCpu() as batch_foreign:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from procstat import status_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVAID = ROOT.parent / "shared" / "data" / "devaid"
@@ -46,20 +47,6 @@ QUERIES = [
     "What did the P4H mission in Cambodia aim to create?",
 ]
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _hwm_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _records(n: int) -> list[dict[str, Any]]:
@@ -146,7 +133,7 @@ def measure(index_dir: str, repeats: int) -> dict[str, Any]:
     opened = time.perf_counter()
     ix.ask(QUERIES[0])
     cold = {"open_s": opened - t0, "first_answer_s": time.perf_counter() - t0}
-    rss_loaded = _rss_mib()
+    rss_loaded = status_mib("VmRSS")
     search_ms, ask_ms, parts = [], [], {"embed": [], "retrieve": [], "answer": []}
     for _ in range(repeats):
         for q in QUERIES:
@@ -167,7 +154,7 @@ def measure(index_dir: str, repeats: int) -> dict[str, Any]:
         "search_p50_ms": pct(search_ms, 50), "search_p95_ms": pct(search_ms, 95),
         "ask_p50_ms": pct(ask_ms, 50), "ask_p95_ms": pct(ask_ms, 95),
         "ask_parts_p50_ms": {k: statistics.median(v) for k, v in parts.items()},
-        "rss_loaded_mib": rss_loaded, "peak_mib": _hwm_mib(), "calls": len(search_ms),
+        "rss_loaded_mib": rss_loaded, "peak_mib": status_mib("VmHWM"), "calls": len(search_ms),
     }
 
 

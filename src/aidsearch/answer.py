@@ -143,16 +143,17 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
             continue
         sims = vectors(hit) @ query_vector
         context = set(tokenize(hit.chunk.context))
-        title = fold(hit.chunk.title).strip()
+        folded_context, title = fold(hit.chunk.context), fold(hit.chunk.title).strip()
         for cand, sim in zip(cands, sims):
             own = terms & set(tokenize(cand.text))
             found = own | (terms & context)
             overlap = sum(_term_weight(t) for t in found) / total if total else 0.0
             typed = any(_HAS[kind].search(cand.text) for kind in asks) if asks else None
-            title_only = fold(cand.text) in fold(hit.chunk.context)
+            folded = fold(cand.text)
+            title_only = folded in folded_context
             field = field_label(cand.text)
             off_field = field is not None and field not in wanted  # "Donor: …" quoted for a question about a place
-            titled = not title_only and len(title) >= 8 and fold(cand.text).startswith(title)  # "Title: first sentence"
+            titled = not title_only and len(title) >= 8 and folded.startswith(title)  # "Title: first sentence"
             score = (float(sim) + policy.passage_weight * hit.dense + policy.term_weight * overlap
                      + policy.type_boost * bool(typed) - 0.05 * title_only - policy.label_penalty * off_field
                      - policy.title_penalty * titled)

@@ -50,6 +50,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _TYPES:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(_TYPES))}")
     kind = _TYPES[name]
+    if name == "quantize" and value not in QUANTIZE:
+        raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {value!r}")
     try:
         if kind == "Path":
             return Path(value).expanduser()
@@ -79,7 +81,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if env not in (None, ""):
             values[name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
-    settings = Settings().with_overrides(**values)
-    if settings.quantize not in QUANTIZE:
-        raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {settings.quantize!r}")
-    return settings
+    return Settings().with_overrides(**values)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -57,26 +58,39 @@ def parse_filters(filters: Filters | Sequence[str] | None) -> dict[str, tuple[st
     return out
 
 
-def _doc_matches(doc: Document, key: str, values: tuple[str, ...]) -> bool:
-    meta = doc.metadata
-    if key == "country":
-        country = fold(str(meta.get("country") or ""))
-        return any(fold(v) == country for v in values)
-    if key == "funder":
-        names = [fold(f.get("name") or "") for f in meta.get("funders") or []]
-        return any(fold(v) in n for v in values for n in names)
-    if key == "source":
-        return any(doc.source.startswith(v.lstrip("./")) for v in values)
-    if key == "year":
-        years = set(meta.get("years") or [])
-        for v in values:
-            m = _YEAR_RANGE.match(v)
-            assert m
-            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-            if any(lo <= y <= hi for y in years):
-                return True
-        return False
-    return True
+@dataclass(frozen=True)
+class _FacetColumns:
+    """Each document's filterable values, folded once, in ``doc_list`` order."""
+
+    countries: np.ndarray
+    funders: list[list[str]]
+    years: list[list[int]]
+    sources: list[str]
+
+    @classmethod
+    def of(cls, docs: Sequence[Document]) -> _FacetColumns:
+        return cls(np.array([fold(str(d.metadata.get("country") or "")) for d in docs]),
+                   [[fold(f.get("name") or "") for f in d.metadata.get("funders") or []] for d in docs],
+                   [list(d.metadata.get("years") or []) for d in docs], [d.source for d in docs])
+
+    def matches(self, key: str, values: tuple[str, ...]) -> np.ndarray:
+        """Which documents match any of ``values`` for filter ``key`` (not "lang", which is per passage)."""
+        if key == "country":
+            return np.isin(self.countries, [fold(v) for v in values])
+        if key == "funder":
+            wanted = [fold(v) for v in values]
+            return np.array([any(v in n for v in wanted for n in names) for names in self.funders], dtype=bool)
+        if key == "source":
+            prefixes = tuple(v.lstrip("./") for v in values)
+            return np.array([s.startswith(prefixes) for s in self.sources], dtype=bool)
+        if key == "year":
+            spans = []
+            for v in values:
+                m = _YEAR_RANGE.match(v)
+                assert m
+                spans.append((int(m.group(1)), int(m.group(2) or m.group(1))))
+            return np.array([any(lo <= y <= hi for y in years for lo, hi in spans) for years in self.years], dtype=bool)
+        return np.ones(len(self.sources), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -104,13 +118,17 @@ class Retriever:
         self.chunk_lang = np.array([c.lang for c in self.chunks])
         self.vectors = gen.vectors() if self.chunks else np.zeros((0, 1), np.float16)
 
+    @cached_property
+    def _facets(self) -> _FacetColumns:
+        return _FacetColumns.of(self.doc_list)
+
     def mask(self, filters: dict[str, tuple[str, ...]]) -> np.ndarray | None:
         if not filters:
             return None
         ok = np.ones(len(self.doc_list), dtype=bool)
         for key, values in filters.items():
             if key != "lang":
-                ok &= np.array([_doc_matches(d, key, values) for d in self.doc_list], dtype=bool)
+                ok &= self._facets.matches(key, values)
         rows = ok[self.chunk_doc] if len(self.chunks) else np.zeros(0, dtype=bool)
         if "lang" in filters:
             rows &= np.isin(self.chunk_lang, [v.lower()[:2] for v in filters["lang"]])

@@ -82,7 +82,7 @@ class NpyRows:
             self.offset = fh.tell()
         if len(shape) != 2 or fortran:
             raise ValueError(f"{path.name}: expected a 2-D C-ordered array, found shape {shape}")
-        self.shape, self.dtype = shape, np.dtype(dtype)
+        self.name, self.shape, self.dtype = path.name, shape, np.dtype(dtype)
         self.row_bytes = shape[1] * self.dtype.itemsize
         if path.stat().st_size < self.offset + shape[0] * self.row_bytes:
             raise ValueError(f"{path.name} is truncated")
@@ -95,7 +95,7 @@ class NpyRows:
         count = max(0, end - start)
         data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
         if len(data) != count * self.row_bytes:
-            raise IndexCorruptError(f"index file {self.shape} ended early: rebuild it with `aidsearch index --rebuild`")
+            raise IndexCorruptError(f"index file {self.name} ended early: rebuild it with `aidsearch index --rebuild`")
         return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
 
     def __del__(self) -> None:
@@ -233,7 +233,6 @@ class IndexStore:
 
             shared: dict[str, str] = {}
             chunks = [_chunk_from(r, shared) for r in _read_jsonl(folder / "chunks.jsonl")]
-            del shared
             docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
             index = faiss.read_index(str(folder / "index.faiss"))
             lexical = LexicalIndex.load(folder / "bm25", len(chunks))
