@@ -5,7 +5,7 @@ answer string occurs verbatim (case-sensitive) in a relevant document, before an
 cleaning, and the question's direction (query language → language of the first relevant document)
 is known. Prints one line per problem and a summary of directions; exit code 1 on problems.
 
-Usage: python eval/check_questions.py [eval/questions.jsonl] [--data ../shared/data/devaid]
+Usage: python eval/check_questions.py [eval/questions.jsonl] [--data eval/data/records.jsonl.gz or a devaid folder]
 """
 from __future__ import annotations
 
