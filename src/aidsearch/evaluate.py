@@ -8,6 +8,7 @@ the answer text; abstention on "no answer" predictions (``found`` false), whose 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -109,6 +110,11 @@ def load_questions(path: str | Path) -> list[Question]:
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalError(f"cannot read {path}: {exc}") from None
     return parse_questions(text.splitlines(), path.name)
+
+
+def split_part(key: str, validation_share: float = 0.4) -> str:
+    """"train" or "validation" for a group of questions (an article, a document), fixed by a hash of ``key``."""
+    return "validation" if hashlib.sha256(key.encode()).digest()[0] < validation_share * 256 else "train"
 
 
 # ---------------------------------------------------------------- metric arithmetic (pure)
