@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-all index install browser clean bench
+.PHONY: run test test-all index install browser clean bench eval-data train
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,25 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
 	$(PY) benchmarks/report.py
+
+# Development sets: the evaluation corpus (eval/corpus) and the public QA sets, each indexed under eval/.
+EVAL_INDEX := eval/index-e5
+eval-data: $(STAMP)
+	$(PY) eval/build_corpus.py
+	$(PY) eval/qa/build.py
+	$(VENV)/bin/aidsearch index eval/corpus --index-dir $(EVAL_INDEX)
+	$(VENV)/bin/aidsearch index eval/qa/build/piaf/corpus --index-dir eval/qa/build/index-piaf
+	$(VENV)/bin/aidsearch index eval/qa/build/xquad/corpus --index-dir eval/qa/build/index-xquad
+
+# Fits the learned fusion, answer-sentence and abstention models on the train parts (about 10 minutes after
+# eval-data) and writes src/aidsearch/params/*.json with the validation figures they reached.
+TRAIN_SETS := --set piaf=eval/qa/build/index-piaf:eval/qa/build/piaf/train.jsonl \
+	--set xquad=eval/qa/build/index-xquad:eval/qa/build/xquad/train.jsonl --set dev=$(EVAL_INDEX):eval/dev/train.jsonl \
+	--validate piaf=eval/qa/build/index-piaf:eval/qa/build/piaf/validation.jsonl \
+	--validate xquad=eval/qa/build/index-xquad:eval/qa/build/xquad/validation.jsonl \
+	--validate dev=$(EVAL_INDEX):eval/dev/validation.jsonl
+train: eval-data
+	$(PY) -m aidsearch.train $(TRAIN_SETS)
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

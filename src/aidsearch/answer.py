@@ -8,8 +8,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .chunk import Sentence, passage_sentences
+from .features import Candidate, QuestionInfo, abstain_features, sentence_features
+from .lang import detect_en_fr
+from .learned import load_model
 from .lexical import fold, tokenize
-from .types import Answer, Citation, Hit
+from .linear import LinearModel
+from .retrieve import Retrieval
+from .fields import field_answer
+from .types import Answer, Citation, Document, Hit
 
 MESSAGES = {
     "en": {"none": "No answer found in the indexed documents.", "sources": "Sources"},
@@ -209,3 +215,81 @@ def compose(question: str, language: str, hits: Sequence[Hit], query_vector: np.
         for i, n in sorted(numbers.items(), key=lambda kv: kv[1])
     )
     return Answer(question, language, True, " ".join(parts), citations)
+
+
+# ---------------------------------------------------------------- learned answer selection
+
+@dataclass(frozen=True)
+class AnswerModels:
+    """The learned stages of the answerer: sentence choice and abstention, plus how many passages to read."""
+
+    sentence: LinearModel
+    abstain: LinearModel
+    passages: int = 5
+    min_probability: float = 0.5
+    max_words: int = 40
+
+    @classmethod
+    def shipped(cls) -> AnswerModels:
+        return cls(load_model("sentence"), load_model("abstain"))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The answer candidates of the top passages, scored: what the answerer and the trainer both look at."""
+
+    top: list[Hit]
+    sentences: list[list[Sentence]]
+    candidates: list[Candidate]
+    features: np.ndarray
+    scores: np.ndarray
+    abstain_features: np.ndarray | None
+
+
+def read(question: str, retrieval: Retrieval, query_vector: np.ndarray, vectors: SentenceVectors,
+         models: AnswerModels) -> Reading:
+    """Score every sentence of the top passages, and compute the abstention features of the question."""
+    top = list(retrieval.hits[: models.passages])
+    sentences = [passage_sentences(h.chunk.text) for h in top]
+    sims = [vectors(h) @ query_vector if s else np.zeros(0) for h, s in zip(top, sentences)]
+    info = retrieval.pool.question if retrieval.pool is not None else QuestionInfo(question, detect_en_fr(question))
+    labels = [[field_label(s.text) is not None for s in sents] for sents in sentences]
+    cands, x = sentence_features(info, [[s.text for s in sents] for sents in sentences], sims,
+                                 np.array([h.score for h in top]), labels)
+    scores = models.sentence.scores(x) if len(x) else np.zeros(0)
+    abstain = None
+    if retrieval.pool is not None and top:
+        cover = term_coverage(key_terms(question), top[0])
+        abstain = abstain_features(retrieval.fused, retrieval.pool.features, scores, cover, info)
+    return Reading(top, sentences, cands, x, scores, abstain)
+
+
+def compose_learned(question: str, language: str, retrieval: Retrieval, query_vector: np.ndarray,
+                    vectors: SentenceVectors, models: AnswerModels,
+                    documents: Callable[[str], Document | None] = lambda _: None) -> Answer:
+    """The answer to ``question``: "no answer" when the abstention model finds the corpus unlikely to answer;
+    else the fiche fields it asks for, worded in ``language``, when the best document has them; else the
+    best-scored sentence of the top passages. Each with its ``[n]`` citation."""
+    reading = read(question, retrieval, query_vector, vectors, models)
+    if reading.abstain_features is None or not len(reading.scores):
+        return Answer(question, language, False, MESSAGES[language]["none"])
+    confidence = float(models.abstain.probability(reading.abstain_features[None, :])[0])
+    if confidence < models.min_probability:
+        return Answer(question, language, False, MESSAGES[language]["none"], confidence=confidence)
+    top = reading.top
+    doc = documents(top[0].chunk.doc_id)
+    if doc is not None:
+        own = [h for h in top if h.chunk.doc_id == doc.id]
+        fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own])
+        if fields is not None:
+            citation = Citation(1, own[fields.passage], tuple((x.start, x.end) for x in fields.sentences))
+            return Answer(question, language, True, " ".join(f"{line} [1]" for line in fields.lines), (citation,),
+                          confidence=confidence)
+    best = reading.candidates[int(np.argmax(reading.scores))]
+    sentence = reading.sentences[best.passage][best.index]
+    text = _MARKER.sub(r"(\1)", sentence.text)
+    words = text.split()
+    if len(words) > 2 * models.max_words:
+        text = " ".join(words[: 2 * models.max_words]) + "…"
+    citation = Citation(1, top[best.passage], ((sentence.start, sentence.end),))
+    return Answer(question, language, True, f"{text} [1]", (citation,), confidence=confidence)

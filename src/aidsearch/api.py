@@ -4,16 +4,17 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .answer import AnswerPolicy, compose
+from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Settings, load_settings
 from .embed import Embedder, load_embedder
 from .errors import QueryError
 from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
-from .retrieve import Filters, Retriever, parse_filters
+from .retrieve import Filters, Retrieval, Retriever, parse_filters
 from .store import CURRENT, IndexStore
 from .types import Answer, Document, SearchResult
 
@@ -33,13 +34,26 @@ def check_question(text: str | None) -> str:
     return text
 
 
+@dataclass
+class _Retrieved:
+    text: str
+    filters: dict[str, list[str]]
+    retriever: Retriever
+    qv: Any
+    retrieval: Retrieval
+    timings: dict[str, float]
+    started: float
+
+
 class Aidsearch:
     """An opened index with its model; reloads by itself when another process writes a new generation."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, policy: AnswerPolicy | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, policy: AnswerPolicy | None = None,
+                 models: AnswerModels | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.policy = policy or AnswerPolicy()
+        self.models = models or AnswerModels.shipped()
         self.store = IndexStore(settings.index_dir)
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
@@ -72,7 +86,7 @@ class Aidsearch:
             return self._retriever
 
     def _retrieve(self, text: str, k: int | None, filters: Filters | Sequence[str] | None,
-                  max_per_doc: int | None, mode: str):
+                  max_per_doc: int | None, mode: str) -> _Retrieved:
         """Shared first steps of ``search`` and ``ask``: check, embed the question, retrieve."""
         text = check_question(text)
         parsed = parse_filters(filters)
@@ -80,26 +94,31 @@ class Aidsearch:
         retriever = self._refresh()
         qv = self.embedder.encode_queries([text])[0]
         t1 = time.perf_counter()
-        hits = retriever.search(text, k=k or self.settings.k, filters=parsed, query_vector=qv,
-                                max_per_doc=max_per_doc or self.settings.max_per_doc, mode=mode)
+        retrieval = retriever.retrieve(text, k=k or self.settings.k, filters=parsed, query_vector=qv,
+                                       max_per_doc=max_per_doc or self.settings.max_per_doc, mode=mode)
         t2 = time.perf_counter()
         timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
-        return text, {key: list(v) for key, v in parsed.items()}, retriever, qv, hits, timings, t0
+        return _Retrieved(text, {key: list(v) for key, v in parsed.items()}, retriever, qv, retrieval, timings, t0)
 
     def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
                max_per_doc: int | None = None, mode: str = "hybrid") -> SearchResult:
-        query, shown, _, _, hits, timings, t0 = self._retrieve(query, k, filters, max_per_doc, mode)
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(query, detect_en_fr(query), tuple(hits), timings, shown)
+        r = self._retrieve(query, k, filters, max_per_doc, mode)
+        r.timings["total"] = (time.perf_counter() - r.started) * 1000
+        return SearchResult(r.text, detect_en_fr(r.text), tuple(r.retrieval.hits), r.timings, r.filters)
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
             mode: str = "hybrid") -> Answer:
-        question, shown, retriever, qv, hits, timings, t0 = self._retrieve(question, k, filters, None, mode)
+        r = self._retrieve(question, k, filters, None, mode)
         t2 = time.perf_counter()
-        answer = compose(question, detect_en_fr(question), hits, qv, retriever.sentence_vectors, self.policy)
+        lang = detect_en_fr(r.text)
+        if self.settings.answerer == "rules":
+            answer = compose(r.text, lang, r.retrieval.hits, r.qv, r.retriever.sentence_vectors, self.policy)
+        else:
+            answer = compose_learned(r.text, lang, r.retrieval, r.qv, r.retriever.sentence_vectors, self.models,
+                                     r.retriever.gen.documents.get)
         t3 = time.perf_counter()
-        timings.update(answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
-        return Answer(answer.question, answer.language, answer.found, answer.text, answer.citations, timings, shown)
+        r.timings.update(answer=(t3 - t2) * 1000, total=(t3 - r.started) * 1000)
+        return replace(answer, timings_ms=r.timings, filters=r.filters)
 
     def document(self, doc_id: str) -> Document | None:
         return self._refresh().gen.documents.get(doc_id)

@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
+ANSWERERS = ("learned", "rules")
 
 
 def default_cache_dir() -> Path:
@@ -38,6 +39,7 @@ class Settings:
     port: int = 7860
     max_upload_mb: int = 50
     auth: str = ""
+    answerer: str = "learned"
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
@@ -52,6 +54,8 @@ def _coerce(name: str, value: Any) -> Any:
     kind = _TYPES[name]
     if name == "quantize" and value not in QUANTIZE:
         raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {value!r}")
+    if name == "answerer" and value not in ANSWERERS:
+        raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
     try:
         if kind == "Path":
             return Path(value).expanduser()

@@ -10,12 +10,15 @@ import numpy as np
 
 from .embed import Embedder
 from .errors import QueryError
-from .lexical import fold
+from .features import QuestionInfo, overlap, passage_features
+from .lang import detect_en_fr
+from .lexical import fold, tokenize
+from .linear import LinearModel
 from .store import Generation
 from .types import Document, Hit
 
 FILTER_KEYS = ("country", "lang", "funder", "year", "source")
-MODES = ("hybrid", "dense", "bm25")
+MODES = ("hybrid", "rrf", "dense", "bm25")
 RRF_K = 60
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
 
@@ -104,11 +107,38 @@ class FusionWeights:
     exact: float = 3.0
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The candidate passages of one query: pool rows, each ranking's scores and the fusion features."""
+
+    question: QuestionInfo
+    rows: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    sentence: np.ndarray
+    in_dense: np.ndarray
+    features: np.ndarray
+    exact_query: bool
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What ``Retriever.retrieve`` found: the hits, and the pool with its fused scores (None when empty)."""
+
+    hits: list[Hit]
+    pool: Pool | None
+    fused: np.ndarray
+
+
 class Retriever:
     """Searches one loaded generation; safe to share between threads (read-only)."""
 
-    def __init__(self, gen: Generation, embedder: Embedder, weights: FusionWeights = FusionWeights()) -> None:
+    def __init__(self, gen: Generation, embedder: Embedder, weights: FusionWeights = FusionWeights(),
+                 fusion: LinearModel | None = None) -> None:
+        from .learned import load_model
+
         self.weights = weights
+        self.fusion = fusion or load_model("fusion")
         self.gen = gen
         self.embedder = embedder
         self.chunks = gen.chunks
@@ -154,47 +184,85 @@ class Retriever:
         top = nonzero[np.argsort(-scores[nonzero], kind="stable")[:n]]
         return top, scores[top]
 
-    def search(self, query: str, *, k: int = 5, filters: dict[str, tuple[str, ...]] | None = None,
-               max_per_doc: int = 3, candidates: int = 50, query_vector: np.ndarray | None = None,
-               mode: str = "hybrid") -> list[Hit]:
-        """Top ``k`` passages for ``query``: RRF of dense, BM25 and best-sentence rankings, at most ``max_per_doc``
-        per document. ``mode`` "dense" or "bm25" uses one ranking alone (for comparisons)."""
+    def pool(self, query: str, qv: np.ndarray, mask: np.ndarray | None, *, candidates: int = 50) -> Pool:
+        """The candidate passages of ``query`` (the union of the dense and BM25 top ``candidates``) with their
+        scores under each ranking and their fusion features."""
+        d_ids, d_scores = self._dense(qv, mask, candidates)
+        l_ids, l_scores = self._lexical(query, mask, candidates)
+        rows = np.unique(np.concatenate([d_ids, l_ids]).astype(np.int64))
+        dense = self.vectors[rows].astype(np.float32) @ qv
+        lexical = np.zeros(len(rows), dtype=np.float32)
+        lexical[np.searchsorted(rows, l_ids)] = l_scores
+        in_dense = np.zeros(len(rows), dtype=bool)
+        in_dense[np.searchsorted(rows, d_ids)] = True
+        sentence = np.array([self.best_sentence(int(r), qv) for r in rows], dtype=np.float32)
+        question = QuestionInfo(query, detect_en_fr(query))
+        texts = [set(tokenize(self.chunks[int(r)].embed_text())) for r in rows]
+        exact = np.array([bool(question.exact_terms & t) for t in texts])
+        term_overlap = np.array([overlap(question.terms, t) for t in texts])
+        same = self.chunk_lang[rows] == question.lang
+        x = passage_features(dense, in_dense, lexical, sentence, same, exact, term_overlap)
+        return Pool(question, rows, dense, lexical, sentence, in_dense, x, self.gen.lexical.has_exact_terms(query))
+
+    def _rrf(self, pool: Pool, mode: str) -> np.ndarray:
+        """Reciprocal rank fusion of the pool's rankings (the earlier fixed-weight fusion, kept for comparison)."""
+        w = self.weights
+        lexical_weight = w.exact if pool.exact_query else w.lexical
+        weights = {"rrf": (w.dense, lexical_weight, w.sentence), "dense": (1.0, 0.0, 0.0), "bm25": (0.0, 1.0, 0.0)}[mode]
+        fused = np.zeros(len(pool.rows))
+        for scores, present, weight in ((pool.dense, pool.in_dense, weights[0]), (pool.lexical, pool.lexical > 0, weights[1]),
+                                        (pool.sentence, np.ones(len(pool.rows), bool), weights[2])):
+            if weight:
+                order = np.argsort(-np.where(present, scores, -np.inf), kind="stable")[: int(present.sum())]
+                fused[order] += weight / (RRF_K + np.arange(1, len(order) + 1))
+        if mode == "bm25":
+            fused[pool.lexical <= 0] = -1.0
+        return fused
+
+    def fused_scores(self, pool: Pool, mode: str = "hybrid") -> np.ndarray:
+        """Scores of the pool's passages: the learned fusion for "hybrid", one ranking alone or RRF otherwise."""
+        if mode == "hybrid":
+            return self.fusion.scores(pool.features)
+        return self._rrf(pool, mode)
+
+    def retrieve(self, query: str, *, k: int = 5, filters: dict[str, tuple[str, ...]] | None = None,
+                 max_per_doc: int = 3, candidates: int = 50, query_vector: np.ndarray | None = None,
+                 mode: str = "hybrid", exclude: np.ndarray | None = None) -> Retrieval:
+        """Top ``k`` passages for ``query`` and the scored pool they come from, at most ``max_per_doc`` per
+        document. ``mode``: "hybrid" (learned fusion of dense, BM25 and best-sentence evidence), "rrf" (fixed
+        reciprocal rank fusion), "dense" or "bm25" (one ranking alone, for comparisons). ``exclude`` marks
+        passage rows to leave out (training builds "the answer is not indexed" cases with it)."""
         if mode not in MODES:
             raise QueryError(f"unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}")
         if not self.chunks:
-            return []
+            return Retrieval([], None, np.zeros(0))
         mask = self.mask(filters or {})
+        if exclude is not None:
+            mask = ~exclude if mask is None else mask & ~exclude
         if mask is not None and not mask.any():
-            return []
+            return Retrieval([], None, np.zeros(0))
         qv = query_vector if query_vector is not None else self.embedder.encode_queries([query])[0]
-        d_ids, _ = self._dense(qv, mask, candidates)
-        l_ids, l_scores = self._lexical(query, mask, candidates)
-        pool = np.unique(np.concatenate([d_ids, l_ids]).astype(np.int64))
-        best_sentence = np.array([self.best_sentence(int(r), qv) for r in pool], dtype=np.float32)
-        s_ids = pool[np.argsort(-best_sentence, kind="stable")]
-        fused: dict[int, float] = {}
-        w = self.weights
-        lexical_weight = w.exact if self.gen.lexical.has_exact_terms(query) else w.lexical
-        rankings = {"hybrid": ((d_ids, w.dense), (l_ids, lexical_weight), (s_ids, w.sentence)),
-                    "dense": ((d_ids, 1.0),), "bm25": ((l_ids, 1.0),)}[mode]
-        for ranking, weight in rankings:
-            for rank, row in enumerate(ranking):
-                fused[int(row)] = fused.get(int(row), 0.0) + weight / (RRF_K + rank + 1)
-        lexical = dict(zip(map(int, l_ids), map(float, l_scores)))
-        order = sorted(fused, key=lambda r: (-fused[r], r))
+        pool = self.pool(query, qv, mask, candidates=candidates)
+        fused = self.fused_scores(pool, mode)
         hits: list[Hit] = []
         per_doc: dict[int, int] = {}
-        for row in order:
+        for i in np.lexsort((pool.rows, -fused)):
+            if mode == "bm25" and pool.lexical[i] <= 0:
+                break
+            row = int(pool.rows[i])
             doc = int(self.chunk_doc[row])
             if per_doc.get(doc, 0) >= max_per_doc:
                 continue
             per_doc[doc] = per_doc.get(doc, 0) + 1
-            dense = float(self.vectors[row].astype(np.float32) @ qv)
-            hits.append(Hit(self.chunks[row], fused[row], len(hits) + 1, dense, lexical.get(row, 0.0),
-                            self._public_metadata(self.doc_list[doc]), row))
+            hits.append(Hit(self.chunks[row], float(fused[i]), len(hits) + 1, float(pool.dense[i]),
+                            float(pool.lexical[i]), self._public_metadata(self.doc_list[doc]), row))
             if len(hits) == k:
                 break
-        return hits
+        return Retrieval(hits, pool, fused)
+
+    def search(self, query: str, **options: Any) -> list[Hit]:
+        """The hits of ``retrieve`` (same options)."""
+        return self.retrieve(query, **options).hits
 
     def best_sentence(self, row: int, qv: np.ndarray) -> float:
         sims = self.gen.chunk_sentence_vectors(row) @ qv

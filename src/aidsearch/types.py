@@ -134,6 +134,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
 
     def citation(self, n: int) -> Citation:
         """The citation numbered ``n`` (1-based); out of range raises instead of wrapping around."""
@@ -148,6 +149,7 @@ class Answer:
             "found": self.found,
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "filters": self.filters,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }

@@ -1,0 +1,229 @@
+"""Fit the learned stages (fusion, answer sentence, abstention) on the train parts of the development sets.
+
+``python -m aidsearch.train --set NAME=INDEX_DIR:QUESTIONS.jsonl ... [--validate NAME=INDEX_DIR:QUESTIONS.jsonl ...]``
+writes ``params/{fusion,sentence,abstain}.json`` with the hash of the data, the counts and the validation
+figures they reached (``make train`` runs it on the shipped sets). Nothing is random: the same data gives the
+same parameters.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .answer import AnswerModels, read
+from .api import Aidsearch, open_index
+from .evaluate import Question, load_questions
+from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
+from .learned import MODELS, load_model
+from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
+
+_ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
+
+
+def group_key(source: str) -> str:
+    """What a training "the answer is not indexed" case leaves out with a document: its whole article for QA
+    paragraphs (``piaf-a012-p03.txt``), else the document itself."""
+    m = _ARTICLE.match(Path(source).name)
+    return m.group(1) if m else source
+
+
+@dataclass
+class Example:
+    """One question as the trainer sees it."""
+
+    set: str
+    question: Question
+    relevant: frozenset[str]
+    vector: np.ndarray
+
+
+@dataclass
+class Source:
+    """A question set over one index."""
+
+    name: str
+    ix: Aidsearch
+    questions: list[Question]
+    path: Path
+
+    def examples(self) -> list[Example]:
+        docs = {d.source for d in self.ix.documents()} | {d.id for d in self.ix.documents()}
+        by_id = {d.id: d.source for d in self.ix.documents()}
+        vectors = self.ix.embedder.encode_queries([q.query for q in self.questions])
+        out = []
+        for q, v in zip(self.questions, vectors):
+            missing = [r for r in q.relevant if r not in docs]
+            if missing:
+                raise ValueError(f"{self.path}: question {q.id}: {missing[0]!r} is not in the index")
+            out.append(Example(self.name, q, frozenset(by_id.get(r, r) for r in q.relevant), v))
+        return out
+
+
+def _retrieval(ix: Aidsearch, ex: Example, *, hide_answer: bool = False):
+    retriever = ix._refresh()
+    exclude = None
+    if hide_answer:
+        hidden = {group_key(s) for s in ex.relevant}
+        exclude = np.array([group_key(c.source) in hidden for c in retriever.chunks])
+    return retriever, retriever.retrieve(ex.question.query, k=5, query_vector=ex.vector, exclude=exclude)
+
+
+def _contains(text: str, answers: Sequence[str]) -> bool:
+    folded = text.casefold()
+    return any(a.casefold() in folded for a in answers)
+
+
+def fusion_groups(ix: Aidsearch, examples: Sequence[Example]) -> list[tuple[np.ndarray, np.ndarray]]:
+    groups = []
+    for ex in examples:
+        if not ex.question.answerable:
+            continue
+        retriever, r = _retrieval(ix, ex)
+        if r.pool is None:
+            continue
+        groups.append((r.pool.features, np.array([retriever.chunks[int(row)].source in ex.relevant
+                                                  for row in r.pool.rows])))
+    return groups
+
+
+def sentence_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
+    groups = []
+    for ex in examples:
+        if not ex.question.answers:
+            continue
+        retriever, r = _retrieval(ix, ex)
+        reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
+        labels = np.array([reading.top[c.passage].chunk.source in ex.relevant and _contains(c.text, ex.question.answers)
+                           for c in reading.candidates])
+        if len(labels):
+            groups.append((reading.features, labels))
+    return groups
+
+
+def abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels = [], []
+    for ex in examples:
+        cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
+        for hide, label in cases:
+            retriever, r = _retrieval(ix, ex, hide_answer=hide)
+            reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
+            if reading.abstain_features is not None:
+                rows.append(reading.abstain_features)
+                labels.append(label)
+    return np.array(rows), np.array(labels)
+
+
+def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
+    for s in sources:
+        s.ix._refresh().fusion = fusion
+
+
+def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel, models: AnswerModels) -> dict[str, Any]:
+    """Per set: passage Recall@1 of the fusion (right document first), and how often the chosen sentence holds a
+    gold answer (among answerable questions with answer strings); abstention accuracy when the set has
+    unanswerable questions."""
+    out: dict[str, Any] = {}
+    for source, examples in sources:
+        _with_fusion([source], fusion)
+        first, contains, n_ret, n_ans, abst_ok, n_abst = 0, 0, 0, 0, 0, 0
+        for ex in examples:
+            retriever, r = _retrieval(source.ix, ex)
+            if ex.question.answerable and r.hits:
+                n_ret += 1
+                first += r.hits[0].chunk.source in ex.relevant
+            reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
+            if ex.question.answers and len(reading.scores):
+                n_ans += 1
+                best = reading.candidates[int(np.argmax(reading.scores))]
+                contains += reading.top[best.passage].chunk.source in ex.relevant and _contains(best.text, ex.question.answers)
+            if reading.abstain_features is not None:
+                p = float(models.abstain.probability(reading.abstain_features[None, :])[0])
+                n_abst += 1
+                abst_ok += (p >= models.min_probability) == ex.question.answerable
+        out[source.name] = {"questions": len(examples), "recall_1": round(first / max(n_ret, 1), 4),
+                            "sentence_has_answer": round(contains / max(n_ans, 1), 4),
+                            "abstention_accuracy": round(abst_ok / max(n_abst, 1), 4)}
+    return out
+
+
+def data_hash(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def train(train_sets: Sequence[Source], validation: Sequence[Source] = (), *, steps: int = 400,
+          log: Callable[[str], None] = lambda _: None) -> dict[str, LinearModel]:
+    """Fit fusion, then the sentence model on the fitted fusion's passages, then abstention on both."""
+    examples = [(s, s.examples()) for s in train_sets]
+    val = [(s, s.examples()) for s in validation]
+    info = {"data": data_hash([s.path for s in train_sets]), "sets": {s.name: len(e) for s, e in examples},
+            "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "steps": steps}
+    log("fusion: collecting pools")
+    groups = [g for s, e in examples for g in fusion_groups(s.ix, e)]
+    fusion = fit_listwise(groups, PASSAGE_FEATURES, steps=steps, info={**info, "groups": len(groups)})
+    _with_fusion(train_sets, fusion)
+    base = AnswerModels(untrained(SENTENCE_FEATURES, "sim_rel"), untrained(ABSTAIN_FEATURES, "dense_z_top"))
+    log(f"sentence: reading the top passages ({len(groups)} fusion groups)")
+    s_groups = [g for s, e in examples for g in sentence_groups(s.ix, e, base)]
+    sentence = fit_listwise(s_groups, SENTENCE_FEATURES, steps=steps, info={**info, "groups": len(s_groups)})
+    models = replace(base, sentence=sentence)
+    log(f"abstention: answer present and hidden ({len(s_groups)} sentence groups)")
+    parts = [abstain_rows(s.ix, e, models) for s, e in examples]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    abstain = fit_binary(x, y, ABSTAIN_FEATURES, steps=steps, info={**info, "rows": len(y)})
+    fitted = {"fusion": fusion, "sentence": sentence, "abstain": abstain}
+    if val:
+        log("validation")
+        models = replace(models, abstain=abstain)
+        before = measure(val, untrained(PASSAGE_FEATURES, "dense_rel"), base)
+        after = measure(val, fusion, models)
+        for model in fitted.values():
+            assert model.info is not None
+            model.info["validation"] = {"untrained": before, "trained": after}
+    return fitted
+
+
+def _source(spec: str, settings_embedder: dict[str, Any]) -> Source:
+    name, sep, rest = spec.partition("=")
+    index_dir, sep2, questions = rest.rpartition(":")
+    if not sep or not sep2:
+        raise SystemExit(f"error: bad set {spec!r}: use NAME=INDEX_DIR:QUESTIONS.jsonl")
+    ix = open_index(index_dir, embedder=settings_embedder.get("embedder"))
+    settings_embedder.setdefault("embedder", ix.embedder)
+    return Source(name, ix, load_questions(questions), Path(questions))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="sets", action="append", required=True, help="NAME=INDEX_DIR:QUESTIONS.jsonl")
+    parser.add_argument("--validate", action="append", default=[], help="NAME=INDEX_DIR:QUESTIONS.jsonl")
+    parser.add_argument("--out", type=Path, default=PARAMS_DIR)
+    parser.add_argument("--steps", type=int, default=400)
+    args = parser.parse_args(argv)
+    shared: dict[str, Any] = {}
+    sources = [_source(s, shared) for s in args.sets]
+    validation = [_source(s, shared) for s in args.validate]
+    fitted = train(sources, validation, steps=args.steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, model in fitted.items():
+        model.save(args.out / f"{name}.json")
+    load_model.cache_clear()
+    summary = next(iter(fitted.values())).info or {}
+    print(json.dumps({"out": str(args.out), "validation": summary.get("validation")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
