@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py > /dev/null
 	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
+	$(MAKE) eval-data
+	$(PY) benchmarks/bench_answers.py
 	$(PY) benchmarks/report.py
 
 # Development sets: the evaluation corpus (eval/corpus) and the public QA sets, each indexed under eval/.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-from procstat import status_mib
+from procstat import ForeignCpu, status_mib
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -68,30 +68,6 @@ QUICK = Sizes(passages=16, passage_tokens=200, batch_reps=3, query_calls=5, quer
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _busy_cpu_s() -> float:
-    """CPU seconds spent busy by all cores since boot (user..steal in /proc/stat), 0 where unavailable."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-class ForeignCpu:
-    """Share of the machine's CPU capacity used by anything but this process while the block runs."""
-
-    share = 0.0
-
-    def __enter__(self) -> ForeignCpu:
-        self._start = (time.perf_counter(), time.process_time(), _busy_cpu_s())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall, own, busy = (end - start for end, start in
-                           zip((time.perf_counter(), time.process_time(), _busy_cpu_s()), self._start))
-        self.share = max(0.0, (busy - own) / (wall * len(os.sched_getaffinity(0)))) if wall > 0 else 0.0
 
 
 def _import_library(kind: str) -> None:

@@ -1,6 +1,8 @@
-"""Memory figures of the running process from /proc/self/status (Linux)."""
+"""Memory and CPU figures from /proc (Linux): this process's memory, and the CPU used by other processes."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 
@@ -14,3 +16,27 @@ def status_mib(field: str) -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds spent busy by all cores since boot (user..steal in /proc/stat), 0 where unavailable."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class ForeignCpu:
+    """Share of the machine's CPU capacity used by anything but this process while the block runs."""
+
+    share = 0.0
+
+    def __enter__(self) -> ForeignCpu:
+        self._start = (time.perf_counter(), time.process_time(), _busy_cpu_s())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, own, busy = (end - start for end, start in
+                           zip((time.perf_counter(), time.process_time(), _busy_cpu_s()), self._start))
+        self.share = max(0.0, (busy - own) / (wall * len(os.sched_getaffinity(0)))) if wall > 0 else 0.0

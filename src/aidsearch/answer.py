@@ -285,11 +285,36 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
             citation = Citation(1, own[fields.passage], tuple((x.start, x.end) for x in fields.sentences))
             return Answer(question, language, True, " ".join(f"{line} [1]" for line in fields.lines), (citation,),
                           confidence=confidence)
-    best = reading.candidates[int(np.argmax(reading.scores))]
-    sentence = reading.sentences[best.passage][best.index]
-    text = _MARKER.sub(r"(\1)", sentence.text)
-    words = text.split()
-    if len(words) > 2 * models.max_words:
-        text = " ".join(words[: 2 * models.max_words]) + "…"
-    citation = Citation(1, top[best.passage], ((sentence.start, sentence.end),))
-    return Answer(question, language, True, f"{text} [1]", (citation,), confidence=confidence)
+    return _quote(question, language, reading, models, confidence)
+
+
+def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float) -> Answer:
+    """The best-scored sentence, then the next best ones of the same document while the answer stays within
+    ``max_words`` (fitted on the train parts: a second sentence often holds what the first one leads to), in
+    reading order, each with the number of its passage."""
+    order = np.argsort(-reading.scores, kind="stable")
+    best = reading.candidates[int(order[0])]
+    doc = reading.top[best.passage].chunk.doc_id
+    chosen = [best]
+    words = len(best.text.split())
+    for i in order[1:]:
+        cand = reading.candidates[int(i)]
+        size = len(cand.text.split())
+        if reading.top[cand.passage].chunk.doc_id == doc and words + size <= models.max_words and \
+                not any(c.text == cand.text for c in chosen):
+            chosen.append(cand)
+            words += size
+    chosen.sort(key=lambda c: (c.passage, c.index))
+    numbers: dict[int, int] = {}
+    parts = []
+    for c in chosen:
+        n = numbers.setdefault(c.passage, len(numbers) + 1)
+        text = _MARKER.sub(r"(\1)", c.text)
+        if len(text.split()) > 2 * models.max_words:
+            text = " ".join(text.split()[: 2 * models.max_words]) + "…"
+        parts.append(f"{text} [{n}]")
+    citations = tuple(
+        Citation(n, reading.top[p], tuple((reading.sentences[p][c.index].start, reading.sentences[p][c.index].end)
+                                          for c in chosen if c.passage == p))
+        for p, n in numbers.items())
+    return Answer(question, language, True, " ".join(parts), citations, confidence=confidence)

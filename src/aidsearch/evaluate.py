@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -149,12 +150,16 @@ def ndcg_at(ranked: Sequence[str], relevant: Collection[str], k: int = K) -> flo
     return dcg / ideal
 
 
+_THOUSANDS = re.compile(r"(?<=\d)[ ,.\u202f\u00a0](?=\d{3}(?!\d))")
+
+
 def answer_matches(text: str | None, answers: Sequence[str]) -> bool:
-    """True when one of ``answers`` occurs in ``text`` as an exact, case-insensitive substring."""
+    """True when one of ``answers`` occurs in ``text`` as a case-insensitive substring; numbers are compared
+    without thousands separators ("29,110,000" matches "29 110 000")."""
     if not text:
         return False
-    folded = text.casefold()
-    return any(a.casefold() in folded for a in answers)
+    folded = _THOUSANDS.sub("", text.casefold())
+    return any(_THOUSANDS.sub("", a.casefold()) in folded for a in answers)
 
 
 @dataclass(frozen=True)

@@ -221,13 +221,14 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
 
 # ---------------------------------------------------------------- abstention
 
-ABSTAIN_FEATURES = ("fused_margin", "fused_top_prob", "dense_z_top", "dense_gap10", "sent_z_top", "overlap_top",
-                    "key_cover_top", "lex_top", "answer_prob", "answer_margin", "question_terms")
+ABSTAIN_FEATURES = ("fused_margin", "fused_top_prob", "dense_z_top", "dense_gap10", "sent_z_top", "key_cover_top",
+                    "answer_prob", "answer_margin", "question_terms")
 
 
 def abstain_features(fused: np.ndarray, pool: np.ndarray, answer_scores: np.ndarray, key_cover: float,
                      question: QuestionInfo) -> np.ndarray:
-    """One row for the whole question: how clearly the best passage and the best sentence stand out.
+    """One row for the whole question: how clearly the best passage and the best sentence stand out. Word overlap
+    with the question is left out (it is near zero across languages, where the answer may well be).
     ``fused`` are the pool's fusion scores, ``pool`` its passage feature rows (``PASSAGE_FEATURES``),
     ``answer_scores`` the sentence scores of the answer candidates."""
     order = np.argsort(-fused, kind="stable")
@@ -248,6 +249,4 @@ def abstain_features(fused: np.ndarray, pool: np.ndarray, answer_scores: np.ndar
     sent_col = pool[:, col["sent_rel"]]
     sent_z = float((sent_col[top] - sent_col.mean()) / (sent_col.std() or 1.0))
     return np.array([min(margin, 5.0), float(probs[top]), float(pool[top, col["dense_z"]]), gap10, sent_z,
-                     float(pool[top, col["overlap"]]), key_cover, float(pool[top, col["lex_rel_same"]]
-                     + pool[top, col["lex_rel_cross"]]), a_prob, min(a_margin, 5.0),
-                     math.log1p(len(question.terms))])
+                     key_cover, a_prob, min(a_margin, 5.0), math.log1p(len(question.terms))])

@@ -1,0 +1,146 @@
+"""Retrieval and answers, earlier and current answerer side by side in one run, on the validation parts and the
+held-out set (never on the train parts the learned stages were fitted on).
+
+Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answers.md] [--limit N]
+
+Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
+rule-based answerer (``mode rrf``, ``answerer rules``); "current" = learned fusion, answer ranker, field answers
+and abstention (the defaults); "dense" and "bm25" = one ranking alone, for the fusion comparison. The Markdown
+report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from procstat import ForeignCpu  # noqa: E402
+
+DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "answers.md"
+COMMAND = ".venv/bin/python benchmarks/bench_answers.py"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    kind: str
+    index: str
+    questions: str
+
+
+SETS = (
+    EvalSet("PIAF validation", "validation", "eval/qa/build/index-piaf", "eval/qa/build/piaf/validation.jsonl"),
+    EvalSet("XQuAD validation", "validation", "eval/qa/build/index-xquad", "eval/qa/build/xquad/validation.jsonl"),
+    EvalSet("development validation", "validation", "eval/index-e5", "eval/dev/validation.jsonl"),
+    EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
+)
+CONFIGS = {"earlier": ("rrf", "rules"), "current": ("hybrid", "learned"), "dense": ("dense", "learned"),
+           "bm25": ("bm25", "learned")}
+RETRIEVAL_ONLY = ("dense", "bm25")
+_MARKERS = re.compile(r"\s*\[\d+\]")
+
+
+def answer_words(text: str | None) -> int:
+    return len(_MARKERS.sub("", text or "").split())
+
+
+def run(limit: int | None) -> dict[str, Any]:
+    from aidsearch.api import open_index
+    from aidsearch.evaluate import evaluate, load_questions
+
+    results: dict[str, Any] = {}
+    embedder = None
+    for s in SETS:
+        questions = load_questions(ROOT / s.questions)[:limit]
+        base = open_index(ROOT / s.index, embedder=embedder)
+        embedder = base.embedder
+        results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
+        for name, (mode, answerer) in CONFIGS.items():
+            ix = type(base)(replace(base.settings, answerer=answerer), embedder)
+            report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index)
+            groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
+                                "recall_5": g.recall_5, "mrr_10": g.mrr_10, "accuracy": g.accuracy,
+                                "grounded": g.grounded_accuracy, "no_answer_precision": g.no_answer.precision,
+                                "no_answer_recall": g.no_answer.recall} for g in report.groups}
+            found = [answer_words(r.answer) for r in report.results if r.found]
+            results[s.name]["configs"][name] = {"mode": mode, "answerer": answerer, "groups": groups,
+                                                "median_answer_words": statistics.median(found) if found else None,
+                                                "seconds": round(report.seconds, 1)}
+            print(f"{s.name} {name}: R@1 {groups['overall']['recall_1']}, accuracy {groups['overall']['accuracy']}",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = [
+        "# Answers and retrieval: earlier and current answerer side by side",
+        "",
+        f"Command: `{data['command']}`; {data['date']}; {data['machine']}; CPU used by other processes during the "
+        f"run: {data['contention']}.",
+        "",
+        "The learned stages were fitted on the train parts only (PIAF and XQuAD articles, development documents: "
+        "see `eval/README.md`). Every figure here is from a **validation** part or the **held-out** set, never "
+        "from data anything was fitted on. *earlier*: reciprocal rank fusion and the rule-based answerer; "
+        "*current*: learned fusion, learned answer sentence, fiche-field answers and learned abstention (the "
+        "defaults); *dense* / *bm25*: one ranking alone. Retrieval is scored on documents (R@1, R@5); an answer "
+        "is right when it contains an expected string (numbers compared without thousands separators).",
+    ]
+    for set_name, entry in data["sets"].items():
+        configs = entry["configs"]
+        lines += ["", f"## {set_name} ({entry['kind']}, `{entry['questions_file']}`)", "",
+                  "| configuration | group | questions | R@1 | R@5 | MRR@10 | answer acc. | acc. + cited | "
+                  "no-answer P | no-answer R | median answer words |", "|" + "---|" * 11]
+        for name, c in configs.items():
+            for group, g in c["groups"].items():
+                if not g["questions"]:
+                    continue
+                answers = name not in RETRIEVAL_ONLY
+                words = c["median_answer_words"] if answers and group == "overall" else None
+                lines.append(
+                    f"| {name} | {group} | {g['questions']} | {_f(g['recall_1'])} | {_f(g['recall_5'])} | "
+                    f"{_f(g['mrr_10'])} | {_f(g['accuracy']) if answers else '–'} | "
+                    f"{_f(g['grounded']) if answers else '–'} | {_f(g['no_answer_precision']) if answers else '–'} | "
+                    f"{_f(g['no_answer_recall']) if answers else '–'} | {'–' if words is None else words} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON beside it")
+    args = parser.parse_args()
+    json_path = args.out.with_suffix(".json")
+    if args.render:
+        args.out.write_text(render(json.loads(json_path.read_text(encoding="utf-8"))), encoding="utf-8")
+        return
+    with ForeignCpu() as foreign:
+        sets = run(args.limit)
+    data = {"command": COMMAND + (f" --limit {args.limit}" if args.limit else ""),
+            "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            "contention": f"{foreign.share:.0%}", "sets": sets}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.out.write_text(render(data), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The learned stages: committed parameters, training, the answer sentence on hand-checked cases, fiche fields in
+the question's language, abstention at any k, and fusion against each single ranking."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from aidsearch import open_index
+from aidsearch.config import load_settings
+from aidsearch.evaluate import answer_matches, load_questions
+from aidsearch.features import PASSAGE_FEATURES, wh_type
+from aidsearch.fields import asked_fields, format_amount, format_date, render
+from aidsearch.indexer import build_index
+from aidsearch.learned import MODELS, load_model
+from aidsearch.linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise
+from conftest import DATA
+from helpers import copy_seeds
+
+
+# ---------------------------------------------------------------- no model
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_committed_parameters_load_with_their_provenance(name):
+    data = json.loads((PARAMS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    model = load_model(name)
+    assert model.features == tuple(MODELS[name][0]) == tuple(data["features"])
+    assert np.abs(model.weights).sum() > 0 and (PARAMS_DIR / f"{name}.json").stat().st_size < 5_000_000
+    info = data["info"]
+    assert len(info["data"]) == 16 and set(info["sets"]) == {"piaf", "xquad", "dev"}
+    validation = info["validation"]
+    assert set(validation["trained"]) == {"piaf", "xquad", "dev"}
+
+
+@pytest.mark.unit
+def test_listwise_fit_finds_the_informative_feature():
+    rng = np.random.default_rng(0)
+    groups = []
+    for _ in range(200):
+        x = rng.normal(size=(8, 3))
+        pos = np.zeros(8, bool)
+        pos[np.argmax(x[:, 1] + 0.1 * rng.normal(size=8))] = True
+        groups.append((x, pos))
+    model = fit_listwise(groups, ("a", "b", "c"), steps=200)
+    assert np.argmax(model.weights) == 1 and model.weights[1] > 3 * np.abs(model.weights[[0, 2]]).max()
+    again = LinearModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert np.allclose(again.scores(groups[0][0]), model.scores(groups[0][0]), atol=1e-4)
+    with pytest.raises(ValueError, match="no group has both"):
+        fit_listwise([(np.zeros((2, 3)), np.array([True, True]))], ("a", "b", "c"))
+
+
+@pytest.mark.unit
+def test_binary_fit_gives_calibrated_direction():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 2))
+    y = x[:, 0] + 0.3 * rng.normal(size=400) > 0
+    model = fit_binary(x, y, ("signal", "noise"))
+    p = model.probability(x)
+    assert ((p >= 0.5) == y).mean() > 0.9
+    assert model.probability(np.array([[3.0, 0.0]]))[0] > 0.95 > 0.05 > model.probability(np.array([[-3.0, 0.0]]))[0]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("question, kind", [
+    ("Who previously held the record for being the oldest quarterback?", "who"),
+    ("Qui abandonne ses principes marxistes en 1987 ?", "who"),
+    ("Quel pays est surnommé la « perle de l'Afrique » ?", "where"),
+    ("Combien coûte le programme au Kosovo ?", "amount"),
+    ("How many vaccinators were trained?", "count"),
+    ("Quelle est la durée du projet ?", "duration"),
+    ("When did the programme start?", "when"),
+    ("What kind of institution runs the fund?", "what"),
+])
+def test_question_types(question, kind):
+    assert wh_type(question) == kind
+
+
+@pytest.mark.unit
+def test_fields_are_worded_in_the_question_language():
+    meta = {"budget": 29110000.0, "currency": "EUR", "duration_months": 156, "end": "2028-12-31",
+            "funders": [{"name": "Luxembourg", "amount": 23350000.0, "currency": "EUR"}]}
+    assert format_amount(29110000.0, "EUR", "en") == "29,110,000 EUR"
+    assert format_amount(29110000.0, "EUR", "fr") == "29 110 000 EUR"
+    assert format_date("2028-12-31", "fr") == "31 décembre 2028" and format_date("2014-01", "en") == "January 2014"
+    assert render("budget", meta, "en")[0] == "Total budget: 29,110,000 EUR"
+    assert render("duration_months", meta, "fr")[0] == "Durée : 156 mois"
+    assert render("funders", meta, "en")[0] == "Funding: Luxembourg (23,350,000 EUR)"
+    assert render("partner", meta, "en") is None
+    assert asked_fields("Who funds the health financing project in Cambodia and how much?") == ["funders"]
+    assert asked_fields("Combien coûte le programme au Kosovo ?") == ["budget"]
+    assert asked_fields("Which hospitals were renovated?") == []
+
+
+# ---------------------------------------------------------------- real model
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("learned")
+    settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
+    build_index(settings, embedder)
+    return open_index(settings=settings, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def quarterback(tmp_path_factory, embedder):
+    """A validation paragraph of XQuAD where the sentence that restates the question is not the answer."""
+    root = tmp_path_factory.mktemp("qb")
+    copy_seeds(root / "corpus")
+    (root / "corpus" / "super_bowl.txt").write_text(
+        "Super Bowl 50\n\nPeyton Manning became the first quarterback ever to lead two different teams to multiple "
+        "Super Bowls. He is also the oldest quarterback ever to play in a Super Bowl at age 39. The past record was "
+        "held by John Elway, who led the Broncos to victory in Super Bowl XXXIII at age 38 and is currently "
+        "Denver's Executive Vice President of Football Operations and General Manager.\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
+    build_index(settings, embedder)
+    return open_index(settings=settings, embedder=embedder)
+
+
+@pytest.mark.model
+def test_answering_neighbour_beats_restating_sentence(quarterback):
+    answer = quarterback.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?")
+    assert answer.found and "John Elway" in answer.text, answer.text
+    rules = type(quarterback)(quarterback.settings.with_overrides(answerer="rules"), quarterback.embedder)
+    earlier = rules.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?")
+    assert "John Elway" not in (earlier.text or ""), earlier.text
+
+
+@pytest.mark.model
+def test_field_answer_in_the_question_language_cites_the_value(seeds):
+    answer = seeds.ask("How much does the Kosovo health sector support programme cost?")
+    assert answer.found and answer.text.startswith("Total budget: 29,110,000 EUR [1]"), answer.text
+    c = answer.citations[0]
+    assert c.hit.chunk.source.startswith("002_")
+    quoted = [c.hit.chunk.text[a:b] for a, b in c.sentences]
+    assert any("29 110 000" in q for q in quoted), quoted
+    french = seeds.ask("Combien coûte le programme au Kosovo ?")
+    assert french.text.startswith("Budget total : 29 110 000 EUR [1]") and "Fiche projet" not in french.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("k", [1, 50])
+def test_abstention_holds_for_any_k(seeds, k):
+    answered = seeds.ask("Which two Lao provinces does the Lao-Luxembourg health programme focus on?", k=k)
+    assert answered.found and answered.confidence > 0.5
+    unanswered = seeds.ask("How many fishing boats did the Norwegian fisheries programme in Chile buy?", k=k)
+    assert not unanswered.found and unanswered.confidence < 0.5 and unanswered.citations == ()
+
+
+@pytest.mark.model
+def test_fusion_is_never_below_a_single_ranking_on_mixed_questions(seeds):
+    questions = [q for q in load_questions(DATA / "seed_questions.jsonl") if q.relevant]
+    assert {q.lang for q in questions} == {"en", "fr"}
+    recall = {}
+    for mode in ("hybrid", "dense", "bm25"):
+        firsts = [seeds.search(q.query, k=1, max_per_doc=1, mode=mode).hits for q in questions]
+        recall[mode] = np.mean([bool(h) and h[0].chunk.source in q.relevant for h, q in zip(firsts, questions)])
+    assert recall["hybrid"] >= max(recall["dense"], recall["bm25"]), recall
+
+
+@pytest.mark.model
+def test_short_training_run_improves_over_untrained(seeds):
+    from aidsearch.features import ABSTAIN_FEATURES, SENTENCE_FEATURES
+    from aidsearch.linear import untrained
+    from aidsearch.answer import AnswerModels
+    from aidsearch.train import Source, measure, train
+
+    source = Source("seeds", seeds, load_questions(DATA / "seed_questions.jsonl"), DATA / "seed_questions.jsonl")
+    fitted = train([source], steps=150)
+    examples = source.examples()
+    base = AnswerModels(untrained(SENTENCE_FEATURES, "sim_rel"), untrained(ABSTAIN_FEATURES, "dense_z_top"))
+    before = measure([(source, examples)], untrained(PASSAGE_FEATURES, "dense_rel"), base)["seeds"]
+    after = measure([(source, examples)], fitted["fusion"],
+                    AnswerModels(fitted["sentence"], fitted["abstain"]))["seeds"]
+    seeds._refresh().fusion = load_model("fusion")
+    assert after["sentence_has_answer"] > before["sentence_has_answer"], (before, after)
+    assert after["recall_1"] >= before["recall_1"] and after["abstention_accuracy"] >= 0.8
+    assert answer_matches("Budget total : 29 110 000 EUR", ["29,110,000"])
