@@ -4,8 +4,8 @@ held-out set (never on the train parts the learned stages were fitted on).
 Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answers.md] [--limit N]
 
 Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
-rule-based answerer (``mode rrf``, ``answerer rules``); "current" = learned fusion, answer ranker, field answers
-and abstention (the defaults); "dense" and "bm25" = one ranking alone, for the fusion comparison. The Markdown
+rule-based answerer (the defaults: ``mode hybrid``, ``answerer rules``); "learned" = learned fusion, answer
+ranker, field answers and abstention (``mode learned``, ``answerer learned``); "dense" and "bm25" = one ranking alone, for the fusion comparison. The Markdown
 report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ SETS = (
     EvalSet("development validation", "validation", "eval/index-e5", "eval/dev/validation.jsonl"),
     EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
 )
-CONFIGS = {"earlier": ("rrf", "rules"), "current": ("hybrid", "learned"), "dense": ("dense", "learned"),
+CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "dense": ("dense", "learned"),
            "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
@@ -70,7 +70,8 @@ def run(limit: int | None) -> dict[str, Any]:
         results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
         for name, (mode, answerer) in CONFIGS.items():
             ix = type(base)(replace(base.settings, answerer=answerer), embedder)
-            report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index)
+            report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
+                              answers=name not in RETRIEVAL_ONLY)
             groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
                                 "recall_5": g.recall_5, "mrr_10": g.mrr_10, "accuracy": g.accuracy,
                                 "grounded": g.grounded_accuracy, "no_answer_precision": g.no_answer.precision,
@@ -97,9 +98,9 @@ def render(data: dict[str, Any]) -> str:
         "",
         "The learned stages were fitted on the train parts only (PIAF and XQuAD articles, development documents: "
         "see `eval/README.md`). Every figure here is from a **validation** part or the **held-out** set, never "
-        "from data anything was fitted on. *earlier*: reciprocal rank fusion and the rule-based answerer; "
-        "*current*: learned fusion, learned answer sentence, fiche-field answers and learned abstention (the "
-        "defaults); *dense* / *bm25*: one ranking alone. Retrieval is scored on documents (R@1, R@5); an answer "
+        "from data anything was fitted on. *earlier*: reciprocal rank fusion and the rule-based answerer (the "
+        "defaults); *learned*: learned fusion, learned answer sentence, fiche-field answers and learned abstention "
+        "(`mode learned`, `answerer learned`); *dense* / *bm25*: one ranking alone. Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators).",
     ]
     for set_name, entry in data["sets"].items():

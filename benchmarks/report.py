@@ -82,13 +82,14 @@ def _quality(r: dict[str, Any]) -> list[str]:
 
 def _answers(r: dict[str, Any]) -> list[str]:
     out = ["Validation parts and the held-out set only: the learned stages were fitted on the train parts. "
-           "*earlier*: reciprocal rank fusion and the rule-based answerer; *current*: the defaults.", "",
-           "| set | kind | questions | R@1 earlier → current (dense, bm25) | R@5 earlier → current | "
-           "answer accuracy earlier → current | no-answer P / R earlier → current | median answer words |",
+           "*earlier*: reciprocal rank fusion and the rule-based answerer (the defaults); *learned*: learned fusion, "
+           "answer sentence, field answers and abstention (`mode learned`, `answerer learned`).", "",
+           "| set | kind | questions | R@1 earlier → learned (dense, bm25) | R@5 earlier → learned | "
+           "answer accuracy earlier → learned | no-answer P / R earlier → learned | median answer words |",
            "|---|---|---:|---|---|---|---|---|"]
     for name, entry in r["sets"].items():
         c = entry["configs"]
-        e, n = c["earlier"]["groups"]["overall"], c["current"]["groups"]["overall"]
+        e, n = c["earlier"]["groups"]["overall"], c["learned"]["groups"]["overall"]
         d, b = c["dense"]["groups"]["overall"], c["bm25"]["groups"]["overall"]
 
         def f(v: float | None) -> str:
@@ -98,13 +99,13 @@ def _answers(r: dict[str, Any]) -> list[str]:
         out.append(f"| {name} | {entry['kind']} | {n['questions']} | {f(e['recall_1'])} → **{f(n['recall_1'])}** "
                    f"({f(d['recall_1'])}, {f(b['recall_1'])}) | {f(e['recall_5'])} → {f(n['recall_5'])} | "
                    f"{f(e['accuracy'])} → **{f(n['accuracy'])}** | {na} | "
-                   f"{c['earlier']['median_answer_words']} → {c['current']['median_answer_words']} |")
+                   f"{c['earlier']['median_answer_words']} → {c['learned']['median_answer_words']} |")
     held = r["sets"].get("held-out")
     if held:
-        groups = held["configs"]["current"]["groups"]
+        groups = held["configs"]["learned"]["groups"]
         per = "; ".join(f"{g} R@1 {groups[g]['recall_1']:.3f}, accuracy {groups[g]['accuracy']:.3f}"
                         for g in ("EN→EN", "EN→FR", "FR→EN", "FR→FR") if groups.get(g, {}).get("questions"))
-        out += ["", f"Held-out by direction (current): {per}."]
+        out += ["", f"Held-out by direction (learned): {per}."]
     return out
 
 

@@ -100,7 +100,7 @@ def seeds(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("learned")
     settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
     build_index(settings, embedder)
-    return open_index(settings=settings, embedder=embedder)
+    return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +115,13 @@ def quarterback(tmp_path_factory, embedder):
         "Denver's Executive Vice President of Football Operations and General Manager.\n", encoding="utf-8")
     settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
     build_index(settings, embedder)
-    return open_index(settings=settings, embedder=embedder)
+    return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
 
 
 @pytest.mark.model
 def test_answering_neighbour_beats_restating_sentence(quarterback):
-    answer = quarterback.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?")
+    answer = quarterback.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?",
+                             mode="learned")
     assert answer.found and "John Elway" in answer.text, answer.text
     rules = type(quarterback)(quarterback.settings.with_overrides(answerer="rules"), quarterback.embedder)
     earlier = rules.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?")
@@ -129,22 +130,24 @@ def test_answering_neighbour_beats_restating_sentence(quarterback):
 
 @pytest.mark.model
 def test_field_answer_in_the_question_language_cites_the_value(seeds):
-    answer = seeds.ask("How much does the Kosovo health sector support programme cost?")
+    answer = seeds.ask("How much does the Kosovo health sector support programme cost?", mode="learned")
     assert answer.found and answer.text.startswith("Total budget: 29,110,000 EUR [1]"), answer.text
     c = answer.citations[0]
     assert c.hit.chunk.source.startswith("002_")
     quoted = [c.hit.chunk.text[a:b] for a, b in c.sentences]
     assert any("29 110 000" in q for q in quoted), quoted
-    french = seeds.ask("Combien coûte le programme au Kosovo ?")
+    french = seeds.ask("Combien coûte le programme au Kosovo ?", mode="learned")
     assert french.text.startswith("Budget total : 29 110 000 EUR [1]") and "Fiche projet" not in french.text
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("k", [1, 50])
 def test_abstention_holds_for_any_k(seeds, k):
-    answered = seeds.ask("Which two Lao provinces does the Lao-Luxembourg health programme focus on?", k=k)
+    answered = seeds.ask("Which two Lao provinces does the Lao-Luxembourg health programme focus on?", k=k,
+                         mode="learned")
     assert answered.found and answered.confidence > 0.5
-    unanswered = seeds.ask("How many fishing boats did the Norwegian fisheries programme in Chile buy?", k=k)
+    unanswered = seeds.ask("How many fishing boats did the Norwegian fisheries programme in Chile buy?", k=k,
+                           mode="learned")
     assert not unanswered.found and unanswered.confidence < 0.5 and unanswered.citations == ()
 
 
@@ -153,10 +156,10 @@ def test_fusion_is_never_below_a_single_ranking_on_mixed_questions(seeds):
     questions = [q for q in load_questions(DATA / "seed_questions.jsonl") if q.relevant]
     assert {q.lang for q in questions} == {"en", "fr"}
     recall = {}
-    for mode in ("hybrid", "dense", "bm25"):
+    for mode in ("learned", "dense", "bm25"):
         firsts = [seeds.search(q.query, k=1, max_per_doc=1, mode=mode).hits for q in questions]
         recall[mode] = np.mean([bool(h) and h[0].chunk.source in q.relevant for h, q in zip(firsts, questions)])
-    assert recall["hybrid"] >= max(recall["dense"], recall["bm25"]), recall
+    assert recall["learned"] >= max(recall["dense"], recall["bm25"]), recall
 
 
 @pytest.mark.model

@@ -1140,7 +1140,8 @@ def forced_app(tmp_path_factory):
         "[2]. Its budget was 2,000,000 AUD [13].\n\n[1] Annual report 2019. [2] Field survey.\n", encoding="utf-8")
     settings = load_settings(corpus_dir=corpus, index_dir=root / "index")
     build_index(settings, EMB)
-    return Aidsearch(settings, EMB, models=replace(AnswerModels.shipped(), min_probability=0.0))
+    return Aidsearch(settings, EMB, AnswerPolicy(min_dense=-1.0, min_dense_with_terms=-1.0),
+                     replace(AnswerModels.shipped(), min_probability=0.0))
 
 
 @pytest.mark.unit

@@ -24,7 +24,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from dataclasses import replace
 
-from aidsearch.answer import AnswerModels
+from aidsearch.answer import AnswerModels, AnswerPolicy
 from aidsearch.api import Aidsearch
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
@@ -36,7 +36,8 @@ from helpers import make_docx, make_pdf
 
 pytestmark = pytest.mark.unit
 EMB = HashEmbedder()
-ALWAYS = replace(AnswerModels.shipped(), min_probability=0.0)
+ALWAYS = AnswerPolicy(min_dense=-1.0, min_dense_with_terms=-1.0)
+ALWAYS_LEARNED = replace(AnswerModels.shipped(), min_probability=0.0)
 KOSOVO_FR = "002_7c5a3c9fa8d73ed7.txt"
 EVIL = '<img src=x onerror="alert(document.domain)"><script>fetch("/api/stats")</script><a href="javascript:alert(1)">x</a>'
 HTML_DOC = "scripted.html"
@@ -74,7 +75,7 @@ def engine(tmp_path_factory):
     settings = load_settings(corpus_dir=corpus, index_dir=root / "index", max_upload_mb=1)
     report = build_index(settings, EMB)
     assert {s.source for s in report.skipped} == {"leak.txt", "leakdir"}
-    return Aidsearch(settings, EMB, models=ALWAYS)
+    return Aidsearch(settings, EMB, ALWAYS, ALWAYS_LEARNED)
 
 
 def _doc(engine, source: str) -> Document:
@@ -216,7 +217,7 @@ def test_a_tampered_index_cannot_serve_files_outside_the_corpus(engine, tmp_path
     target = next(r for r in rows if r["source"] == KOSOVO_FR)
     target["source"] = source
     (gen / "documents.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tampered = Aidsearch(engine.settings.with_overrides(index_dir=index), EMB, models=ALWAYS)
+    tampered = Aidsearch(engine.settings.with_overrides(index_dir=index), EMB, ALWAYS, ALWAYS_LEARNED)
     live = start_server(build_app(tampered))
     try:
         resp = httpx.get(f"{live.url}/documents/{target['id']}", timeout=60)
@@ -392,7 +393,7 @@ def test_gradio_upload_route_is_size_limited(client):
 def guarded(engine):
     from aidsearch.web import build_app
 
-    app = Aidsearch(engine.settings.with_overrides(auth="alice:s3cret,zoé:mot de passé:é"), EMB, models=ALWAYS)
+    app = Aidsearch(engine.settings.with_overrides(auth="alice:s3cret,zoé:mot de passé:é"), EMB, ALWAYS, ALWAYS_LEARNED)
     live = start_server(build_app(app))
     yield live
     live.stop()

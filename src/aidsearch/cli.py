@@ -159,7 +159,7 @@ def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
 def eval_questions(
     queries: Path = typer.Argument(..., help="JSONL question set: id, query, lang, relevant, answers per line."),
     index_dir: Optional[Path] = IndexDir,
-    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid (learned fusion), rrf, dense or bm25."),
+    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid (reciprocal rank fusion), learned, dense or bm25."),
     as_json: bool = AsJson,
 ) -> None:
     """Score retrieval (recall, MRR, nDCG of documents), answers and abstentions on a question set."""

@@ -11,7 +11,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
-ANSWERERS = ("learned", "rules")
+ANSWERERS = ("rules", "learned")
 
 
 def default_cache_dir() -> Path:
@@ -39,7 +39,7 @@ class Settings:
     port: int = 7860
     max_upload_mb: int = 50
     auth: str = ""
-    answerer: str = "learned"
+    answerer: str = "rules"
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})

@@ -414,8 +414,9 @@ def _resolver(docs: Sequence[Document]) -> Callable[[Question], tuple[list[str],
 
 def evaluate(ix: Searchable, questions: Sequence[Question], *, mode: str = "hybrid", k: int = K,
              questions_file: str = "", index_dir: str = "", model: str = "",
-             progress: Callable[[int, int], None] | None = None) -> EvalReport:
-    """Run every question through ``search`` (top ``k`` documents) and ``ask`` and score them."""
+             progress: Callable[[int, int], None] | None = None, answers: bool = True) -> EvalReport:
+    """Run every question through ``search`` (top ``k`` documents) and ``ask`` and score them; ``answers``
+    False scores retrieval alone (answers count as not found)."""
     if mode not in MODES:
         raise EvalError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     started = time.perf_counter()
@@ -427,7 +428,8 @@ def evaluate(ix: Searchable, questions: Sequence[Question], *, mode: str = "hybr
         # one passage per document: the k hits are the k best documents, in the order of their best passage
         hits = ix.search(q.query, k=k, max_per_doc=1, mode=mode).hits
         ranked = [h.chunk.source for h in hits]
-        results.append(score_question(q, ranked, relevant, doc_lang, ix.ask(q.query, mode=mode)))
+        answer = ix.ask(q.query, mode=mode) if answers else Answer(q.query, q.lang, False, None)
+        results.append(score_question(q, ranked, relevant, doc_lang, answer))
         if progress:
             progress(n, len(questions))
     results_t = tuple(results)

@@ -18,7 +18,7 @@ from .store import Generation
 from .types import Document, Hit
 
 FILTER_KEYS = ("country", "lang", "funder", "year", "source")
-MODES = ("hybrid", "rrf", "dense", "bm25")
+MODES = ("hybrid", "learned", "dense", "bm25")
 RRF_K = 60
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
 
@@ -205,10 +205,10 @@ class Retriever:
         return Pool(question, rows, dense, lexical, sentence, in_dense, x, self.gen.lexical.has_exact_terms(query))
 
     def _rrf(self, pool: Pool, mode: str) -> np.ndarray:
-        """Reciprocal rank fusion of the pool's rankings (the earlier fixed-weight fusion, kept for comparison)."""
+        """Reciprocal rank fusion of the pool's rankings with fixed weights."""
         w = self.weights
         lexical_weight = w.exact if pool.exact_query else w.lexical
-        weights = {"rrf": (w.dense, lexical_weight, w.sentence), "dense": (1.0, 0.0, 0.0), "bm25": (0.0, 1.0, 0.0)}[mode]
+        weights = {"hybrid": (w.dense, lexical_weight, w.sentence), "dense": (1.0, 0.0, 0.0), "bm25": (0.0, 1.0, 0.0)}[mode]
         fused = np.zeros(len(pool.rows))
         for scores, present, weight in ((pool.dense, pool.in_dense, weights[0]), (pool.lexical, pool.lexical > 0, weights[1]),
                                         (pool.sentence, np.ones(len(pool.rows), bool), weights[2])):
@@ -220,8 +220,8 @@ class Retriever:
         return fused
 
     def fused_scores(self, pool: Pool, mode: str = "hybrid") -> np.ndarray:
-        """Scores of the pool's passages: the learned fusion for "hybrid", one ranking alone or RRF otherwise."""
-        if mode == "hybrid":
+        """Scores of the pool's passages: the learned fusion for "learned", RRF for "hybrid", else one ranking."""
+        if mode == "learned":
             return self.fusion.scores(pool.features)
         return self._rrf(pool, mode)
 
@@ -229,8 +229,8 @@ class Retriever:
                  max_per_doc: int = 3, candidates: int = 50, query_vector: np.ndarray | None = None,
                  mode: str = "hybrid", exclude: np.ndarray | None = None) -> Retrieval:
         """Top ``k`` passages for ``query`` and the scored pool they come from, at most ``max_per_doc`` per
-        document. ``mode``: "hybrid" (learned fusion of dense, BM25 and best-sentence evidence), "rrf" (fixed
-        reciprocal rank fusion), "dense" or "bm25" (one ranking alone, for comparisons). ``exclude`` marks
+        document. ``mode``: "hybrid" (reciprocal rank fusion of dense, BM25 and best-sentence rankings), "learned"
+        (the learned fusion of the same evidence), "dense" or "bm25" (one ranking alone, for comparisons). ``exclude`` marks
         passage rows to leave out (training builds "the answer is not indexed" cases with it)."""
         if mode not in MODES:
             raise QueryError(f"unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}")
