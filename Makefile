@@ -53,7 +53,7 @@ eval-data: $(STAMP)
 	$(VENV)/bin/aidsearch index eval/qa/build/piaf/corpus --index-dir eval/qa/build/index-piaf
 	$(VENV)/bin/aidsearch index eval/qa/build/xquad/corpus --index-dir eval/qa/build/index-xquad
 
-# Fits the learned fusion, answer-sentence and abstention models on the train parts (about 10 minutes after
+# Fits the learned fusion, answer-sentence, abstention and answer-span models on the train parts (about 10 minutes after
 # eval-data) and writes src/aidsearch/params/*.json with the validation figures they reached.
 TRAIN_SETS := --set piaf=eval/qa/build/index-piaf:eval/qa/build/piaf/train.jsonl \
 	--set xquad=eval/qa/build/index-xquad:eval/qa/build/xquad/train.jsonl --set dev=$(EVAL_INDEX):eval/dev/train.jsonl \

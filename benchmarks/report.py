@@ -81,12 +81,14 @@ def _quality(r: dict[str, Any]) -> list[str]:
 
 
 def _answers(r: dict[str, Any]) -> list[str]:
-    out = ["Validation parts and the held-out set only: the learned stages were fitted on the train parts. "
-           "*earlier*: reciprocal rank fusion and the rule-based answerer (the defaults); *learned*: learned fusion, "
-           "answer sentence, field answers and abstention (`mode learned`, `answerer learned`).", "",
+    out = ["Validation parts and the held-out set only: the learned stages were fitted on the train parts (the "
+           "rule answerer's constants were tuned on the development questions, validation part included). "
+           "*earlier*: reciprocal rank fusion and the rule-based answerer (`retrieval hybrid`, `answerer rules`); "
+           "*learned*: learned fusion, answer sentence and span, field answers and abstention (the defaults).", "",
            "| set | kind | questions | R@1 earlier → learned (dense, bm25) | R@5 earlier → learned | "
-           "answer accuracy earlier → learned | no-answer P / R earlier → learned | median answer words |",
-           "|---|---|---:|---|---|---|---|---|"]
+           "answer accuracy earlier → learned | no-answer P / R earlier → learned | median answer words | "
+           "span shown / F1 |",
+           "|---|---|---:|---|---|---|---|---|---|"]
     for name, entry in r["sets"].items():
         c = entry["configs"]
         e, n = c["earlier"]["groups"]["overall"], c["learned"]["groups"]["overall"]
@@ -99,7 +101,8 @@ def _answers(r: dict[str, Any]) -> list[str]:
         out.append(f"| {name} | {entry['kind']} | {n['questions']} | {f(e['recall_1'])} → **{f(n['recall_1'])}** "
                    f"({f(d['recall_1'])}, {f(b['recall_1'])}) | {f(e['recall_5'])} → {f(n['recall_5'])} | "
                    f"{f(e['accuracy'])} → **{f(n['accuracy'])}** | {na} | "
-                   f"{c['earlier']['median_answer_words']} → {c['learned']['median_answer_words']} |")
+                   f"{c['earlier']['median_answer_words']} → {c['learned']['median_answer_words']} | "
+                   f"{f(c['learned'].get('highlighted'))} / {f(c['learned'].get('highlight_f1'))} |")
     held = r["sets"].get("held-out")
     if held:
         groups = held["configs"]["learned"]["groups"]

@@ -126,6 +126,7 @@ def test_french_question_switches_the_interface(page):
     assert page.locator("#ask-btn").inner_text().strip() == "Ask"
     answer = ask(page, "Quelle est la durée totale du projet au Kosovo ?")
     assert "156" in answer.locator(".as-text").inner_text()
+    assert answer.locator(".as-text mark.as-span").inner_text() == "156 mois"  # the answer itself, marked
     page.wait_for_function("document.querySelector('#ask-btn').innerText.trim() === 'Demander'")
     assert "Voir le passage" in answer.locator(".as-expand").first.inner_text()
     assert "Ouvrir l'original" in answer.locator(".as-doc-link").first.text_content()

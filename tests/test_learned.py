@@ -15,11 +15,27 @@ from aidsearch.fields import asked_fields, format_amount, format_date, render
 from aidsearch.indexer import build_index
 from aidsearch.learned import MODELS, load_model
 from aidsearch.linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise
+from aidsearch.features import QuestionInfo
+from aidsearch.spans import span_candidates, token_f1
 from conftest import DATA
 from helpers import copy_seeds
 
 
 # ---------------------------------------------------------------- no model
+
+@pytest.mark.unit
+def test_span_candidates_leave_out_the_question_words():
+    question = QuestionInfo("Who previously held the record for the oldest quarterback?", "en")
+    sentence = "The past record was held by John Elway, who led the Broncos to victory at age 38."
+    spans, x = span_candidates(sentence, question)
+    texts = {s.text for s in spans}
+    assert "John Elway" in texts and "Broncos" in texts and len(x) == len(spans)
+    assert not any("record" in t or "held" in t or t.startswith(("the ", "by ")) for t in texts)
+    assert all(sentence[s.start:s.end] == s.text for s in spans)
+    assert token_f1("John Elway", "Elway") == pytest.approx(2 / 3) and token_f1("Élysée", "elysee") == 1.0
+    assert token_f1("Broncos", "John Elway") == 0.0
+
+
 
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -123,6 +139,8 @@ def test_answering_neighbour_beats_restating_sentence(quarterback):
     answer = quarterback.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?",
                              mode="learned")
     assert answer.found and "John Elway" in answer.text, answer.text
+    assert [answer.text[a:b] for a, b in answer.highlights] == ["John Elway"], answer.highlights
+    assert answer.to_dict()["highlights"][0]["text"] == "John Elway"
     rules = type(quarterback)(quarterback.settings.with_overrides(answerer="rules"), quarterback.embedder)
     earlier = rules.ask("Who previously held the record for being the oldest quarterback to play in a Super Bowl?")
     assert "John Elway" not in (earlier.text or ""), earlier.text
@@ -132,6 +150,7 @@ def test_answering_neighbour_beats_restating_sentence(quarterback):
 def test_field_answer_in_the_question_language_cites_the_value(seeds):
     answer = seeds.ask("How much does the Kosovo health sector support programme cost?", mode="learned")
     assert answer.found and answer.text.startswith("Total budget: 29,110,000 EUR [1]"), answer.text
+    assert [answer.text[a:b] for a, b in answer.highlights] == ["29,110,000 EUR"]
     c = answer.citations[0]
     assert c.hit.chunk.source.startswith("002_")
     quoted = [c.hit.chunk.text[a:b] for a, b in c.sentences]

@@ -24,6 +24,8 @@ QUESTIONS = [json.loads(line) for line in (DATA / "seed_questions.jsonl").read_t
 KNOWN_MISSES = {
     "s12": "FR question on an EN bullet list: the count sentence loses to a label line of another document",
     "s13": "provinces named in a sentence that e5-small scores below the fiche's label lines",
+    "s20": "an off-topic question that names nothing (Swiss franc exchange rate): the abstention model, fitted on "
+           "large corpora, gives it 0.22 on five documents, above its 0.1 threshold",
 }
 
 
@@ -70,6 +72,7 @@ def test_answer_json_shape_and_citation_bounds(seed_index):
     data = answer.to_dict()
     assert set(data) >= {"question", "language", "found", "answer", "citations", "timings_ms"}
     assert data["found"] is True and "28,400,000" in data["answer"]
+    assert all(data["answer"][h["start"]:h["end"]] == h["text"] for h in data["highlights"])
     markers = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", data["answer"])}
     assert markers == {c["n"] for c in data["citations"]} and min(markers) == 1
     doc = seed_index.document(answer.citations[0].hit.chunk.doc_id)
@@ -121,6 +124,10 @@ def test_cli_ask_json_and_errors(seed_index):
     data = json.loads(out.stdout)
     assert data["language"] == "fr" and data["found"] and "156" in data["answer"]
     assert data["citations"][0]["source"] == "002_7c5a3c9fa8d73ed7.txt"
+    assert [h["text"] for h in data["highlights"]] == ["156 mois"]  # the value of the field answer
+    assert all(data["answer"][h["start"]:h["end"]] == h["text"] for h in data["highlights"])
+    text = _cli("ask", "Quelle est la durée totale du projet au Kosovo ?", "--index-dir", idx)
+    assert text.returncode == 0 and "156 mois" in text.stdout and "Sources" in text.stdout
     out = _cli("search", "budget", "--index-dir", idx, "--json", "--k", "2")
     assert out.returncode == 0 and len(json.loads(out.stdout)["hits"]) == 2
     assert json.loads(out.stdout)["hits"][0]["rank"] == 1

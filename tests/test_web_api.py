@@ -148,6 +148,19 @@ def test_rendered_answer_escapes_document_text():
     assert "\n" not in out
 
 
+@pytest.mark.unit
+def test_rendered_answer_marks_the_answer_span():
+    from aidsearch.types import Answer, Chunk, Citation, Hit
+    from aidsearch.web import render_answer
+
+    chunk = Chunk("c1", "d1", "x.txt", "T", "Budget: 5 <EUR>", 0, 15, "en")
+    text = "Total budget: 5 <EUR> [1]"
+    answer = Answer("q", "en", True, text, (Citation(1, Hit(chunk, 0.5, 1), ((0, 15),)),), highlights=((14, 21),))
+    assert answer.to_dict()["highlights"] == [{"start": 14, "end": 21, "text": "5 <EUR>"}]
+    out = render_answer(answer, "en", lambda _id: None)
+    assert 'Total budget: <mark class="as-span">5 &lt;EUR&gt;</mark> <span class="as-ref">[1]</span>' in out
+
+
 # ------------------------------------------------------------------------------------ API
 
 

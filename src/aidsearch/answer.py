@@ -8,13 +8,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .chunk import Sentence, passage_sentences
-from .features import Candidate, QuestionInfo, abstain_features, sentence_features
+from .features import Candidate, QuestionInfo, abstain_features, sentence_features, starts_with_pronoun
 from .lang import detect_en_fr
 from .learned import load_model
 from .lexical import fold, tokenize
 from .linear import LinearModel
 from .retrieve import Retrieval
 from .fields import field_answer
+from .spans import Span, span_candidates
 from .types import Answer, Citation, Document, Hit
 
 MESSAGES = {
@@ -87,7 +88,7 @@ def is_answerable(hits: Sequence[Hit], question: str, policy: AnswerPolicy) -> b
     return best >= policy.min_dense_with_terms and term_coverage(key_terms(question), hits[0]) >= policy.min_coverage
 
 
-_NAME = re.compile(r"(?<=[^.?!]\s)([A-ZÀ-Ö][\w'’-]+)")
+_NAME = re.compile(r"(?:(?<=[^.?!]\s)|(?<=\s[lLdD]['’]))([A-ZÀ-Ö][\w'’-]+)")  # "… Kosovo", "… l'Australie"
 
 
 def key_terms(question: str) -> set[str]:
@@ -221,17 +222,27 @@ def compose(question: str, language: str, hits: Sequence[Hit], query_vector: np.
 
 @dataclass(frozen=True)
 class AnswerModels:
-    """The learned stages of the answerer: sentence choice and abstention, plus how many passages to read."""
+    """The learned stages of the answerer: sentence choice, abstention and the answer span, plus how many passages
+    to read. A sentence joins the best one when it is its neighbour or scores within ``near_score`` of it, and
+    one short sentence within ``close_score`` when the best one alone is over ``max_words`` (all chosen on the
+    train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
+    answer is "no answer" below ``min_probability`` (chosen by the trainer on the train parts' real questions)."""
 
     sentence: LinearModel
     abstain: LinearModel
+    span: LinearModel | None = None
     passages: int = 5
     min_probability: float = 0.5
     max_words: int = 40
+    near_score: float = 2.0
+    close_score: float = 1.0
+    min_span_probability: float = 0.3
 
     @classmethod
     def shipped(cls) -> AnswerModels:
-        return cls(load_model("sentence"), load_model("abstain"))
+        abstain = load_model("abstain")
+        threshold = (abstain.info or {}).get("threshold", 0.5)
+        return cls(load_model("sentence"), abstain, load_model("span"), min_probability=float(threshold))
 
 
 @dataclass(frozen=True)
@@ -260,7 +271,8 @@ def read(question: str, retrieval: Retrieval, query_vector: np.ndarray, vectors:
     abstain = None
     if retrieval.pool is not None and top:
         cover = term_coverage(key_terms(question), top[0])
-        abstain = abstain_features(retrieval.fused, retrieval.pool.features, scores, cover, info)
+        abstain = abstain_features(retrieval.fused, retrieval.pool.features, retrieval.pool.docs, scores, cover, info,
+                                   top[0].chunk.lang)
     return Reading(top, sentences, cands, x, scores, abstain)
 
 
@@ -283,38 +295,74 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own])
         if fields is not None:
             citation = Citation(1, own[fields.passage], tuple((x.start, x.end) for x in fields.sentences))
-            return Answer(question, language, True, " ".join(f"{line} [1]" for line in fields.lines), (citation,),
-                          confidence=confidence)
-    return _quote(question, language, reading, models, confidence)
+            text, marks = "", []
+            for line in fields.lines:
+                label, sep, value = line.partition(":")
+                start = len(text) + len(label) + len(sep) + 1 if sep else len(text)
+                marks.append((start, len(text) + len(line)))
+                text += f"{line} [1] "
+            return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
+                          highlights=tuple(marks))
+    info = retrieval.pool.question if retrieval.pool is not None else QuestionInfo(question, language)
+    return _quote(question, language, reading, models, confidence, info)
 
 
-def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float) -> Answer:
-    """The best-scored sentence, then the next best ones of the same document while the answer stays within
-    ``max_words`` (fitted on the train parts: a second sentence often holds what the first one leads to), in
-    reading order, each with the number of its passage."""
+def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_probability: float) -> Span | None:
+    """The span of ``sentence`` that answers the question, when the span model gives it ``min_probability``."""
+    spans, x = span_candidates(sentence, question)
+    if not spans:
+        return None
+    scores = model.scores(x)
+    probs = np.exp(scores - scores.max())
+    best = int(np.argmax(scores))
+    return spans[best] if probs[best] / probs.sum() >= min_probability else None
+
+
+def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float,
+           info: QuestionInfo) -> Answer:
+    """The best-scored sentence, with its neighbours and the sentences scored within ``near_score`` of it in the
+    same document while the answer stays within ``max_words``, in reading order, each with the number of its
+    passage; the sentence before, whatever its length, when the best one starts with a pronoun ("Il abandonne…",
+    "Ce fonds…": it names what the pronoun stands for); the
+    answer span of the best sentence highlighted."""
     order = np.argsort(-reading.scores, kind="stable")
     best = reading.candidates[int(order[0])]
+    top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id
     chosen = [best]
     words = len(best.text.split())
     for i in order[1:]:
         cand = reading.candidates[int(i)]
         size = len(cand.text.split())
-        if reading.top[cand.passage].chunk.doc_id == doc and words + size <= models.max_words and \
-                not any(c.text == cand.text for c in chosen):
+        near = float(reading.scores[int(i)]) >= top_score - models.near_score
+        neighbour = cand.passage == best.passage and abs(cand.index - best.index) == 1
+        label = field_label(cand.text) is not None and field_label(best.text) is None  # "Donor: …" as filler
+        if reading.top[cand.passage].chunk.doc_id != doc or label or any(c.text == cand.text for c in chosen):
+            continue
+        if words + size <= models.max_words and (near or neighbour):
             chosen.append(cand)
             words += size
+        elif len(chosen) == 1 and words > models.max_words and size <= models.max_words and \
+                float(reading.scores[int(i)]) >= top_score - models.close_score:  # a long best sentence and a short rival
+            chosen.append(cand)
+            words += size
+    if best.index > 0 and starts_with_pronoun(best.text) and not any(c.passage == best.passage and
+                                                                    c.index == best.index - 1 for c in chosen):
+        chosen.append(next(c for c in reading.candidates if c.passage == best.passage and c.index == best.index - 1))
     chosen.sort(key=lambda c: (c.passage, c.index))
+    span = best_span(info, best.text, models.span, models.min_span_probability) if models.span else None
     numbers: dict[int, int] = {}
-    parts = []
+    text, marks = "", []
     for c in chosen:
         n = numbers.setdefault(c.passage, len(numbers) + 1)
-        text = _MARKER.sub(r"(\1)", c.text)
-        if len(text.split()) > 2 * models.max_words:
-            text = " ".join(text.split()[: 2 * models.max_words]) + "…"
-        parts.append(f"{text} [{n}]")
+        quoted = _MARKER.sub(r"(\1)", c.text)
+        if len(quoted.split()) > 2 * models.max_words:
+            quoted = " ".join(quoted.split()[: 2 * models.max_words]) + "…"
+        if c is best and span is not None and quoted[span.start:span.end] == span.text:
+            marks.append((len(text) + span.start, len(text) + span.end))
+        text += f"{quoted} [{n}] "
     citations = tuple(
         Citation(n, reading.top[p], tuple((reading.sentences[p][c.index].start, reading.sentences[p][c.index].end)
                                           for c in chosen if c.passage == p))
         for p, n in numbers.items())
-    return Answer(question, language, True, " ".join(parts), citations, confidence=confidence)
+    return Answer(question, language, True, text.strip(), citations, confidence=confidence, highlights=tuple(marks))

@@ -86,7 +86,7 @@ class Aidsearch:
             return self._retriever
 
     def _retrieve(self, text: str, k: int | None, filters: Filters | Sequence[str] | None,
-                  max_per_doc: int | None, mode: str) -> _Retrieved:
+                  max_per_doc: int | None, mode: str | None) -> _Retrieved:
         """Shared first steps of ``search`` and ``ask``: check, embed the question, retrieve."""
         text = check_question(text)
         parsed = parse_filters(filters)
@@ -95,19 +95,20 @@ class Aidsearch:
         qv = self.embedder.encode_queries([text])[0]
         t1 = time.perf_counter()
         retrieval = retriever.retrieve(text, k=k or self.settings.k, filters=parsed, query_vector=qv,
-                                       max_per_doc=max_per_doc or self.settings.max_per_doc, mode=mode)
+                                       max_per_doc=max_per_doc or self.settings.max_per_doc,
+                                       mode=mode or self.settings.retrieval)
         t2 = time.perf_counter()
         timings = {"embed": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
         return _Retrieved(text, {key: list(v) for key, v in parsed.items()}, retriever, qv, retrieval, timings, t0)
 
     def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-               max_per_doc: int | None = None, mode: str = "hybrid") -> SearchResult:
+               max_per_doc: int | None = None, mode: str | None = None) -> SearchResult:
         r = self._retrieve(query, k, filters, max_per_doc, mode)
         r.timings["total"] = (time.perf_counter() - r.started) * 1000
         return SearchResult(r.text, detect_en_fr(r.text), tuple(r.retrieval.hits), r.timings, r.filters)
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-            mode: str = "hybrid") -> Answer:
+            mode: str | None = None) -> Answer:
         r = self._retrieve(question, k, filters, None, mode)
         t2 = time.perf_counter()
         lang = detect_en_fr(r.text)

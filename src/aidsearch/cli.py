@@ -130,7 +130,11 @@ def ask(question: str = typer.Argument(..., help="A question in English or Frenc
     if as_json:
         _emit(answer.to_dict(), True)
         return
-    typer.echo(answer.text)
+    text, pos, parts = answer.text or "", 0, []
+    for start, end in answer.highlights:  # the answer itself in bold
+        parts += [text[pos:start], typer.style(text[start:end], bold=True, underline=True)]
+        pos = end
+    typer.echo("".join(parts) + text[pos:])
     if answer.citations:
         typer.echo(f"\n{MESSAGES[answer.language]['sources']}:")
     for c in answer.citations:
@@ -159,14 +163,15 @@ def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
 def eval_questions(
     queries: Path = typer.Argument(..., help="JSONL question set: id, query, lang, relevant, answers per line."),
     index_dir: Optional[Path] = IndexDir,
-    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid (reciprocal rank fusion), learned, dense or bm25."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (reciprocal rank fusion), learned, dense or "
+                                       "bm25 (default: the retrieval setting)."),
     as_json: bool = AsJson,
 ) -> None:
     """Score retrieval (recall, MRR, nDCG of documents), answers and abstentions on a question set."""
     from .evaluate import EvalError, evaluate, load_questions, render_markdown
     from .retrieve import MODES
 
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         raise EvalError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     questions = load_questions(queries)
     ix = _open(index_dir)

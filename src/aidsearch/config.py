@@ -12,6 +12,7 @@ from .errors import ConfigError
 CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
 ANSWERERS = ("rules", "learned")
+RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
 
 
 def default_cache_dir() -> Path:
@@ -22,7 +23,9 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
-    ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact)."""
+    ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact);
+    ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
+    parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer)."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -39,7 +42,8 @@ class Settings:
     port: int = 7860
     max_upload_mb: int = 50
     auth: str = ""
-    answerer: str = "rules"
+    answerer: str = "learned"
+    retrieval: str = "learned"
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
@@ -56,6 +60,8 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {value!r}")
     if name == "answerer" and value not in ANSWERERS:
         raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
+    if name == "retrieval" and value not in RETRIEVALS:
+        raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
     try:
         if kind == "Path":
             return Path(value).expanduser()

@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from .config import Settings
 from .errors import AidsearchError
+from .metadata import full_dates
 from .retrieve import MODES
 from .types import Answer, Document, SearchResult
 
@@ -153,13 +155,29 @@ def ndcg_at(ranked: Sequence[str], relevant: Collection[str], k: int = K) -> flo
 _THOUSANDS = re.compile(r"(?<=\d)[ ,.\u202f\u00a0](?=\d{3}(?!\d))")
 
 
+_DURATION_UNITS = ((re.compile(r"(?<=\d) (?:mois|month)\b"), " months"), (re.compile(r"(?<=\d) (?:ans|années|annees|year)\b"), " years"),
+                   (re.compile(r"(?<=\d) (?:semaines|week)\b"), " weeks"), (re.compile(r"(?<=\d) (?:jours|day)\b"), " days"))
+
+
+def _units(text: str) -> str:
+    """Durations worded in English whatever the language: "72 mois" → "72 months"."""
+    for pattern, unit in _DURATION_UNITS:
+        text = pattern.sub(unit, text)
+    return text
+
+
 def answer_matches(text: str | None, answers: Sequence[str]) -> bool:
     """True when one of ``answers`` occurs in ``text`` as a case-insensitive substring; numbers are compared
-    without thousands separators ("29,110,000" matches "29 110 000")."""
+    without thousands separators ("29,110,000" matches "29 110 000"), a duration in either language ("72 mois"
+    matches "72 months"), and an answer that is a date matches the same day written another way ("31.12.2028"
+    matches "31 décembre 2028")."""
     if not text:
         return False
-    folded = _THOUSANDS.sub("", text.casefold())
-    return any(_THOUSANDS.sub("", a.casefold()) in folded for a in answers)
+    folded = _units(_THOUSANDS.sub("", text.casefold()))
+    if any(_units(_THOUSANDS.sub("", a.casefold())) in folded for a in answers):
+        return True
+    days = [full_dates(a) for a in answers]
+    return any(days) and bool(full_dates(text) & set().union(*days))
 
 
 @dataclass(frozen=True)
@@ -240,6 +258,7 @@ class QuestionResult:
     answer: str | None
     cited: tuple[str, ...]
     correct: bool | None
+    highlights: tuple[str, ...] = ()
 
     @property
     def direction(self) -> str:
@@ -281,7 +300,7 @@ class QuestionResult:
             "ranked": list(self.ranked), "recall@1": self.recall_1, "recall@5": self.recall_5,
             "recall@10": self.recall_10, "rr@10": self.rr, "ndcg@10": self.ndcg, "found": self.found,
             "answer": self.answer, "cited": list(self.cited), "correct": self.correct, "grounded": self.grounded,
-            "failures": self.failures(),
+            "highlights": list(self.highlights), "failures": self.failures(),
         }
 
 
@@ -300,6 +319,7 @@ def score_question(q: Question, ranked: Sequence[str], relevant: Collection[str]
         reciprocal_rank(ranked, relevant, K) if scored else None,
         ndcg_at(ranked, relevant, K) if scored else None,
         answer.found, answer.text, cited, correct,
+        tuple((answer.text or "")[a:b] for a, b in answer.highlights),
     )
 
 
@@ -387,9 +407,12 @@ class EvalReport:
 class Searchable(Protocol):
     """What ``evaluate`` needs from an opened index (``aidsearch.api.Aidsearch`` fits)."""
 
-    def search(self, query: str, *, k: int | None = ..., max_per_doc: int | None = ..., mode: str = ...) -> SearchResult: ...
+    settings: Settings
 
-    def ask(self, question: str, *, mode: str = ...) -> Answer: ...
+    def search(self, query: str, *, k: int | None = ..., max_per_doc: int | None = ...,
+               mode: str | None = ...) -> SearchResult: ...
+
+    def ask(self, question: str, *, mode: str | None = ...) -> Answer: ...
 
     def documents(self) -> list[Document]: ...
 
@@ -412,11 +435,12 @@ def _resolver(docs: Sequence[Document]) -> Callable[[Question], tuple[list[str],
     return resolve
 
 
-def evaluate(ix: Searchable, questions: Sequence[Question], *, mode: str = "hybrid", k: int = K,
+def evaluate(ix: Searchable, questions: Sequence[Question], *, mode: str | None = None, k: int = K,
              questions_file: str = "", index_dir: str = "", model: str = "",
              progress: Callable[[int, int], None] | None = None, answers: bool = True) -> EvalReport:
     """Run every question through ``search`` (top ``k`` documents) and ``ask`` and score them; ``answers``
-    False scores retrieval alone (answers count as not found)."""
+    False scores retrieval alone (answers count as not found); ``mode`` defaults to the index's setting."""
+    mode = mode or ix.settings.retrieval
     if mode not in MODES:
         raise EvalError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     started = time.perf_counter()

@@ -37,6 +37,11 @@ _PRONOUN_START = re.compile(r"^(?:il|elle|ils|elles|he|she|it|they|this|these|ce
                             r"their|son|sa|ses|leur|leurs)\b", re.I)
 
 
+def starts_with_pronoun(sentence: str) -> bool:
+    """Whether ``sentence`` opens with a pronoun or demonstrative that points back ("Il…", "This fund…")."""
+    return bool(_PRONOUN_START.match(sentence))
+
+
 def wh_type(question: str) -> str:
     """The kind of answer a question asks for, from EN/FR question words; "what" when none matches."""
     folded = fold(question)
@@ -221,22 +226,26 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
 
 # ---------------------------------------------------------------- abstention
 
-ABSTAIN_FEATURES = ("fused_margin", "fused_top_prob", "dense_z_top", "dense_gap10", "sent_z_top", "key_cover_top",
-                    "answer_prob", "answer_margin", "question_terms")
+ABSTAIN_FEATURES = ("doc_margin", "top_doc_prob", "dense_z_top", "dense_gap10", "sent_z_top", "key_cover_top",
+                    "answer_prob", "answer_margin", "question_terms", "cross_lingual")
 
 
-def abstain_features(fused: np.ndarray, pool: np.ndarray, answer_scores: np.ndarray, key_cover: float,
-                     question: QuestionInfo) -> np.ndarray:
-    """One row for the whole question: how clearly the best passage and the best sentence stand out. Word overlap
+def abstain_features(fused: np.ndarray, pool: np.ndarray, docs: np.ndarray, answer_scores: np.ndarray,
+                     key_cover: float, question: QuestionInfo, top_lang: str) -> np.ndarray:
+    """One row for the whole question: how clearly the best document and the best sentence stand out (margin and
+    probability against the passages of other documents, ``docs`` giving each pool row's document). Word overlap
     with the question is left out (it is near zero across languages, where the answer may well be).
     ``fused`` are the pool's fusion scores, ``pool`` its passage feature rows (``PASSAGE_FEATURES``),
-    ``answer_scores`` the sentence scores of the answer candidates."""
+    ``answer_scores`` the sentence scores of the answer candidates, ``top_lang`` the best passage's language
+    (similarities run lower across languages)."""
     order = np.argsort(-fused, kind="stable")
     top = order[0]
     col = {f: i for i, f in enumerate(PASSAGE_FEATURES)}
     probs = np.exp(fused - fused.max())
     probs /= probs.sum()
-    margin = float(fused[top] - fused[order[1]]) if len(order) > 1 else 5.0
+    same_doc = docs == docs[top]
+    others = fused[~same_doc]
+    margin = float(fused[top] - others.max()) if len(others) else 5.0
     dense_sorted = np.sort(pool[:, col["dense_rel"]])[::-1]
     gap10 = float(dense_sorted[0] - dense_sorted[min(9, len(dense_sorted) - 1)])
     if len(answer_scores):
@@ -248,5 +257,6 @@ def abstain_features(fused: np.ndarray, pool: np.ndarray, answer_scores: np.ndar
         a_prob, a_margin = 0.0, 0.0
     sent_col = pool[:, col["sent_rel"]]
     sent_z = float((sent_col[top] - sent_col.mean()) / (sent_col.std() or 1.0))
-    return np.array([min(margin, 5.0), float(probs[top]), float(pool[top, col["dense_z"]]), gap10, sent_z,
-                     key_cover, a_prob, min(a_margin, 5.0), math.log1p(len(question.terms))])
+    return np.array([min(margin, 5.0), float(probs[same_doc].sum()), float(pool[top, col["dense_z"]]), gap10, sent_z,
+                     key_cover, a_prob, min(a_margin, 5.0), math.log1p(len(question.terms)),
+                     float(top_lang != question.lang)])

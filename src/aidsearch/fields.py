@@ -14,7 +14,8 @@ from .metadata import find_country
 FIELDS = ("funders", "budget", "duration_months", "start", "end", "agency", "partner", "country")
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f, p in (
     ("funders", r"\b(who (?:funds|finances|financed|funded|pays|are the (?:donors|funders))|which (?:donors?|funders?)|"
-                r"qui finance|quels? (?:sont les )?(?:bailleurs|donateurs|financeurs)|funded by|finance par|"
+                r"qui finance|quels? (?:sont les )?(?:bailleurs|donateurs|financeurs)|funded by whom|by whom .*(?:funded|financed)|"
+                r"par qui .*financ|financ\w* par qui|"
                 r"contributions? (?:of|per|by|des|par)|how much does \w+ (?:contribute|give|provide)|"
                 r"(?:donor|funder|bailleur)s?\b.*\b(?:how much|combien|montant))"),
     ("budget", r"\b(total budget|budget total|overall budget|how much (?:does|did|will) .* cost|what (?:does|did) .* cost|"
@@ -22,9 +23,11 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f,
                r"budget of|budget du|budget de la|budget de l)"),
     ("duration_months", r"\b(how long|how many (?:months|years)|duree|combien de (?:temps|mois|annees)|what is the duration|"
                         r"quelle est la duree)\b"),
-    ("start", r"\b(when (?:does|did|will) .* (?:start|begin)|start date|date de debut|quand (?:commence|a commence|"
+    ("start", r"\b(when (?:does|did|will) .* (?:start|begin)|(?:what|which) (?:date|day|year) .* (?:start|begin)|"
+              r"quelle (?:date|annee) .*(?:commence|debute|demarre)|start date|date de debut|quand (?:commence|a commence|"
               r"debute|demarre)|starting date|begins? when)\b"),
-    ("end", r"\b(when (?:does|did|will) .* (?:end|finish|close)|end date|date de fin|quand (?:se termine|finit|"
+    ("end", r"\b(when (?:does|did|will) .* (?:end|finish|close)|(?:what|which) (?:date|day|year) .* (?:end|finish|close)|"
+            r"quelle (?:date|annee) .*(?:termine|finit|acheve|prend fin)|end date|date de fin|quand (?:se termine|finit|"
             r"s'acheve|prend fin)|until when|jusqu'a quand|closing date)\b"),
     ("agency", r"\b(which (?:regional )?office|what (?:regional )?office|regional office|bureau regional|"
                r"quel bureau|implementing agency|agence d'execution)\b"),

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
 from .linear import PARAMS_DIR, LinearModel, untrained
+from .spans import SPAN_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +14,7 @@ MODELS = {
     "fusion": (PASSAGE_FEATURES, "dense_rel"),
     "sentence": (SENTENCE_FEATURES, "sim_rel"),
     "abstain": (ABSTAIN_FEATURES, "dense_z_top"),
+    "span": (SPAN_FEATURES, "near_question"),
 }
 
 

@@ -109,14 +109,18 @@ def fit_listwise(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Sequ
 
 
 def fit_binary(x: np.ndarray, y: np.ndarray, features: Sequence[str], *, l2: float = 1e-3, steps: int = 600,
-               lr: float = 0.05, info: dict[str, Any] | None = None) -> LinearModel:
-    """Logistic regression, classes weighted equally."""
+               lr: float = 0.05, info: dict[str, Any] | None = None,
+               sample_weight: np.ndarray | None = None) -> LinearModel:
+    """Logistic regression, classes weighted equally (after ``sample_weight``, e.g. one weight per question set)."""
     y = y.astype(float)
     if y.min() == y.max():
         raise ValueError("binary fit needs both classes")
     mean, scale = _standardizer(x)
     xb = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    weight = np.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    sw = sw / sw.mean()
+    positive = (sw * y).sum() / sw.sum()
+    weight = sw * np.where(y > 0, 0.5 / positive, 0.5 / (1 - positive))
 
     def grad(w: np.ndarray) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))

@@ -146,6 +146,17 @@ def parse_date(text: str) -> str | None:
     return None
 
 
+def full_dates(text: str) -> set[str]:
+    """Every day-precise date in ``text``, as ISO "YYYY-MM-DD" ("31.12.2028" and "31 décembre 2028" agree)."""
+    found = set()
+    for pattern, _ in _DATE_PATTERNS[:4]:
+        for m in pattern.finditer(text):
+            iso = parse_date(m.group())
+            if iso and len(iso) == 10:
+                found.add(iso)
+    return found
+
+
 _RANGE_SPLIT = re.compile(
     r"\s+[-–—]\s+|\s*[–—]\s*|\s+(?:to|until|till|au|à|jusqu['’]au|jusqu['’]en)\s+", re.IGNORECASE
 )

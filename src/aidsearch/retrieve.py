@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .config import RETRIEVALS
 from .embed import Embedder
 from .errors import QueryError
 from .features import QuestionInfo, overlap, passage_features
@@ -18,7 +19,7 @@ from .store import Generation
 from .types import Document, Hit
 
 FILTER_KEYS = ("country", "lang", "funder", "year", "source")
-MODES = ("hybrid", "learned", "dense", "bm25")
+MODES = RETRIEVALS
 RRF_K = 60
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
 
@@ -119,6 +120,7 @@ class Pool:
     in_dense: np.ndarray
     features: np.ndarray
     exact_query: bool
+    docs: np.ndarray  # the document (index) of each pool row
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,8 @@ class Retriever:
         term_overlap = np.array([overlap(question.terms, t) for t in texts])
         same = self.chunk_lang[rows] == question.lang
         x = passage_features(dense, in_dense, lexical, sentence, same, exact, term_overlap)
-        return Pool(question, rows, dense, lexical, sentence, in_dense, x, self.gen.lexical.has_exact_terms(query))
+        return Pool(question, rows, dense, lexical, sentence, in_dense, x, self.gen.lexical.has_exact_terms(query),
+                    self.chunk_doc[rows])
 
     def _rrf(self, pool: Pool, mode: str) -> np.ndarray:
         """Reciprocal rank fusion of the pool's rankings with fixed weights."""

@@ -1,7 +1,7 @@
-"""Fit the learned stages (fusion, answer sentence, abstention) on the train parts of the development sets.
+"""Fit the learned stages (fusion, answer sentence, abstention, answer span) on the train parts of the development sets.
 
 ``python -m aidsearch.train --set NAME=INDEX_DIR:QUESTIONS.jsonl ... [--validate NAME=INDEX_DIR:QUESTIONS.jsonl ...]``
-writes ``params/{fusion,sentence,abstain}.json`` with the hash of the data, the counts and the validation
+writes ``params/{fusion,sentence,abstain,span}.json`` with the hash of the data, the counts and the validation
 figures they reached (``make train`` runs it on the shipped sets). Nothing is random: the same data gives the
 same parameters.
 """
@@ -22,9 +22,10 @@ import numpy as np
 from .answer import AnswerModels, read
 from .api import Aidsearch, open_index
 from .evaluate import Question, load_questions
-from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
+from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo
 from .learned import MODELS, load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
+from .spans import SPAN_FEATURES, span_candidates, token_f1
 
 _ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
 
@@ -74,7 +75,8 @@ def _retrieval(ix: Aidsearch, ex: Example, *, hide_answer: bool = False):
     if hide_answer:
         hidden = {group_key(s) for s in ex.relevant}
         exclude = np.array([group_key(c.source) in hidden for c in retriever.chunks])
-    return retriever, retriever.retrieve(ex.question.query, k=5, query_vector=ex.vector, exclude=exclude)
+    return retriever, retriever.retrieve(ex.question.query, k=5, query_vector=ex.vector, exclude=exclude,
+                                         mode="learned")
 
 
 def _contains(text: str, answers: Sequence[str]) -> bool:
@@ -95,22 +97,71 @@ def fusion_groups(ix: Aidsearch, examples: Sequence[Example]) -> list[tuple[np.n
     return groups
 
 
-def sentence_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
-    groups = []
+def _readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
+    """For each question with answer strings: its retrieval, its reading and which candidates hold an answer in
+    a relevant document."""
     for ex in examples:
         if not ex.question.answers:
             continue
         retriever, r = _retrieval(ix, ex)
         reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
         labels = np.array([reading.top[c.passage].chunk.source in ex.relevant and _contains(c.text, ex.question.answers)
-                           for c in reading.candidates])
-        if len(labels):
-            groups.append((reading.features, labels))
+                           for c in reading.candidates], dtype=bool)
+        yield ex, r, reading, labels
+
+
+def sentence_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(reading.features, labels) for _, _, reading, labels in _readings(ix, examples, models) if len(labels)]
+
+
+def span_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each question, the spans of the best-scored sentence that holds a gold answer; the positives are the
+    spans closest to it (word F1 at least 0.5)."""
+    groups = []
+    for ex, r, reading, labels in _readings(ix, examples, models):
+        if not labels.any():
+            continue
+        good = np.flatnonzero(labels)
+        sentence = reading.candidates[int(good[np.argmax(reading.scores[good])])].text
+        info = r.pool.question if r.pool is not None else QuestionInfo(ex.question.query, ex.question.lang)
+        spans, x = span_candidates(sentence, info)
+        if spans:
+            f1 = np.array([max(token_f1(sp.text, a) for a in ex.question.answers) for sp in spans])
+            groups.append((x, (f1 >= f1.max() - 1e-9) & (f1 >= 0.5)))
     return groups
 
 
-def abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> tuple[np.ndarray, np.ndarray]:
-    rows, labels = [], []
+def span_f1(sources: Sequence[tuple[Source, list[Example]]], models: AnswerModels) -> dict[str, Any]:
+    """Per set, over questions whose quoted sentence holds a gold answer: the word F1 of the chosen span, and how
+    often a span is highlighted (probability at least ``min_span_probability``) and its F1 then."""
+    from .answer import best_span
+    out: dict[str, Any] = {}
+    for source, examples in sources:
+        f1_all, f1_shown = [], []
+        for ex, r, reading, labels in _readings(source.ix, examples, models):
+            if not len(labels) or not labels[int(np.argmax(reading.scores))]:
+                continue
+            assert r.pool is not None and models.span is not None
+            best = reading.candidates[int(np.argmax(reading.scores))].text
+            top = best_span(r.pool.question, best, models.span, 0.0)
+            score = max(token_f1(top.text, a) for a in ex.question.answers) if top else 0.0
+            f1_all.append(score)
+            if best_span(r.pool.question, best, models.span, models.min_span_probability) is not None:
+                f1_shown.append(score)
+        n = len(f1_all)
+        out[source.name] = {"sentences": n, "span_f1": round(float(np.mean(f1_all or [0])), 4),
+                            "highlighted": round(len(f1_shown) / max(n, 1), 4),
+                            "highlighted_f1": round(float(np.mean(f1_shown or [0])), 4)}
+    return out
+
+
+def abstain_rows(ix: Aidsearch, examples: Sequence[Example],
+                 models: AnswerModels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (the documents answer) and whether the row is a real question (not a case built
+    by hiding the answer's article)."""
+    rows: list[np.ndarray] = []
+    labels: list[bool] = []
+    real: list[bool] = []
     for ex in examples:
         cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
         for hide, label in cases:
@@ -119,7 +170,32 @@ def abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModel
             if reading.abstain_features is not None:
                 rows.append(reading.abstain_features)
                 labels.append(label)
-    return np.array(rows), np.array(labels)
+                real.append(not hide)
+    return np.array(rows), np.array(labels), np.array(real)
+
+
+THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 21))
+UNANSWERABLE_SHARE = 0.1  # about one question in ten cannot be answered from the documents (the development set)
+
+
+def choose_threshold(model: LinearModel, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The probability below which the answerer says "no answer": the one of ``THRESHOLDS`` with the fewest
+    expected mistakes on the train sets, averaged over sets, when ``UNANSWERABLE_SHARE`` of the questions cannot
+    be answered: answerable questions refused, against unanswerable ones (real, or built by hiding the answer's
+    article) answered. The higher threshold on a tie."""
+    def cost(t: float) -> float:
+        costs = []
+        for x, y, real in parts:
+            if not len(y):
+                continue
+            answered = model.probability(x) >= t
+            positive = y & real
+            refused = (~answered & positive).sum() / max(positive.sum(), 1)
+            wrong = (answered & ~y).sum() / max((~y).sum(), 1)
+            costs.append((1 - UNANSWERABLE_SHARE) * refused + UNANSWERABLE_SHARE * wrong)
+        return float(np.mean(costs)) if costs else 0.0
+
+    return min(THRESHOLDS, key=lambda t: (round(cost(t), 6), -t))
 
 
 def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
@@ -152,6 +228,8 @@ def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel
         out[source.name] = {"questions": len(examples), "recall_1": round(first / max(n_ret, 1), 4),
                             "sentence_has_answer": round(contains / max(n_ans, 1), 4),
                             "abstention_accuracy": round(abst_ok / max(n_abst, 1), 4)}
+        if models.span is not None:
+            out[source.name].update(span_f1([(source, examples)], models)[source.name])
     return out
 
 
@@ -183,12 +261,18 @@ def train(train_sets: Sequence[Source], validation: Sequence[Source] = (), *, st
     parts = [abstain_rows(s.ix, e, models) for s, e in examples]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    abstain = fit_binary(x, y, ABSTAIN_FEATURES, steps=steps, info={**info, "rows": len(y)})
-    fitted = {"fusion": fusion, "sentence": sentence, "abstain": abstain}
+    weight = np.concatenate([np.full(len(p[1]), 1.0 / max(len(p[1]), 1)) for p in parts])  # each set counts alike
+    abstain = fit_binary(x, y, ABSTAIN_FEATURES, steps=steps, info={**info, "rows": len(y)}, sample_weight=weight)
+    assert abstain.info is not None
+    abstain.info["threshold"] = choose_threshold(abstain, parts)
+    log("span: the spans of the sentences that hold the answer")
+    p_groups = [g for s, e in examples for g in span_groups(s.ix, e, models)]
+    span = fit_listwise(p_groups, SPAN_FEATURES, steps=steps, info={**info, "groups": len(p_groups)})
+    fitted = {"fusion": fusion, "sentence": sentence, "abstain": abstain, "span": span}
     if val:
         log("validation")
-        models = replace(models, abstain=abstain)
-        before = measure(val, untrained(PASSAGE_FEATURES, "dense_rel"), base)
+        models = replace(models, abstain=abstain, span=span, min_probability=abstain.info["threshold"])
+        before = measure(val, untrained(PASSAGE_FEATURES, "dense_rel"), replace(base, span=untrained(SPAN_FEATURES, "near_question")))
         after = measure(val, fusion, models)
         for model in fitted.values():
             assert model.info is not None

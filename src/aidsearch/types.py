@@ -125,7 +125,8 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """An extractive answer: ``text`` carries ``[n]`` markers pointing into ``citations``."""
+    """An extractive answer: ``text`` carries ``[n]`` markers pointing into ``citations``; ``highlights`` are the
+    character spans of ``text`` that are the answer itself (a name, an amount, a date), when one stands out."""
 
     question: str
     language: str
@@ -135,6 +136,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
     confidence: float | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
 
     def citation(self, n: int) -> Citation:
         """The citation numbered ``n`` (1-based); out of range raises instead of wrapping around."""
@@ -148,6 +150,7 @@ class Answer:
             "language": self.language,
             "found": self.found,
             "answer": self.text,
+            "highlights": [{"start": a, "end": b, "text": (self.text or "")[a:b]} for a, b in self.highlights],
             "citations": [c.to_dict() for c in self.citations],
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "filters": self.filters,

@@ -292,7 +292,8 @@ def render_answer(answer: Answer, lang: str, documents: Callable[[str], Document
     if not data["found"]:
         return (f'<div class="as-answer as-none as-lang-{lang}">{head}<p class="as-text">{_esc(t(lang, "none"))}</p>'
                 f'<p class="as-hint">{_esc(t(lang, "hint_none"))}</p></div>')
-    text = re.sub(r"\[(\d+)\]", r'<span class="as-ref">[\1]</span>', _esc(data["answer"]))
+    marked = _marked(data["answer"], [(h["start"], h["end"]) for h in data["highlights"]])
+    text = re.sub(r"\[(\d+)\]", r'<span class="as-ref">[\1]</span>', marked.replace("<mark>", '<mark class="as-span">'))
     cards = "".join(render_card(c, documents(c["doc_id"]), lang) for c in data["citations"])
     return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>'
             f'<div class="as-sources"><div class="as-sources-title">{_esc(t(lang, "sources"))}</div>{cards}</div></div>')
