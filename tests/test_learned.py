@@ -195,7 +195,7 @@ def test_short_training_run_improves_over_untrained(seeds):
     before = measure([(source, examples)], untrained(PASSAGE_FEATURES, "dense_rel"), base)["seeds"]
     after = measure([(source, examples)], fitted["fusion"],
                     AnswerModels(fitted["sentence"], fitted["abstain"]))["seeds"]
-    seeds._refresh().fusion = load_model("fusion")
+    seeds.retriever().fusion = load_model("fusion")
     assert after["sentence_has_answer"] > before["sentence_has_answer"], (before, after)
     assert after["recall_1"] >= before["recall_1"] and after["abstention_accuracy"] >= 0.8
     assert answer_matches("Budget total : 29 110 000 EUR", ["29,110,000"])

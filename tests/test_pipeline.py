@@ -184,13 +184,13 @@ def test_real_files_incremental_updates_and_skips(tmp_path, embedder):
     html = sub / "page.html"
     html.write_text(html.read_text().replace("86,000", "91,500"), encoding="utf-8")
     (corpus / "004_9edb3953203c57b8.txt").unlink()
-    before = {c.doc_id for c in app._refresh().chunks}
+    before = {c.doc_id for c in app.retriever().chunks}
     update = build_index(settings, embedder)
     assert update.updated == ("reports/page.html",) and update.removed == ("004_9edb3953203c57b8.txt",)
     assert update.added == () and 0 < update.embedded_chunks <= 2
     answer = app.ask("How many pupils did the Malawi school feeding programme serve?")
     assert "91,500" in answer.text
-    after = {c.doc_id for c in app._refresh().chunks}
+    after = {c.doc_id for c in app.retriever().chunks}
     assert len(after) == 7 and len(before - after) == 2
     assert not app.search("Swiss Agency for Development and Cooperation", k=5, filters={"source": "004"}).hits
 

@@ -769,7 +769,7 @@ def _open_and_check(settings, embedder) -> set[str]:
     """The index opens, answers, and its passages all belong to exactly its documents."""
     app = Aidsearch(settings, embedder)
     docs = {d.source for d in app.documents()}
-    gen = app._refresh().gen
+    gen = app.retriever().gen
     assert {c.source for c in gen.chunks} == docs
     assert set(gen.manifest["documents"]) == docs
     answer = app.ask("What is the total budget of the Lao-Luxembourg Health Sector Support Programme Phase II?")

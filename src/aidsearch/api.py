@@ -85,6 +85,10 @@ class Aidsearch:
                 self._generation = key
             return self._retriever
 
+    def retriever(self) -> Retriever:
+        """The retriever of the current index generation (reloaded when another process wrote a new one)."""
+        return self._refresh()
+
     def _retrieve(self, text: str, k: int | None, filters: Filters | Sequence[str] | None,
                   max_per_doc: int | None, mode: str | None) -> _Retrieved:
         """Shared first steps of ``search`` and ``ask``: check, embed the question, retrieve."""

@@ -70,7 +70,7 @@ class Source:
 
 
 def _retrieval(ix: Aidsearch, ex: Example, *, hide_answer: bool = False):
-    retriever = ix._refresh()
+    retriever = ix.retriever()
     exclude = None
     if hide_answer:
         hidden = {group_key(s) for s in ex.relevant}
@@ -200,7 +200,7 @@ def choose_threshold(model: LinearModel, parts: Sequence[tuple[np.ndarray, np.nd
 
 def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
     for s in sources:
-        s.ix._refresh().fusion = fusion
+        s.ix.retriever().fusion = fusion
 
 
 def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel, models: AnswerModels) -> dict[str, Any]:
