@@ -8,7 +8,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .chunk import Sentence, passage_sentences
-from .features import Candidate, QuestionInfo, abstain_features, sentence_features, starts_with_pronoun
+from .features import (SENTENCE_FEATURES, Candidate, QuestionInfo, abstain_features, sentence_features,
+                       starts_with_pronoun)
 from .lang import detect_en_fr
 from .learned import load_model
 from .lexical import fold, tokenize
@@ -255,6 +256,7 @@ class Reading:
     features: np.ndarray
     scores: np.ndarray
     abstain_features: np.ndarray | None
+    question: QuestionInfo
 
 
 def read(question: str, retrieval: Retrieval, query_vector: np.ndarray, vectors: SentenceVectors,
@@ -273,7 +275,7 @@ def read(question: str, retrieval: Retrieval, query_vector: np.ndarray, vectors:
         cover = term_coverage(key_terms(question), top[0])
         abstain = abstain_features(retrieval.fused, retrieval.pool.features, retrieval.pool.docs, scores, cover, info,
                                    top[0].chunk.lang)
-    return Reading(top, sentences, cands, x, scores, abstain)
+    return Reading(top, sentences, cands, x, scores, abstain, info)
 
 
 def compose_learned(question: str, language: str, retrieval: Retrieval, query_vector: np.ndarray,
@@ -303,8 +305,7 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
                 text += f"{line} [1] "
             return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
                           highlights=tuple(marks))
-    info = retrieval.pool.question if retrieval.pool is not None else QuestionInfo(question, language)
-    return _quote(question, language, reading, models, confidence, info)
+    return _quote(question, language, reading, models, confidence)
 
 
 def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_probability: float) -> Span | None:
@@ -318,8 +319,7 @@ def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_pro
     return spans[best] if probs[best] / probs.sum() >= min_probability else None
 
 
-def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float,
-           info: QuestionInfo) -> Answer:
+def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float) -> Answer:
     """The best-scored sentence, with its neighbours and the sentences scored within ``near_score`` of it in the
     same document while the answer stays within ``max_words``, in reading order, each with the number of its
     passage; the sentence before, whatever its length, when the best one starts with a pronoun ("Il abandonne…",
@@ -329,28 +329,30 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     best = reading.candidates[int(order[0])]
     top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id
+    is_label = reading.features[:, SENTENCE_FEATURES.index("label_line")] > 0
     chosen = [best]
     words = len(best.text.split())
     for i in order[1:]:
         cand = reading.candidates[int(i)]
         size = len(cand.text.split())
-        near = float(reading.scores[int(i)]) >= top_score - models.near_score
+        score = float(reading.scores[int(i)])
+        near = score >= top_score - models.near_score
         neighbour = cand.passage == best.passage and abs(cand.index - best.index) == 1
-        label = field_label(cand.text) is not None and field_label(best.text) is None  # "Donor: …" as filler
+        label = is_label[int(i)] and not is_label[int(order[0])]  # "Donor: …" as filler
         if reading.top[cand.passage].chunk.doc_id != doc or label or any(c.text == cand.text for c in chosen):
             continue
         if words + size <= models.max_words and (near or neighbour):
             chosen.append(cand)
             words += size
         elif len(chosen) == 1 and words > models.max_words and size <= models.max_words and \
-                float(reading.scores[int(i)]) >= top_score - models.close_score:  # a long best sentence and a short rival
+                score >= top_score - models.close_score:  # a long best sentence and a short rival
             chosen.append(cand)
             words += size
     if best.index > 0 and starts_with_pronoun(best.text) and not any(c.passage == best.passage and
                                                                     c.index == best.index - 1 for c in chosen):
         chosen.append(next(c for c in reading.candidates if c.passage == best.passage and c.index == best.index - 1))
     chosen.sort(key=lambda c: (c.passage, c.index))
-    span = best_span(info, best.text, models.span, models.min_span_probability) if models.span else None
+    span = best_span(reading.question, best.text, models.span, models.min_span_probability) if models.span else None
     numbers: dict[int, int] = {}
     text, marks = "", []
     for c in chosen:

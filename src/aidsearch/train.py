@@ -22,7 +22,7 @@ import numpy as np
 from .answer import AnswerModels, read
 from .api import Aidsearch, open_index
 from .evaluate import Question, load_questions
-from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo
+from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
 from .learned import MODELS, load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
 from .spans import SPAN_FEATURES, span_candidates, token_f1
@@ -98,8 +98,8 @@ def fusion_groups(ix: Aidsearch, examples: Sequence[Example]) -> list[tuple[np.n
 
 
 def _readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
-    """For each question with answer strings: its retrieval, its reading and which candidates hold an answer in
-    a relevant document."""
+    """For each question with answer strings: its reading and which candidates hold an answer in a relevant
+    document."""
     for ex in examples:
         if not ex.question.answers:
             continue
@@ -107,52 +107,27 @@ def _readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
         reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
         labels = np.array([reading.top[c.passage].chunk.source in ex.relevant and _contains(c.text, ex.question.answers)
                            for c in reading.candidates], dtype=bool)
-        yield ex, r, reading, labels
+        yield ex, reading, labels
 
 
 def sentence_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(reading.features, labels) for _, _, reading, labels in _readings(ix, examples, models) if len(labels)]
+    return [(reading.features, labels) for _, reading, labels in _readings(ix, examples, models) if len(labels)]
 
 
 def span_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each question, the spans of the best-scored sentence that holds a gold answer; the positives are the
     spans closest to it (word F1 at least 0.5)."""
     groups = []
-    for ex, r, reading, labels in _readings(ix, examples, models):
+    for ex, reading, labels in _readings(ix, examples, models):
         if not labels.any():
             continue
         good = np.flatnonzero(labels)
         sentence = reading.candidates[int(good[np.argmax(reading.scores[good])])].text
-        info = r.pool.question if r.pool is not None else QuestionInfo(ex.question.query, ex.question.lang)
-        spans, x = span_candidates(sentence, info)
+        spans, x = span_candidates(sentence, reading.question)
         if spans:
             f1 = np.array([max(token_f1(sp.text, a) for a in ex.question.answers) for sp in spans])
             groups.append((x, (f1 >= f1.max() - 1e-9) & (f1 >= 0.5)))
     return groups
-
-
-def span_f1(sources: Sequence[tuple[Source, list[Example]]], models: AnswerModels) -> dict[str, Any]:
-    """Per set, over questions whose quoted sentence holds a gold answer: the word F1 of the chosen span, and how
-    often a span is highlighted (probability at least ``min_span_probability``) and its F1 then."""
-    from .answer import best_span
-    out: dict[str, Any] = {}
-    for source, examples in sources:
-        f1_all, f1_shown = [], []
-        for ex, r, reading, labels in _readings(source.ix, examples, models):
-            if not len(labels) or not labels[int(np.argmax(reading.scores))]:
-                continue
-            assert r.pool is not None and models.span is not None
-            best = reading.candidates[int(np.argmax(reading.scores))].text
-            top = best_span(r.pool.question, best, models.span, 0.0)
-            score = max(token_f1(top.text, a) for a in ex.question.answers) if top else 0.0
-            f1_all.append(score)
-            if best_span(r.pool.question, best, models.span, models.min_span_probability) is not None:
-                f1_shown.append(score)
-        n = len(f1_all)
-        out[source.name] = {"sentences": n, "span_f1": round(float(np.mean(f1_all or [0])), 4),
-                            "highlighted": round(len(f1_shown) / max(n, 1), 4),
-                            "highlighted_f1": round(float(np.mean(f1_shown or [0])), 4)}
-    return out
 
 
 def abstain_rows(ix: Aidsearch, examples: Sequence[Example],
@@ -206,11 +181,16 @@ def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
 def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel, models: AnswerModels) -> dict[str, Any]:
     """Per set: passage Recall@1 of the fusion (right document first), and how often the chosen sentence holds a
     gold answer (among answerable questions with answer strings); abstention accuracy when the set has
-    unanswerable questions."""
+    unanswerable questions; with a span model, over the questions whose chosen sentence holds the answer, the
+    word F1 of the best span, how often one is highlighted (probability at least ``min_span_probability``) and
+    its F1 then."""
+    from .answer import best_span
     out: dict[str, Any] = {}
     for source, examples in sources:
         _with_fusion([source], fusion)
         first, contains, n_ret, n_ans, abst_ok, n_abst = 0, 0, 0, 0, 0, 0
+        f1_all: list[float] = []
+        f1_shown: list[float] = []
         for ex in examples:
             retriever, r = _retrieval(source.ix, ex)
             if ex.question.answerable and r.hits:
@@ -220,7 +200,13 @@ def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel
             if ex.question.answers and len(reading.scores):
                 n_ans += 1
                 best = reading.candidates[int(np.argmax(reading.scores))]
-                contains += reading.top[best.passage].chunk.source in ex.relevant and _contains(best.text, ex.question.answers)
+                holds = reading.top[best.passage].chunk.source in ex.relevant and _contains(best.text, ex.question.answers)
+                contains += holds
+                if holds and models.span is not None:
+                    top = best_span(reading.question, best.text, models.span, 0.0)
+                    f1_all.append(max(token_f1(top.text, a) for a in ex.question.answers) if top else 0.0)
+                    if best_span(reading.question, best.text, models.span, models.min_span_probability):
+                        f1_shown.append(f1_all[-1])
             if reading.abstain_features is not None:
                 p = float(models.abstain.probability(reading.abstain_features[None, :])[0])
                 n_abst += 1
@@ -229,7 +215,9 @@ def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel
                             "sentence_has_answer": round(contains / max(n_ans, 1), 4),
                             "abstention_accuracy": round(abst_ok / max(n_abst, 1), 4)}
         if models.span is not None:
-            out[source.name].update(span_f1([(source, examples)], models)[source.name])
+            out[source.name].update({"sentences": len(f1_all), "span_f1": round(float(np.mean(f1_all or [0])), 4),
+                                     "highlighted": round(len(f1_shown) / max(len(f1_all), 1), 4),
+                                     "highlighted_f1": round(float(np.mean(f1_shown or [0])), 4)})
     return out
 
 
