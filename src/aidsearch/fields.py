@@ -14,6 +14,10 @@ from .metadata import find_country
 FIELDS = ("funders", "budget", "duration_months", "start", "end", "agency", "partner", "country")
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f, p in (
     ("funders", r"\b(who (?:funds|finances|financed|funded|pays|are the (?:donors|funders))|which (?:donors?|funders?)|"
+                r"(?:which|what) (?:\w+ )?(?:agency|agencies|organi[sz]ations?|institutions?|body|government|country|"
+                r"countries|cooperation|partner|partners|bank|fund) (?:funds|finances|financed|funded|pays for)\b|"
+                r"quel(?:le)?s? (?:\w+ )?(?:agences?|organismes?|organisations?|institutions?|cooperations?|"
+                r"partenaires?|pays|gouvernements?|banques?|fonds) (?:finance|financent|a finance|ont finance)\b|"
                 r"qui finance|quels? (?:sont les )?(?:bailleurs|donateurs|financeurs)|funded by whom|by whom .*(?:funded|financed)|"
                 r"par qui .*financ|financ\w* par qui|"
                 r"contributions? (?:of|per|by|des|par)|how much does \w+ (?:contribute|give|provide)|"
@@ -31,7 +35,8 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f,
             r"s'acheve|prend fin)|until when|jusqu'a quand|closing date)\b"),
     ("agency", r"\b(which (?:regional )?office|what (?:regional )?office|regional office|bureau regional|"
                r"quel bureau|implementing agency|agence d'execution)\b"),
-    ("country", r"\b(which country|what country|in which country|quel pays|dans quel pays|quels pays)\b"),
+    ("country", r"\b(?:which|what|quels?) (?:country|pays)\b(?! (?:programme|program|office|strategy|plan|team|"
+                r"portfolio|level|director|framework|partnership|operations?|finance|finances|funds|funded|financed))"),
     ("partner", r"\b(which partner|what partner|partner (?:ministry|institution|agency)|who is the partner|"
                 r"quel(?:le)? (?:est le |est la )?partenaire|partenaire)\b"),
 ))
