@@ -10,12 +10,11 @@ import pytest
 from aidsearch import open_index
 from aidsearch.config import load_settings
 from aidsearch.evaluate import answer_matches, load_questions
-from aidsearch.features import PASSAGE_FEATURES, wh_type
+from aidsearch.features import PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo, sentence_features, wh_type
 from aidsearch.fields import asked_fields, format_amount, format_date, render
 from aidsearch.indexer import build_index
 from aidsearch.learned import MODELS, load_model
 from aidsearch.linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise
-from aidsearch.features import QuestionInfo
 from aidsearch.spans import span_candidates, token_f1
 from conftest import DATA
 from helpers import copy_seeds
@@ -107,6 +106,46 @@ def test_fields_are_worded_in_the_question_language():
     assert asked_fields("Who funds the health financing project in Cambodia and how much?") == ["funders"]
     assert asked_fields("Combien coûte le programme au Kosovo ?") == ["budget"]
     assert asked_fields("Which hospitals were renovated?") == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("question, fields", [
+    ("Which agency funds the training of health staff in Gitega?", ["funders"]),
+    ("Quel organisme finance la campagne contre la peine de mort en RDC ?", ["funders"]),
+    ("Quelle coopération finance le programme PRODDEL ?", ["funders"]),
+    ("Quelle est la contribution de la République de Corée au programme ?", ["funders"]),
+    ("Which country funds the school canteens?", ["funders"]),
+    ("Which country does the project work in?", ["country"]),
+    ("Dans quel pays se trouve le projet ?", ["country"]),
+    ("Which country programme period does the school feeding support belong to?", []),
+    ("What does the fund finance?", []),
+])
+def test_field_questions_are_told_from_questions_that_only_name_a_field(question, fields):
+    assert asked_fields(question) == fields
+
+
+@pytest.mark.unit
+def test_abstention_threshold_follows_the_share_of_unanswerable_questions():
+    from aidsearch.train import UNANSWERABLE_SHARE, choose_threshold
+
+    def part(positives: int, negatives: int):
+        y = np.array([True] * positives + [False] * negatives)
+        return np.zeros((len(y), 2)), y, np.ones(len(y), dtype=bool)
+
+    assert choose_threshold([part(50, 50)]) == pytest.approx(UNANSWERABLE_SHARE, abs=1e-4)
+    assert choose_threshold([part(75, 25), part(75, 25)]) == pytest.approx(0.25, abs=1e-4)  # odds 3 × 1/9
+    assert choose_threshold([part(90, 10), part(10, 90)]) == pytest.approx(UNANSWERABLE_SHARE, abs=1e-4)
+
+
+@pytest.mark.unit
+def test_titles_and_their_repeats_are_marked_for_the_sentence_model():
+    texts = ["Sierra Leone: Ebola Response in Koinadugu District",
+             "Sierra Leone: Ebola Response in Koinadugu District.",
+             "The isolation unit will be set up at Kabala Hospital.", "Donor: European Commission"]
+    _, x = sentence_features(QuestionInfo("Where is the isolation unit in Koinadugu?", "en"), [texts],
+                             [np.array([0.9, 0.9, 0.7, 0.2])], np.array([1.0]), [[False, False, False, True]])
+    heading, repeat = (x[:, SENTENCE_FEATURES.index(f)].tolist() for f in ("heading", "repeat"))
+    assert heading == [1.0, 0.0, 0.0, 0.0] and repeat == [0.0, 1.0, 0.0, 0.0]
 
 
 # ---------------------------------------------------------------- real model

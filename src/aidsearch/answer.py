@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .chunk import Sentence, passage_sentences
-from .features import (SENTENCE_FEATURES, Candidate, QuestionInfo, abstain_features, sentence_features,
+from .features import (SENTENCE_FEATURES, Candidate, QuestionInfo, abstain_features, same_terms, sentence_features,
                        starts_with_pronoun)
 from .lang import detect_en_fr
 from .learned import load_model
@@ -227,7 +227,7 @@ class AnswerModels:
     to read. A sentence joins the best one when it is its neighbour or scores within ``near_score`` of it, and
     one short sentence within ``close_score`` when the best one alone is over ``max_words`` (all chosen on the
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
-    answer is "no answer" below ``min_probability`` (chosen by the trainer on the train parts' real questions)."""
+    answer is "no answer" below ``min_probability`` (set by the trainer from the train parts)."""
 
     sentence: LinearModel
     abstain: LinearModel
@@ -331,6 +331,10 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     doc = reading.top[best.passage].chunk.doc_id
     is_label = reading.features[:, SENTENCE_FEATURES.index("label_line")] > 0
     chosen = [best]
+
+    def terms(c: Candidate) -> set[str]:
+        return set(tokenize(c.text))
+
     words = len(best.text.split())
     for i in order[1:]:
         cand = reading.candidates[int(i)]
@@ -339,7 +343,8 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
         near = score >= top_score - models.near_score
         neighbour = cand.passage == best.passage and abs(cand.index - best.index) == 1
         label = is_label[int(i)] and not is_label[int(order[0])]  # "Donor: …" as filler
-        if reading.top[cand.passage].chunk.doc_id != doc or label or any(c.text == cand.text for c in chosen):
+        repeat = any(same_terms(terms(c), terms(cand)) for c in chosen)  # a title and the sentence repeating it
+        if reading.top[cand.passage].chunk.doc_id != doc or label or repeat:
             continue
         if words + size <= models.max_words and (near or neighbour):
             chosen.append(cand)

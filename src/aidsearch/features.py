@@ -110,6 +110,19 @@ _WH_MATCH = {"who": ("name",), "where": ("name",), "when": ("year",), "count": (
              "amount": ("amount",), "duration": ("duration",)}
 
 
+_SENTENCE_END = re.compile(r"[.!?…][\s\"'»”’)\]]*$")
+
+
+def is_heading(sentence: str) -> bool:
+    """A title or heading line: short and without the punctuation that ends a sentence."""
+    return len(sentence.split()) <= 20 and not _SENTENCE_END.search(sentence.strip())
+
+
+def same_terms(a: set[str], b: set[str]) -> bool:
+    """Whether two sentences' terms are nearly the same (a title and the first sentence that repeats it)."""
+    return bool(a) and len(a & b) >= 0.8 * len(a | b)
+
+
 def overlap(terms: frozenset[str] | set[str], text_terms: set[str]) -> float:
     """Share of ``terms`` present in ``text_terms``; a shared 5-letter prefix counts ("Cambodge"/"Cambodia")."""
     if not terms:
@@ -159,7 +172,7 @@ SENTENCE_FEATURES = (
     "sim_rel", "sim_z", "sim_rank_rr", "prev_sim_rel", "next_sim_rel", "overlap", "prev_overlap", "next_overlap",
     "novelty", "first", "position", "words_log", "long", "label_line", "passage_rel", "passage_rr",
     "next_pronoun", "pronoun_start", "overlap_rel", "echo", "prev_is_echo", "next_is_echo", "wh_match",
-    *(f"has_{a}" for a in ANSWER_TYPES),
+    "heading", "repeat", *(f"has_{a}" for a in ANSWER_TYPES),
     *(f"{w}_x_{a}" for w in WH_TYPES for a in ANSWER_TYPES),
 )
 
@@ -197,6 +210,7 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
     flat_i = 0
     for p, (texts, psims) in enumerate(zip(passages, sims)):
         is_echo = [v >= best_echo - 1e-9 for v in echo_key[p]]
+        repeats = [any(same_terms(terms[p][i], terms[p][j]) for j in range(i)) for i in range(len(texts))]
         for i, text in enumerate(texts):
             words = len(text.split())
             own = overlaps[p][i]
@@ -217,6 +231,7 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
                 float(bool(_PRONOUN_START.match(text))),
                 own - best_overlap, float(is_echo[i]), float(i > 0 and is_echo[i - 1]),
                 float(i + 1 < len(texts) and is_echo[i + 1]), max((types[a] for a in match), default=0.0),
+                float(not label_lines[p][i] and is_heading(text)), float(repeats[i]),
                 *[types[a] for a in ANSWER_TYPES], *cross.ravel(),
             ])
             cands.append(Candidate(p, i, text))
@@ -227,14 +242,16 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
 # ---------------------------------------------------------------- abstention
 
 ABSTAIN_FEATURES = ("doc_margin", "top_doc_prob", "dense_z_top", "dense_gap10", "sent_z_top", "key_cover_top",
-                    "answer_prob", "answer_margin", "question_terms", "cross_lingual")
+                    "answer_prob", "answer_margin", "question_terms", "cross_lingual", "overlap_same_lang",
+                    "overlap_gap_same_lang")
 
 
 def abstain_features(fused: np.ndarray, pool: np.ndarray, docs: np.ndarray, answer_scores: np.ndarray,
                      key_cover: float, question: QuestionInfo, top_lang: str) -> np.ndarray:
     """One row for the whole question: how clearly the best document and the best sentence stand out (margin and
     probability against the passages of other documents, ``docs`` giving each pool row's document). Word overlap
-    with the question is left out (it is near zero across languages, where the answer may well be).
+    with the question, and how far it stands above other documents', count only when the best passage is in the
+    question's language (across languages it is near zero, and the answer may well be there).
     ``fused`` are the pool's fusion scores, ``pool`` its passage feature rows (``PASSAGE_FEATURES``),
     ``answer_scores`` the sentence scores of the answer candidates, ``top_lang`` the best passage's language
     (similarities run lower across languages)."""
@@ -257,6 +274,9 @@ def abstain_features(fused: np.ndarray, pool: np.ndarray, docs: np.ndarray, answ
         a_prob, a_margin = 0.0, 0.0
     sent_col = pool[:, col["sent_rel"]]
     sent_z = float((sent_col[top] - sent_col.mean()) / (sent_col.std() or 1.0))
+    same_lang = float(top_lang == question.lang)
+    own_overlap = float(pool[top, col["overlap"]])
+    other_overlap = float(pool[~same_doc, col["overlap"]].max()) if len(others) else 0.0
     return np.array([min(margin, 5.0), float(probs[same_doc].sum()), float(pool[top, col["dense_z"]]), gap10, sent_z,
-                     key_cover, a_prob, min(a_margin, 5.0), math.log1p(len(question.terms)),
-                     float(top_lang != question.lang)])
+                     key_cover, a_prob, min(a_margin, 5.0), math.log1p(len(question.terms)), 1.0 - same_lang,
+                     same_lang * own_overlap, same_lang * (own_overlap - other_overlap)])

@@ -20,7 +20,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f,
                 r"partenaires?|pays|gouvernements?|banques?|fonds) (?:finance|financent|a finance|ont finance)\b|"
                 r"qui finance|quels? (?:sont les )?(?:bailleurs|donateurs|financeurs)|funded by whom|by whom .*(?:funded|financed)|"
                 r"par qui .*financ|financ\w* par qui|"
-                r"contributions? (?:of|per|by|des|par)|how much does \w+ (?:contribute|give|provide)|"
+                r"contributions? (?:of|per|by|des|par|de|du|d')|how much does \w+ (?:contribute|give|provide)|"
                 r"(?:donor|funder|bailleur)s?\b.*\b(?:how much|combien|montant))"),
     ("budget", r"\b(total budget|budget total|overall budget|how much (?:does|did|will) .* cost|what (?:does|did) .* cost|"
                r"combien (?:coute|a coute|coutera)|cout total|montant total|what is the budget|quel est le budget|"

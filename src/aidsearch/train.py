@@ -149,28 +149,18 @@ def abstain_rows(ix: Aidsearch, examples: Sequence[Example],
     return np.array(rows), np.array(labels), np.array(real)
 
 
-THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 21))
 UNANSWERABLE_SHARE = 0.1  # about one question in ten cannot be answered from the documents (the development set)
 
 
-def choose_threshold(model: LinearModel, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
-    """The probability below which the answerer says "no answer": the one of ``THRESHOLDS`` with the fewest
-    expected mistakes on the train sets, averaged over sets, when ``UNANSWERABLE_SHARE`` of the questions cannot
-    be answered: answerable questions refused, against unanswerable ones (real, or built by hiding the answer's
-    article) answered. The higher threshold on a tie."""
-    def cost(t: float) -> float:
-        costs = []
-        for x, y, real in parts:
-            if not len(y):
-                continue
-            answered = model.probability(x) >= t
-            positive = y & real
-            refused = (~answered & positive).sum() / max(positive.sum(), 1)
-            wrong = (answered & ~y).sum() / max((~y).sum(), 1)
-            costs.append((1 - UNANSWERABLE_SHARE) * refused + UNANSWERABLE_SHARE * wrong)
-        return float(np.mean(costs)) if costs else 0.0
-
-    return min(THRESHOLDS, key=lambda t: (round(cost(t), 6), -t))
+def choose_threshold(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The probability below which the answerer says "no answer": where a question is as likely to be answerable
+    as not once ``UNANSWERABLE_SHARE`` of questions cannot be answered. The model learnt on rows where answerable
+    questions make up share ``p`` (each set counting alike, as in training; the other rows hide the answer's
+    article or cannot be answered), so its odds are rescaled by the two priors. A rule, not a search: it does not
+    chase the few questions that sit near any threshold on the train parts."""
+    p = float(np.mean([y.mean() for _, y, _ in parts if len(y)]))
+    odds = p / (1 - p) * UNANSWERABLE_SHARE / (1 - UNANSWERABLE_SHARE)
+    return round(odds / (1 + odds), 4)
 
 
 def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
@@ -252,7 +242,7 @@ def train(train_sets: Sequence[Source], validation: Sequence[Source] = (), *, st
     weight = np.concatenate([np.full(len(p[1]), 1.0 / max(len(p[1]), 1)) for p in parts])  # each set counts alike
     abstain = fit_binary(x, y, ABSTAIN_FEATURES, steps=steps, info={**info, "rows": len(y)}, sample_weight=weight)
     assert abstain.info is not None
-    abstain.info["threshold"] = choose_threshold(abstain, parts)
+    abstain.info["threshold"] = choose_threshold(parts)
     log("span: the spans of the sentences that hold the answer")
     p_groups = [g for s, e in examples for g in span_groups(s.ix, e, models)]
     span = fit_listwise(p_groups, SPAN_FEATURES, steps=steps, info={**info, "groups": len(p_groups)})
