@@ -331,9 +331,13 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     doc = reading.top[best.passage].chunk.doc_id
     is_label = reading.features[:, SENTENCE_FEATURES.index("label_line")] > 0
     chosen = [best]
+    seen: dict[tuple[int, int], set[str]] = {}
 
     def terms(c: Candidate) -> set[str]:
-        return set(tokenize(c.text))
+        key = (c.passage, c.index)
+        if key not in seen:
+            seen[key] = set(tokenize(c.text))
+        return seen[key]
 
     words = len(best.text.split())
     for i in order[1:]:
