@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-all index install browser clean bench eval-data train
+.PHONY: run test test-all index install browser clean bench eval-data train train-reader
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ TRAIN_SETS := --set piaf=eval/qa/build/index-piaf:eval/qa/build/piaf/train.jsonl
 	--validate dev=$(EVAL_INDEX):eval/dev/validation.jsonl
 train: eval-data
 	$(PY) -m aidsearch.train $(TRAIN_SETS)
+
+# Fits the answer reader (low-rank updates of the bundled encoder and a start/end head) on the train articles of the
+# public QA sets and writes src/aidsearch/params/reader.safetensors with its validation figures (about an hour on 2 cores).
+train-reader: $(STAMP)
+	$(PY) -m aidsearch.train_reader --qa eval/qa
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

@@ -16,6 +16,7 @@ from .lexical import fold, tokenize
 from .linear import LinearModel
 from .retrieve import Retrieval
 from .fields import field_answer
+from .reader import Reader
 from .spans import Span, span_candidates
 from .types import Answer, Citation, Document, Hit
 
@@ -238,6 +239,7 @@ class AnswerModels:
     near_score: float = 2.0
     close_score: float = 1.0
     min_span_probability: float = 0.3
+    reader: Reader | None = None
 
     @classmethod
     def shipped(cls) -> AnswerModels:
@@ -319,6 +321,31 @@ def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_pro
     return spans[best] if probs[best] / probs.sum() >= min_probability else None
 
 
+def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray) -> tuple[np.ndarray, Span | None]:
+    """The reader's choice within the passage of the best-scored sentence: that passage's sentence holding the
+    best answer span goes first in ``order``, and the span, relative to its sentence."""
+    p = reading.candidates[int(order[0])].passage
+    sentences = reading.sentences[p]
+    logits = reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
+    scores = logits.span_scores([(s.start, s.end) for s in sentences])
+    if not len(scores) or not np.isfinite(scores.max()):
+        return order, None
+    index = int(np.argmax(scores))
+    pick = next((i for i in order if reading.candidates[int(i)].passage == p and
+                 reading.candidates[int(i)].index == index), None)
+    if pick is None:
+        return order, None
+    order = np.concatenate([[pick], order[order != pick]])
+    sentence = sentences[index]
+    found = logits.best_span(sentence.start, sentence.end)
+    span = None
+    if found is not None:
+        words = " ".join(reading.top[p].chunk.text[found[0]:found[1]].split())
+        at = sentence.text.find(words) if words else -1
+        span = Span(at, at + len(words), words) if at >= 0 else None
+    return order, span
+
+
 def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float) -> Answer:
     """The best-scored sentence, with its neighbours and the sentences scored within ``near_score`` of it in the
     same document while the answer stays within ``max_words``, in reading order, each with the number of its
@@ -326,6 +353,9 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     "Ce fonds…": it names what the pronoun stands for); the
     answer span of the best sentence highlighted."""
     order = np.argsort(-reading.scores, kind="stable")
+    reader_span = None
+    if models.reader is not None:
+        order, reader_span = _read_best_passage(reading, models.reader, order)
     best = reading.candidates[int(order[0])]
     top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id
@@ -361,7 +391,10 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
                                                                     c.index == best.index - 1 for c in chosen):
         chosen.append(next(c for c in reading.candidates if c.passage == best.passage and c.index == best.index - 1))
     chosen.sort(key=lambda c: (c.passage, c.index))
-    span = best_span(reading.question, best.text, models.span, models.min_span_probability) if models.span else None
+    if reader_span is not None:
+        span = reader_span
+    else:
+        span = best_span(reading.question, best.text, models.span, models.min_span_probability) if models.span else None
     numbers: dict[int, int] = {}
     text, marks = "", []
     for c in chosen:

@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import bundled, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Settings, load_settings
 from .embed import Embedder, load_embedder
-from .errors import QueryError
+from .errors import ConfigError, QueryError
 from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
 from .retrieve import Filters, Retrieval, Retriever, parse_filters
@@ -119,11 +120,24 @@ class Aidsearch:
         if self.settings.answerer == "rules":
             answer = compose(r.text, lang, r.retrieval.hits, r.qv, r.retriever.sentence_vectors, self.policy)
         else:
-            answer = compose_learned(r.text, lang, r.retrieval, r.qv, r.retriever.sentence_vectors, self.models,
-                                     r.retriever.gen.documents.get)
+            answer = compose_learned(r.text, lang, r.retrieval, r.qv, r.retriever.sentence_vectors,
+                                     self._answer_models(), r.retriever.gen.documents.get)
         t3 = time.perf_counter()
         r.timings.update(answer=(t3 - t2) * 1000, total=(t3 - r.started) * 1000)
         return replace(answer, timings_ms=r.timings, filters=r.filters)
+
+    def _answer_models(self) -> AnswerModels:
+        """The learned stages, with the answer reader when the ``answerer`` setting asks for it (loaded on first
+        use)."""
+        if self.settings.answerer != "reader":
+            return replace(self.models, reader=None) if self.models.reader is not None else self.models
+        if self.models.reader is None:
+            loaded = reader.shared_reader(bundled.ensure_bundled(self.settings.cache_dir / "models"))
+            if loaded is None:
+                raise ConfigError(f"answerer 'reader' needs the reader's weights ({reader.READER_FILE.name}): "
+                                  "run make train-reader")
+            self.models = replace(self.models, reader=loaded)
+        return self.models
 
     def document(self, doc_id: str) -> Document | None:
         return self._refresh().gen.documents.get(doc_id)

@@ -11,7 +11,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
-ANSWERERS = ("rules", "learned")
+ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
 
 
@@ -25,7 +25,8 @@ class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact);
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
-    parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer)."""
+    parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
+    answerer "reader": the learned stages plus the answer reader, when its weights have been trained)."""
 
     model: str = "bundled"
     quantize: str = "none"

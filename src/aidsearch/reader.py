@@ -1,0 +1,188 @@
+"""The answer reader: the bundled encoder, adapted by small learned low-rank weights (``params/reader.safetensors``,
+written by ``aidsearch.train_reader``), reads a question together with one passage and scores each token as the
+start or the end of the answer. It picks the sentence of a passage that answers and the exact span inside it."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .linear import PARAMS_DIR
+
+log = logging.getLogger(__name__)
+
+READER_FILE = PARAMS_DIR / "reader.safetensors"
+QUESTION_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+MAX_TOKENS = 256
+MAX_SPAN_TOKENS = 25
+
+
+@dataclass(frozen=True)
+class PassageLogits:
+    """Start and end scores of the tokens of ``text``; ``offsets[i]`` is token ``i``'s character span in ``text``."""
+
+    text: str
+    starts: np.ndarray
+    ends: np.ndarray
+    offsets: np.ndarray
+
+    def best_span(self, start: int = 0, end: int | None = None) -> tuple[int, int, float] | None:
+        """The best-scored answer span inside ``text[start:end]``: its character offsets and score."""
+        end = len(self.text) if end is None else end
+        inside = np.flatnonzero((self.offsets[:, 0] >= start) & (self.offsets[:, 1] <= end))
+        if not len(inside):
+            return None
+        s, e = self.starts[inside], self.ends[inside]
+        pair = s[:, None] + e[None, :]
+        gap = inside[None, :] - inside[:, None]
+        pair[(gap < 0) | (gap >= MAX_SPAN_TOKENS)] = -np.inf
+        i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+        a, b = int(self.offsets[inside[i], 0]), int(self.offsets[inside[j], 1])
+        while a < b and self.text[a].isspace():
+            a += 1
+        return a, b, float(pair[i, j])
+
+    def span_scores(self, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """For each character range (a sentence), the score of the best answer span inside it (-inf when none)."""
+        out = np.full(len(spans), -np.inf)
+        for k, (start, end) in enumerate(spans):
+            best = self.best_span(start, end)
+            if best is not None:
+                out[k] = best[2]
+        return out
+
+
+def _windows(n: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """Token windows of at most ``size`` covering ``range(n)``, overlapping by ``stride``."""
+    if n <= size:
+        return [(0, n)]
+    out, start = [], 0
+    while True:
+        out.append((start, min(start + size, n)))
+        if start + size >= n:
+            return out
+        start += size - stride
+
+
+class Reader:
+    """Scores answer spans of passages for a question with the adapted encoder; one forward pass per window of
+    ``MAX_TOKENS`` tokens."""
+
+    def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any]):
+        self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
+        self._lock = threading.Lock()
+
+    def encode(self, question: str, text: str) -> list[dict[str, Any]]:
+        """The input windows of ``question`` with ``text``: token ids and, per token, its character span in
+        ``text`` (None for the question and special tokens)."""
+        tok = self.tokenizer
+        q_ids = tok(QUESTION_PREFIX + question, add_special_tokens=False)["input_ids"][:64]
+        enc = tok(PASSAGE_PREFIX + text, add_special_tokens=False, return_offsets_mapping=True)
+        shift = len(PASSAGE_PREFIX)
+        p_ids = enc["input_ids"]
+        offsets = [(max(a - shift, 0), max(b - shift, 0)) for a, b in enc["offset_mapping"]]
+        room = MAX_TOKENS - len(q_ids) - 4
+        cls, sep = tok.cls_token_id if tok.cls_token_id is not None else 0, tok.sep_token_id
+        out = []
+        for a, b in _windows(len(p_ids), room, room // 4):
+            ids = [cls, *q_ids, sep, sep, *p_ids[a:b], sep]
+            offs: list[tuple[int, int] | None] = [None] * (len(q_ids) + 3)
+            offs += [o if o[1] > o[0] and o[0] >= 0 else None for o in offsets[a:b]] + [None]
+            out.append({"input_ids": ids, "offsets": offs})
+        return out
+
+    def logits(self, question: str, texts: Sequence[str]) -> list[PassageLogits]:
+        """Start/end scores for each of ``texts`` read with ``question``; windows of a long text are merged
+        (a token seen twice keeps its better score)."""
+        import torch
+
+        items, owner = [], []
+        for t, text in enumerate(texts):
+            for item in self.encode(question, text):
+                items.append(item)
+                owner.append(t)
+        if not items:
+            return []
+        with self._lock, torch.inference_mode():
+            starts, ends = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+        merged: list[dict[tuple[int, int], list[float]]] = [{} for _ in texts]
+        for t, item, s, e in zip(owner, items, starts, ends):
+            for k, off in enumerate(item["offsets"]):
+                if off is not None:
+                    prev = merged[t].get(off)
+                    merged[t][off] = [max(prev[0], s[k]), max(prev[1], e[k])] if prev else [s[k], e[k]]
+        out = []
+        for text, tokens in zip(texts, merged):
+            offs = sorted(tokens)
+            arr = np.array([tokens[o] for o in offs], dtype=np.float64).reshape(-1, 2)
+            out.append(PassageLogits(text, arr[:, 0], arr[:, 1], np.array(offs, dtype=np.int64).reshape(-1, 2)))
+        return out
+
+
+def pad_batch(items: Sequence[dict[str, Any]], pad_id: int):
+    """Token ids, attention mask and passage-token mask of ``items``, padded to the longest."""
+    import torch
+
+    n = max(len(it["input_ids"]) for it in items)
+    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
+    att = torch.zeros((len(items), n), dtype=torch.long)
+    passage = torch.zeros((len(items), n), dtype=torch.bool)
+    for i, it in enumerate(items):
+        m = len(it["input_ids"])
+        ids[i, :m] = torch.tensor(it["input_ids"])
+        att[i, :m] = 1
+        passage[i, :m] = torch.tensor([o is not None for o in it["offsets"]])
+    return ids, att, passage
+
+
+def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id: int):
+    """Start and end scores per token of each item (passage tokens only; others at -10000)."""
+    ids, att, passage = pad_batch(items, pad_id)
+    h = model(input_ids=ids, attention_mask=att).last_hidden_state
+    scores = head(h).masked_fill(~passage[..., None], -1e4)
+    return scores[..., 0], scores[..., 1]
+
+
+_SHARED: dict[str, Reader | None] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_reader(folder: Path) -> Reader | None:
+    """The reader of the bundled model in ``folder``, loaded once per process (None without committed weights)."""
+    with _SHARED_LOCK:
+        if str(folder) not in _SHARED:
+            _SHARED[str(folder)] = load_reader(folder)
+        return _SHARED[str(folder)]
+
+
+def load_reader(folder: Path, path: Path | None = None) -> Reader | None:
+    """The reader for the bundled model in ``folder`` with the weights in ``path`` (default: the committed ones)
+    merged in; None when there are none."""
+    path = path or READER_FILE
+    if not path.exists():
+        return None
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModel, AutoTokenizer
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k).float() for k in f.keys()}
+    scale = float(meta.get("scale", "1"))
+    model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
+    model.eval()
+    with torch.no_grad():
+        for name in {k.rsplit(".", 1)[0] for k in tensors if k.endswith(".lora_a")}:
+            module = model.get_submodule(name)
+            module.weight += scale * tensors[f"{name}.lora_b"] @ tensors[f"{name}.lora_a"]
+        head = torch.nn.Linear(model.config.hidden_size, 2)
+        head.weight.copy_(tensors["head.weight"])
+        head.bias.copy_(tensors["head.bias"])
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")))

@@ -1,0 +1,113 @@
+"""The answer reader: committed weights, the sentence and span it picks, and its training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aidsearch.chunk import passage_sentences
+from aidsearch.config import Settings
+from aidsearch.embed import model_path
+from aidsearch.reader import PassageLogits, _windows, load_reader
+from aidsearch.train_reader import QAExample, mean_loss, save_reader, train_reader, training_items
+
+QUARTERBACK = ("Peyton Manning became the first quarterback ever to lead two different teams to multiple Super Bowls. "
+               "He is also the oldest quarterback ever to play in a Super Bowl at age 39. The past record was held by "
+               "John Elway, who led the Broncos to victory in Super Bowl XXXIII at age 38 and is currently Denver's "
+               "Executive Vice President of Football Operations and General Manager.")
+PERLE = ("Le Botswana connaît une croissance rapide après l'indépendance. Surnommé la « perle de l'Afrique », "
+         "le pays devient un modèle de stabilité. La « perle de l'Afrique » devient un modèle pour ses voisins.")
+
+
+@pytest.mark.unit
+def test_best_span_stays_inside_the_range_and_is_short():
+    text = "aa bb cc dd"
+    offsets = np.array([[0, 2], [3, 5], [6, 8], [9, 11]])
+    logits = PassageLogits(text, np.array([0.0, 5.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0, 6.0]), offsets)
+    assert logits.best_span() == (3, 11, 11.0)
+    assert logits.best_span(0, 8) == (3, 8, 6.0)
+    assert logits.best_span(20, 30) is None
+    assert logits.span_scores([(0, 5), (6, 11), (20, 30)]).tolist() == [5.0, 7.0, -np.inf]
+
+
+@pytest.mark.unit
+def test_long_passages_are_read_in_overlapping_windows():
+    assert _windows(10, 20, 5) == [(0, 10)]
+    windows = _windows(50, 20, 5)
+    assert windows[0] == (0, 20) and windows[-1][1] == 50
+    assert all(b[0] < a[1] for a, b in zip(windows, windows[1:]))  # each overlaps the previous
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A reader trained for a few steps on three questions, and the untrained one it started from."""
+    folder = model_path(Settings())
+    examples = [QAExample("t", "Who held the record before?", QUARTERBACK, ("Peyton Manning",),  # not the answer:
+                          QUARTERBACK.index("Peyton Manning"), QUARTERBACK.index("Peyton Manning") + 14),  # see below
+                QAExample("t", "How old was Manning?", QUARTERBACK, ("39",), QUARTERBACK.index("39"),
+                          QUARTERBACK.index("39") + 2),
+                QAExample("t", "Quel pays est surnommé la perle de l'Afrique ?", PERLE, ("Botswana",),
+                          PERLE.index("Botswana"), PERLE.index("Botswana") + 8)] * 4
+    untrained, _, _ = train_reader(folder, examples, epochs=0, batch=4)
+    reader, tensors, settings = train_reader(folder, examples, epochs=3, batch=4, lr=3e-3)
+    return untrained, reader, tensors, settings, training_items(untrained, examples)
+
+
+@pytest.mark.model
+def test_short_reader_training_run_improves_over_untrained(trained, tmp_path):
+    untrained, reader, tensors, settings, items = trained
+    assert settings["steps"] == 9 and any(k.endswith(".lora_b") for k in tensors)
+    before, after = mean_loss(untrained, items), mean_loss(reader, items)
+    assert after < 0.7 * before, (before, after)
+    save_reader(tmp_path / "reader.safetensors", tensors, {"settings": settings, "data": "test"})
+    loaded = load_reader(model_path(Settings()), tmp_path / "reader.safetensors")
+    assert loaded is not None and loaded.info["data"] == "test"
+    assert abs(mean_loss(loaded, items) - after) < 0.05 * after + 0.05  # half-precision adapters, same reader
+
+
+@pytest.mark.model
+def test_the_reader_chooses_the_quoted_sentence_and_highlights_its_span(trained, tmp_path_factory, embedder):
+    """With a reader, the quote starts from the reader's sentence of the best passage and highlights its span,
+    whatever the sentence ranker prefers (this reader was taught a wrong answer the ranker would not give)."""
+    from dataclasses import replace
+
+    from aidsearch import open_index
+    from aidsearch.config import load_settings
+    from aidsearch.indexer import build_index
+
+    root = tmp_path_factory.mktemp("reader")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "super_bowl.txt").write_text(f"Super Bowl 50\n\n{QUARTERBACK}\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
+    build_index(settings, embedder)
+    ix = open_index(settings=settings.with_overrides(answerer="reader"), embedder=embedder)
+    ix.models = replace(ix.models, reader=trained[1])
+    question = "Who held the record before?"
+    chunk = ix.search(question, k=1).hits[0].chunk
+    logits = trained[1].logits(question, [chunk.text])[0]
+    sentences = passage_sentences(chunk.text)
+    chosen = sentences[int(np.argmax(logits.span_scores([(x.start, x.end) for x in sentences])))]
+    start, end, _ = logits.best_span(chosen.start, chosen.end)
+    answer = ix.ask(question)
+    assert answer.found and chosen.text in answer.text, (chosen.text, answer.text)
+    assert [answer.text[a:b] for a, b in answer.highlights] == [chunk.text[start:end]], answer.highlights
+    ix.settings = ix.settings.with_overrides(answerer="learned")
+    learned = ix.ask(question)
+    assert [learned.text[a:b] for a, b in learned.highlights] != [chunk.text[start:end]], "the reader made no change"
+
+
+@pytest.mark.model
+def test_reader_answerer_without_weights_is_a_one_line_error(tmp_path, monkeypatch, embedder):
+    from aidsearch import open_index, reader
+    from aidsearch.config import load_settings
+    from aidsearch.errors import ConfigError
+    from aidsearch.indexer import build_index
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "super_bowl.txt").write_text(f"Super Bowl 50\n\n{QUARTERBACK}\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", answerer="reader")
+    build_index(settings, embedder)
+    monkeypatch.setattr(reader, "READER_FILE", tmp_path / "missing.safetensors")
+    monkeypatch.setattr(reader, "_SHARED", {})
+    with pytest.raises(ConfigError, match=r"^answerer 'reader' needs the reader's weights \(missing.safetensors\): "
+                                          r"run make train-reader$"):
+        open_index(settings=settings, embedder=embedder).ask("Who held the record before?")
