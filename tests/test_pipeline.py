@@ -22,10 +22,7 @@ pytestmark = pytest.mark.model
 
 QUESTIONS = [json.loads(line) for line in (DATA / "seed_questions.jsonl").read_text(encoding="utf-8").splitlines()]
 KNOWN_MISSES = {
-    "s12": "FR question on an EN bullet list: the count sentence loses to a label line of another document",
     "s13": "provinces named in a sentence that e5-small scores below the fiche's label lines",
-    "s20": "an off-topic question that names nothing (Swiss franc exchange rate): the abstention model, fitted on "
-           "large corpora, gives it 0.22 on five documents, above its threshold of about 0.1",
 }
 
 
