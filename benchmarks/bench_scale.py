@@ -3,8 +3,8 @@
 Usage: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,100000] [--base-records 400]
                                                  [--out docs/benchmarks/scale.md] [--quick]
 
-1. A real base index: aid-project records from shared/data/devaid, chunked and embedded with the bundled model
-   (this measures indexing throughput).
+1. A real base index: aid-project records from data/devaid/scale_records.jsonl.gz (see data/README.md), chunked
+   and embedded with the bundled model (this measures indexing throughput).
 2. Larger indexes are made from the base by repeating its passages with their vectors perturbed (Gaussian noise,
    renormalized; cosine to the original about 0.95), so FAISS, BM25 and the passage store hold the real texts at
    the target size without hours of embedding. HNSW takes over at 50,000 passages, as in normal use.
@@ -14,6 +14,7 @@ Usage: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,100000] [-
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -33,7 +34,8 @@ import numpy as np
 from procstat import status_mib
 
 ROOT = Path(__file__).resolve().parent.parent
-DEVAID = ROOT.parent / "shared" / "data" / "devaid"
+# Every record of the four devaid files below whose text has >= 300 characters, tagged with its file (data/make_data.py)
+SCALE_RECORDS = ROOT / "data" / "devaid" / "scale_records.jsonl.gz"
 QUERIES = [
     "What is the total budget of the Lao-Luxembourg Health Sector Support Programme Phase II?",
     "Quelle est la durée totale du projet au Kosovo ?",
@@ -50,12 +52,15 @@ ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELI
 
 
 def _records(n: int) -> list[dict[str, Any]]:
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    with gzip.open(SCALE_RECORDS, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            by_file.setdefault(row["dataset"], []).append(row["record"])
     out: list[dict[str, Any]] = []
-    for name in ("cida_projects_2009.jsonl", "senegal_aims_projects.jsonl", "burundi_aims_projects.jsonl",
-                 "dportal_iati_activities_sample.jsonl"):
-        with open(DEVAID / name, encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh]
-        out += [r for r in rows if len(r.get("text") or "") >= 300][: max(1, n // 4) if name != "cida_projects_2009.jsonl" else n]
+    for name in ("cida_projects_2009", "senegal_aims_projects", "burundi_aims_projects", "dportal_iati_activities_sample"):
+        rows = by_file.get(name, [])
+        out += [r for r in rows if len(r.get("text") or "") >= 300][: max(1, n // 4) if name != "cida_projects_2009" else n]
     return out[:n]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 
 def status_mib(field: str) -> float:
@@ -40,3 +41,16 @@ class ForeignCpu:
         wall, own, busy = (end - start for end, start in
                            zip((time.perf_counter(), time.process_time(), _busy_cpu_s()), self._start))
         self.share = max(0.0, (busy - own) / (wall * len(os.sched_getaffinity(0)))) if wall > 0 else 0.0
+
+
+def repo_relative(value: Any, root: Path) -> Any:
+    """``value`` (a JSON-like result) with every path under ``root`` written relative to it, so a committed report
+    names no folder of the machine it ran on."""
+    prefix = str(root).rstrip("/") + "/"
+    if isinstance(value, str):
+        return value.replace(prefix, "") if prefix in value else ("." if value == prefix[:-1] else value)
+    if isinstance(value, dict):
+        return {k: repo_relative(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(v, root) for v in value]
+    return value

@@ -1,11 +1,12 @@
 """Builders of real test files (PDF, DOCX, HTML) and small corpora."""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
 
-from conftest import ROOT, SHARED
+from conftest import ROOT
 
 
 def copy_seeds(dest: Path) -> Path:
@@ -45,7 +46,7 @@ def make_docx(path: Path, title: str, paragraphs: list[str]) -> Path:
 
 def devaid_records(n: int, lang: str | None = None) -> list[dict]:
     out = []
-    with open(SHARED / "data" / "devaid" / "devaid_corpus_sample.jsonl", encoding="utf-8") as fh:
+    with gzip.open(ROOT / "data" / "devaid" / "devaid_corpus_sample.jsonl.gz", "rt", encoding="utf-8") as fh:
         for line in fh:
             rec = json.loads(line)
             if len(rec.get("text") or "") > 300 and (lang is None or rec.get("lang") == lang):
