@@ -139,8 +139,8 @@ def _is_e5(name: str) -> bool:
     return "e5" in name.lower().replace("-", "").split("/")[-1] or "-e5-" in name.lower()
 
 
-def half_word_embeddings(model) -> None:
-    """Keep the word-embedding matrix (most of a multilingual model's weights: 250k rows) in fp16 and widen
+def half_word_embeddings(transformer) -> None:
+    """Keep the word-embedding matrix of ``transformer`` (a Hugging Face encoder) (most of a multilingual model's weights: 250k rows) in fp16 and widen
     only the rows looked up. Lossless for the bundled model, whose checkpoint is fp16; saves about 190 MB."""
     import torch
 
@@ -153,7 +153,7 @@ def half_word_embeddings(model) -> None:
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.embedding(ids, self.weight, self.padding_idx).float()
 
-    embeddings = getattr(model[0].auto_model, "embeddings", None)
+    embeddings = getattr(transformer, "embeddings", None)
     table = getattr(embeddings, "word_embeddings", None)
     if isinstance(table, torch.nn.Embedding) and table.weight.dtype == torch.float32:
         embeddings.word_embeddings = HalfEmbedding(table)
@@ -177,7 +177,7 @@ def quantize_int8(model) -> None:
             quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Hand the allocator's freed pages back to the system (glibc keeps them after loading a model)."""
     import ctypes
     import gc
@@ -223,7 +223,7 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
             meta = json.loads((folder / bundled.MARKER).read_text())
             model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
                                         model_kwargs=meta.get("model_kwargs", {}))
-            half_word_embeddings(model)
+            half_word_embeddings(model[0].auto_model)
             info = ModelInfo(meta["name"], meta["source"], str(folder), meta["dimension"], meta["max_tokens"],
                              meta["fingerprint"])
         else:
@@ -243,5 +243,5 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
     if settings.quantize == "int8":
         quantize_int8(model)
         info = replace(info, name=f"{info.name} (int8)", fingerprint=f"{info.fingerprint}-int8")
-    _release_freed_memory()
+    release_freed_memory()
     return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .embed import half_word_embeddings, release_freed_memory
 from .linear import PARAMS_DIR
 
 log = logging.getLogger(__name__)
@@ -184,5 +185,7 @@ def load_reader(folder: Path, path: Path | None = None) -> Reader | None:
         head = torch.nn.Linear(model.config.hidden_size, 2)
         head.weight.copy_(tensors["head.weight"])
         head.bias.copy_(tensors["head.bias"])
+    half_word_embeddings(model)
+    release_freed_memory()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")))
