@@ -5,8 +5,9 @@ Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answe
 
 Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
 rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = learned fusion, answer ranker and
-span, field answers and abstention (the defaults: ``retrieval learned``, ``answerer learned``); "dense" and
-"bm25" = one ranking alone, for the fusion comparison. The Markdown
+span, field answers and abstention (``retrieval learned``, ``answerer learned``); "reader" = the same with the
+answer reader choosing the quoted sentence and span (``answerer reader``); "dense" and "bm25" = one ranking alone,
+for the fusion comparison. The Markdown
 report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
 """
 from __future__ import annotations
@@ -48,8 +49,8 @@ SETS = (
     EvalSet("development validation", "validation", "eval/index-e5", "eval/dev/validation.jsonl"),
     EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
 )
-CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "dense": ("dense", "learned"),
-           "bm25": ("bm25", "learned")}
+CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader": ("learned", "reader"),
+           "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
 
@@ -107,7 +108,9 @@ def render(data: dict[str, Any]) -> str:
         "from data anything was fitted on, except that the rule answerer's constants (*earlier*) were tuned on the "
         "100 development questions, development validation included. *earlier*: reciprocal rank fusion and the "
         "rule-based answerer (`retrieval hybrid`, `answerer rules`); *learned*: learned fusion, answer sentence "
-        "and span, fiche-field answers and learned abstention (the defaults); *dense* / *bm25*: one ranking alone. Retrieval is scored on documents (R@1, R@5); an answer "
+        "and span, fiche-field answers and learned abstention; *reader*: the same with the answer reader (fitted "
+        "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *dense* / *bm25*: one "
+        "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "
         "durations in either language). *span shown*: share of right answers with the answer itself highlighted; "
         "*span F1*: word F1 of that highlight against the expected string.",
@@ -116,7 +119,7 @@ def render(data: dict[str, Any]) -> str:
         configs = entry["configs"]
         lines += ["", f"## {set_name} ({entry['kind']}, `{entry['questions_file']}`)", "",
                   "| configuration | group | questions | R@1 | R@5 | MRR@10 | answer acc. | acc. + cited | "
-                  "no-answer P | no-answer R | median answer words | span shown | span F1 |", "|" + "---|" * 13]
+                  "no-answer P | no-answer R | median answer words | span shown | span F1 | ms/question |", "|" + "---|" * 14]
         for name, c in configs.items():
             for group, g in c["groups"].items():
                 if not g["questions"]:
@@ -125,12 +128,13 @@ def render(data: dict[str, Any]) -> str:
                 words = c["median_answer_words"] if answers and group == "overall" else None
                 shown = c.get("highlighted") if answers and group == "overall" else None
                 span = c.get("highlight_f1") if answers and group == "overall" else None
+                ms = f"{1000 * c['seconds'] / g['questions']:.0f}" if group == "overall" else "–"
                 lines.append(
                     f"| {name} | {group} | {g['questions']} | {_f(g['recall_1'])} | {_f(g['recall_5'])} | "
                     f"{_f(g['mrr_10'])} | {_f(g['accuracy']) if answers else '–'} | "
                     f"{_f(g['grounded']) if answers else '–'} | {_f(g['no_answer_precision']) if answers else '–'} | "
                     f"{_f(g['no_answer_recall']) if answers else '–'} | {'–' if words is None else words} | "
-                    f"{_f(shown)} | {_f(span)} |")
+                    f"{_f(shown)} | {_f(span)} | {ms} |")
     return "\n".join(lines) + "\n"
 
 

@@ -80,35 +80,47 @@ def _quality(r: dict[str, Any]) -> list[str]:
     return out
 
 
+ANSWERERS = ("earlier", "learned", "reader")
+DEFAULT = "learned"
+
+
 def _answers(r: dict[str, Any]) -> list[str]:
-    out = ["Validation parts and the held-out set only: the learned stages were fitted on the train parts (the "
-           "rule answerer's constants were tuned on the development questions, validation part included). "
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    names = [n for n in ANSWERERS if all(n in e["configs"] for e in r["sets"].values())]
+    arrow = " → ".join(names)
+    out = ["Validation parts and the held-out set only: the learned stages and the reader were fitted on the train "
+           "parts (the rule answerer's constants were tuned on the development questions, validation part included). "
            "*earlier*: reciprocal rank fusion and the rule-based answerer (`retrieval hybrid`, `answerer rules`); "
-           "*learned*: learned fusion, answer sentence and span, field answers and abstention (the defaults).", "",
-           "| set | kind | questions | R@1 earlier → learned (dense, bm25) | R@5 earlier → learned | "
-           "answer accuracy earlier → learned | no-answer P / R earlier → learned | median answer words | "
-           "span shown / F1 |",
-           "|---|---|---:|---|---|---|---|---|---|"]
+           "*learned*: learned fusion, answer sentence and span, field answers and abstention; *reader*: the same "
+           "with the answer reader choosing the quoted sentence and span (opt-in: `answerer reader`). Bold: the "
+           "default (*learned*).", "",
+           f"| set | kind | questions | R@1 {arrow} (dense, bm25) | R@5 {arrow} | answer accuracy {arrow} | "
+           f"no-answer P / R {arrow} | median answer words {arrow} | span shown / F1 {' → '.join(names[1:])} | "
+           f"ms/question {arrow} |",
+           "|---|---|---:|---|---|---|---|---|---|---|"]
     for name, entry in r["sets"].items():
         c = entry["configs"]
-        e, n = c["earlier"]["groups"]["overall"], c["learned"]["groups"]["overall"]
+        g = {n: c[n]["groups"]["overall"] for n in names}
         d, b = c["dense"]["groups"]["overall"], c["bm25"]["groups"]["overall"]
+        last = DEFAULT if DEFAULT in names else names[-1]
 
-        def f(v: float | None) -> str:
-            return "–" if v is None else f"{v:.3f}"
-        na = (f"{f(e['no_answer_precision'])} / {f(e['no_answer_recall'])} → "
-              f"{f(n['no_answer_precision'])} / {f(n['no_answer_recall'])}")
-        out.append(f"| {name} | {entry['kind']} | {n['questions']} | {f(e['recall_1'])} → **{f(n['recall_1'])}** "
-                   f"({f(d['recall_1'])}, {f(b['recall_1'])}) | {f(e['recall_5'])} → {f(n['recall_5'])} | "
-                   f"{f(e['accuracy'])} → **{f(n['accuracy'])}** | {na} | "
-                   f"{c['earlier']['median_answer_words']} → {c['learned']['median_answer_words']} | "
-                   f"{f(c['learned'].get('highlighted'))} / {f(c['learned'].get('highlight_f1'))} |")
+        def chain(key: str) -> str:
+            return " → ".join(f"**{f(g[n][key])}**" if n == last else f(g[n][key]) for n in names)
+        na = " → ".join(f"{f(g[n]['no_answer_precision'])} / {f(g[n]['no_answer_recall'])}" for n in names)
+        words = " → ".join(str(c[n]["median_answer_words"]) for n in names)
+        ms = " → ".join(f"{1000 * c[n]['seconds'] / g[n]['questions']:.0f}" for n in names)
+        out.append(f"| {name} | {entry['kind']} | {g[last]['questions']} | {chain('recall_1')} "
+                   f"({f(d['recall_1'])}, {f(b['recall_1'])}) | {chain('recall_5')} | {chain('accuracy')} | {na} | "
+                   f"{words} | {' → '.join(f(c[n].get('highlighted')) + ' / ' + f(c[n].get('highlight_f1')) for n in names[1:])} | {ms} |")
     held = r["sets"].get("held-out")
     if held:
-        groups = held["configs"]["learned"]["groups"]
-        per = "; ".join(f"{g} R@1 {groups[g]['recall_1']:.3f}, accuracy {groups[g]['accuracy']:.3f}"
-                        for g in ("EN→EN", "EN→FR", "FR→EN", "FR→FR") if groups.get(g, {}).get("questions"))
-        out += ["", f"Held-out by direction (learned): {per}."]
+        for n in names[1:]:
+            groups = held["configs"][n]["groups"]
+            per = "; ".join(f"{d} R@1 {groups[d]['recall_1']:.3f}, accuracy {groups[d]['accuracy']:.3f}"
+                            for d in ("EN→EN", "EN→FR", "FR→EN", "FR→FR") if groups.get(d, {}).get("questions"))
+            out += ["", f"Held-out by direction ({n}): {per}."]
     return out
 
 
