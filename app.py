@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default 7860, env AIDSEARCH_PORT)")
     parser.add_argument("--index-dir", help="index folder (env AIDSEARCH_INDEX_DIR)")
     parser.add_argument("--corpus-dir", help="documents folder; uploads go to its uploads/ (env AIDSEARCH_CORPUS_DIR)")
+    parser.add_argument("--public-without-login", action="store_true", default=None,
+                        help="serve on a non-loopback address without a login (refused otherwise; "
+                             "env AIDSEARCH_PUBLIC_WITHOUT_LOGIN)")
     args = parser.parse_args(argv)
 
     from aidsearch.config import load_settings
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     from aidsearch.web import serve
 
     try:
-        serve(load_settings(host=args.host, port=args.port, index_dir=args.index_dir, corpus_dir=args.corpus_dir))
+        serve(load_settings(host=args.host, port=args.port, index_dir=args.index_dir, corpus_dir=args.corpus_dir,
+                            public_without_login=args.public_without_login))
     except AidsearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

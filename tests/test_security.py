@@ -433,3 +433,71 @@ def test_login_guards_every_route(guarded, engine):
         assert c.get("/api/stats", headers={"Authorization": _basic("zoé", "mot de passé:é")}).status_code == 200
         lower = {"Authorization": "basic " + ok["Authorization"][6:]}
         assert c.get("/api/stats", headers=lower).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------ exposure
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("[::1]", True),
+                                            ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                            ("192.168.1.20", False), ("aidsearch.example.org", False)])
+def test_only_loopback_addresses_count_as_private(host, loopback):
+    from aidsearch.web import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_serving_to_the_network_without_login_is_refused_unless_asked(tmp_path):
+    from aidsearch.errors import ConfigError
+    from aidsearch.web import check_exposure, open_to_network
+
+    base = load_settings(corpus_dir=tmp_path, index_dir=tmp_path / "index", host="0.0.0.0")
+    with pytest.raises(ConfigError, match=r"^refusing to serve on 0\.0\.0\.0 without a login: set AIDSEARCH_AUTH="
+                                          r"user:password, or pass --public-without-login to let anyone on the "
+                                          r"network ask and upload$"):
+        check_exposure(base)
+    check_exposure(base.with_overrides(auth="ana:secret"))
+    check_exposure(base.with_overrides(host="127.0.0.1"))
+    check_exposure(base.with_overrides(public_without_login="true"))
+    assert open_to_network(base.with_overrides(public_without_login=True))
+    assert not open_to_network(base.with_overrides(auth="ana:secret"))
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("Yes", True), ("on", True), ("false", False),
+                                         ("0", False), ("no", False), ("off", False), (False, False)])
+def test_boolean_settings_read_false_as_false(tmp_path, text, value):
+    assert load_settings(corpus_dir=tmp_path, public_without_login=text).public_without_login is value
+
+
+def test_boolean_setting_rejects_other_words(tmp_path):
+    from aidsearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^setting public_without_login must be bool, got 'maybe'$"):
+        load_settings(corpus_dir=tmp_path, public_without_login="maybe")
+
+
+def test_app_refuses_a_network_address_without_login_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIDSEARCH_")}
+    proc = subprocess.run([sys.executable, str(root / "app.py"), "--host", "0.0.0.0", "--port", "7999",
+                           "--index-dir", str(tmp_path / "index"), "--corpus-dir", str(tmp_path / "corpus")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: refusing to serve on 0.0.0.0 without a login: set AIDSEARCH_AUTH=user:password, or pass "
+        "--public-without-login to let anyone on the network ask and upload"]
+    assert not (tmp_path / "index").exists()  # refused before loading the model or indexing
+
+
+def test_page_says_when_it_is_open_to_the_network(engine):
+    from aidsearch.web import Page
+
+    private = Page(engine)._footer("en")
+    public = Page(Aidsearch(engine.settings.with_overrides(host="0.0.0.0", public_without_login=True), EMB,
+                            ALWAYS, ALWAYS_LEARNED))
+    assert "as-open" not in private
+    assert "Open to the network without login" in public._footer("en")
+    assert "Ouvert au réseau sans connexion" in public._footer("fr")

@@ -45,6 +45,7 @@ class Settings:
     auth: str = ""
     answerer: str = "learned"
     retrieval: str = "learned"
+    public_without_login: bool = False
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
@@ -70,9 +71,23 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            return _boolean(value)
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(value)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -89,6 +89,8 @@ UI: dict[str, dict[str, str]] = {
         "embedding": "Indexing passages",
         "api_docs": "HTTP API",
         "footer": "Answers are extracts of the documents; check the cited sources.",
+        "open_network": "Open to the network without login: anyone who reaches this address can ask and upload "
+                        "documents.",
     },
     "fr": {
         "title": "Assistant documentaire des projets",
@@ -135,6 +137,8 @@ UI: dict[str, dict[str, str]] = {
         "embedding": "Indexation des passages",
         "api_docs": "API HTTP",
         "footer": "Les réponses sont des extraits des documents ; vérifiez les sources citées.",
+        "open_network": "Ouvert au réseau sans connexion : toute personne qui atteint cette adresse peut poser des questions "
+                "et déposer des documents.",
     },
 }
 
@@ -818,9 +822,10 @@ class Page:
         return (f'<div class="as-heading as-lang-{lang}"><h1>{_esc(t(lang, "title"))}</h1>'
                 f'<p>{_esc(t(lang, "subtitle"))}</p></div>')
 
-    @staticmethod
-    def _footer(lang: str) -> str:
-        return (f'<div class="as-footer">{_esc(t(lang, "footer"))} · '
+    def _footer(self, lang: str) -> str:
+        warning = (f'<div class="as-open" role="alert">{_esc(t(lang, "open_network"))}</div>'
+                   if open_to_network(self.engine.settings) else "")
+        return (f'{warning}<div class="as-footer">{_esc(t(lang, "footer"))} · '
                 f'<a href="/docs" target="_blank" rel="noopener">{_esc(t(lang, "api_docs"))}</a></div>')
 
 
@@ -874,12 +879,40 @@ def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aid
     return Aidsearch(settings, embedder)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address only this machine can reach ("localhost", 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_to_network(settings: Settings) -> bool:
+    """Serving on an address other machines can reach, without a login."""
+    return not settings.auth and not is_loopback(settings.host)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve the page, uploads included, to the network without a login unless explicitly asked."""
+    if open_to_network(settings) and not settings.public_without_login:
+        raise ConfigError(f"refusing to serve on {settings.host} without a login: set AIDSEARCH_AUTH=user:password, "
+                          "or pass --public-without-login to let anyone on the network ask and upload")
+
+
 def serve(settings: Settings, echo: Callable[[str], None] | None = None) -> None:
     """Index if needed, then serve the page and the API with uvicorn until interrupted."""
     import uvicorn
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     parse_auth(settings.auth)  # fail before the slow start
+    check_exposure(settings)
+    if open_to_network(settings):
+        say(f"aidsearch: WARNING: serving on {settings.host} without a login (--public-without-login): anyone on "
+            "the network can ask and upload documents")
     app = build_app(ensure_index(settings, say))
     say(f"aidsearch: open http://{settings.host}:{settings.port}/  (API docs: /docs)"
         + ("  [login required]" if settings.auth else ""))
