@@ -501,3 +501,80 @@ def test_page_says_when_it_is_open_to_the_network(engine):
     assert "as-open" not in private
     assert "Open to the network without login" in public._footer("en")
     assert "Ouvert au réseau sans connexion" in public._footer("fr")
+
+
+# ------------------------------------------------------------------------------------------------ error kinds
+
+
+def _raising_app(engine, exc):
+    from fastapi import FastAPI
+
+    from aidsearch.web import add_routes
+
+    app = FastAPI()
+    add_routes(app, engine)
+
+    @app.get("/boom")
+    def boom():
+        raise exc
+    return app
+
+
+@pytest.mark.parametrize("exc_name, status, kind", [
+    ("QueryError", 400, "bad_request"), ("IngestError", 400, "bad_document"),
+    ("IndexMissingError", 503, "index_missing"), ("IndexLockedError", 503, "index_busy"),
+    ("IndexCorruptError", 500, "index_corrupt"), ("IndexMismatchError", 500, "index_mismatch"),
+    ("IndexWriteError", 500, "index_write"), ("ModelError", 500, "model"), ("ConfigError", 500, "config"),
+])
+def test_http_status_follows_the_kind_of_error_with_its_hint_and_no_server_path(engine, exc_name, status, kind):
+    from fastapi.testclient import TestClient
+
+    from aidsearch import errors
+
+    index = Path(engine.settings.index_dir).resolve()
+    exc = getattr(errors, exc_name)(f"trouble with {index}/gen-000003/index.faiss and /etc/aidsearch/secret.toml")
+    with TestClient(_raising_app(engine, exc)) as client:
+        resp = client.get("/boom")
+    body = resp.json()
+    assert resp.status_code == status and body["kind"] == kind and body["hint"] == exc.hint and exc.hint
+    assert body["error"] == f"trouble with {index.name}/gen-000003/index.faiss and secret.toml"
+    assert ("Retry-After" in resp.headers) == (status == 503)
+
+
+def test_hint_given_where_the_error_is_raised_wins(engine):
+    from fastapi.testclient import TestClient
+
+    from aidsearch.errors import ConfigError
+
+    with TestClient(_raising_app(engine, ConfigError("answerer 'x' unknown", hint="use learned"))) as client:
+        assert client.get("/boom").json() == {"error": "answerer 'x' unknown", "kind": "config", "hint": "use learned"}
+
+
+def test_no_bad_request_shows_a_server_path(engine):
+    """Twenty bad requests to the real routes: each answers with one line, a kind and a hint, and no absolute
+    path of the server (the index and corpus folders are absolute here)."""
+    from fastapi.testclient import TestClient
+
+    from aidsearch.web import add_routes
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    add_routes(app, engine)
+    roots = {str(Path(engine.settings.index_dir).resolve()), str(Path(engine.settings.corpus_dir).resolve())}
+    requests = ([("post", "/api/ask", {"json": {"question": q}}) for q in ("", "   ", "?!", "x" * 20_000, None)] +
+                [("post", "/api/search", {"json": {"query": q}}) for q in ("", "…", 42)] +
+                [("post", "/api/ask", {"json": {"question": "budget", "filters": f}})
+                 for f in ({"colour": "red"}, {"year": "soon"}, {"country": {"a": 1}}, ["country=Laos"], "x")] +
+                [("post", "/api/ask", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+                 ("post", "/api/ask", {"json": {"question": "budget", "k": "many"}}),
+                 ("post", "/api/ask", {"json": {"question": "budget", "k": -3}}),
+                 ("get", "/documents/0123456789abcdef", {}), ("get", "/documents/../../etc/passwd", {}),
+                 ("get", "/documents/%2Fetc%2Fpasswd/text", {}), ("post", "/api/search", {"json": []})])
+    assert len(requests) == 20
+    with TestClient(app) as client:
+        for method, path, kwargs in requests:
+            resp = getattr(client, method)(path, **kwargs)
+            assert 400 <= resp.status_code < 500, (path, kwargs, resp.status_code, resp.text[:200])
+            body = resp.json()
+            assert set(body) == {"error", "kind", "hint"} and body["hint"] and "\n" not in body["error"], body
+            assert not any(root in resp.text for root in roots) and "/tmp/" not in resp.text, resp.text

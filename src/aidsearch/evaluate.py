@@ -37,6 +37,9 @@ NO_DOC = "none"
 class EvalError(AidsearchError):
     """A bad question file or a question that does not fit the index (one-line message)."""
 
+    kind, status = "bad_request", 400
+    default_hint = "check the question file's lines against eval/README.md"
+
 
 # ---------------------------------------------------------------- questions
 

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .api import Aidsearch
@@ -339,6 +340,9 @@ _UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
 class UploadRejected(AidsearchError):
     """An uploaded file failed validation; ``code`` and ``params`` give the message in either language."""
 
+    kind, status = "upload_rejected", 400
+    default_hint = "upload PDF, DOCX, HTML, TXT or Markdown files within the size limit"
+
     def __init__(self, code: str, **params: Any) -> None:
         self.code, self.params = code, params
         super().__init__(self.message("en"))
@@ -454,7 +458,8 @@ class BasicAuthMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        response = JSONResponse({"error": "login required"}, status_code=401,
+        response = JSONResponse({"error": "login required", "kind": "login_required",
+                                 "hint": "give a user name and password (HTTP Basic authentication)"}, status_code=401,
                                 headers={"WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'})
         await response(scope, receive, send)
 
@@ -489,6 +494,35 @@ class _NotFound(Exception):
     """An unknown document id, or a file no longer inside the corpus folder."""
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/:'\"`]+/)*([^\s/:'\"`]+)")
+RETRY_AFTER_S = 5
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": 'Bad question or filters: {"error": "<one line>", "kind": "bad_request", "hint": "…"}'},
+    500: {"description": "Index damaged, unwritable or built differently, or the model failed (one line, a kind, a hint)"},
+    503: {"description": "No index yet, or the index is being written: try again after Retry-After seconds"},
+}
+
+
+def public_message(message: str, settings: Settings) -> str:
+    """``message`` on one line with no absolute path of the server: the index and corpus folders by their own
+    names (paths inside them relative to them), any other path by its last part."""
+    line = message.splitlines()[0] if message else ""
+    for folder in (Path(settings.index_dir), Path(settings.corpus_dir)):
+        for form in {str(folder.resolve()), str(folder.absolute())}:
+            line = line.replace(form, folder.name or ".")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1), line)
+
+
+def error_response(exc: AidsearchError, settings: Settings) -> JSONResponse:
+    """The JSON of a library error: its one-line message without server paths, its kind and hint; the status by
+    kind (bad input 400, index missing or busy 503 with Retry-After, a server-side failure 500)."""
+    body = {"error": public_message(str(exc), settings) or type(exc).__name__, "kind": exc.kind, "hint": exc.hint}
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
 _SECURE = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 _SANDBOX = {**_SECURE, "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
 
@@ -498,11 +532,19 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
 
     @api.exception_handler(AidsearchError)
     async def _aidsearch_error(request: Request, exc: AidsearchError) -> JSONResponse:
-        return JSONResponse({"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}, status_code=400)
+        return error_response(exc, engine.settings)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return JSONResponse({"error": str(exc.detail).splitlines()[0].lower() if exc.detail else kind, "kind": kind,
+                             "hint": "see /docs for the routes and request formats"}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _one_line(exc)}, status_code=400)
+        return JSONResponse({"error": _one_line(exc), "kind": "bad_request",
+                             "hint": "see /docs for the request format"}, status_code=400)
 
     @api.get("/api/health", tags=["api"], summary="Liveness check")
     def health() -> dict[str, Any]:
@@ -513,12 +555,12 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
         return engine.stats()
 
     @api.post("/api/ask", tags=["api"], summary="Answer a question with cited passages",
-              responses={400: {"description": 'Bad input: {"error": "<one line>"}'}})
+              responses=_ERROR_RESPONSES)
     def ask(body: AskRequest) -> dict[str, Any]:
         return engine.ask(body.question, k=body.k, filters=body.filters).to_dict()
 
     @api.post("/api/search", tags=["api"], summary="Retrieve the passages closest to a query",
-              responses={400: {"description": 'Bad input: {"error": "<one line>"}'}})
+              responses=_ERROR_RESPONSES)
     def search(body: SearchRequest) -> dict[str, Any]:
         return engine.search(body.query, k=body.k, filters=body.filters).to_dict()
 
@@ -555,7 +597,9 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
 
     @api.exception_handler(_NotFound)
     async def _not_found(request: Request, exc: _NotFound) -> JSONResponse:
-        return JSONResponse({"error": "document not found"}, status_code=404)
+        return JSONResponse({"error": "document not found", "kind": "not_found",
+                             "hint": "search again: the document may have been removed from the index"},
+                            status_code=404)
 
 
 # --------------------------------------------------------------------------- the page
@@ -602,7 +646,8 @@ class Page:
         try:
             ans = self.engine.ask(query, filters=filters)
         except AidsearchError as exc:
-            return render_error(str(exc), lang), {"lang": lang, "error": str(exc)}
+            message = public_message(str(exc), self.engine.settings)
+            return render_error(message, lang), {"lang": lang, "error": message}
         state["subject"] = subject if followup else (subject_terms(question) or subject)
         state["lang"] = lang
         html_out = render_answer(ans, lang, self.engine.document, subject if followup else None)
@@ -648,7 +693,7 @@ class Page:
                     for shown, path, new in saved:
                         if new:
                             path.unlink(missing_ok=True)
-                        rows.append((shown, False, f"{t(lang, 'rejected')}: {exc}"))
+                        rows.append((shown, False, f"{t(lang, 'rejected')}: {public_message(str(exc), settings)}"))
                     saved = []
                     report = None
             skipped = {s.source: s.reason for s in report.skipped} if report else {}
@@ -748,7 +793,7 @@ class Page:
                 try:
                     filters = self.filters(*fvals)
                 except (ValueError, AidsearchError) as exc:
-                    reply, record = render_error(str(exc), lang), {"lang": lang}
+                    reply, record = render_error(public_message(str(exc), self.engine.settings), lang), {"lang": lang}
                 else:
                     try:
                         reply, record = self.answer(message, st, filters)
