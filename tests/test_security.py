@@ -578,3 +578,40 @@ def test_no_bad_request_shows_a_server_path(engine):
             body = resp.json()
             assert set(body) == {"error", "kind", "hint"} and body["hint"] and "\n" not in body["error"], body
             assert not any(root in resp.text for root in roots) and "/tmp/" not in resp.text, resp.text
+
+
+# ------------------------------------------------------------------------------------------------ bounded inputs
+
+
+def test_filter_lists_and_values_are_bounded():
+    from aidsearch.errors import QueryError
+    from aidsearch.retrieve import MAX_FILTER_CHARS, MAX_FILTER_VALUES, parse_filters
+
+    assert len(parse_filters({"country": [f"C{i}" for i in range(MAX_FILTER_VALUES)]})["country"]) == MAX_FILTER_VALUES
+    with pytest.raises(QueryError, match=rf"^too many values for filter 'country' \(at most {MAX_FILTER_VALUES}\)$"):
+        parse_filters({"country": [f"C{i}" for i in range(100_000)]})
+    with pytest.raises(QueryError, match=r"^too many values for filter 'funder'"):
+        parse_filters([f"funder=F{i}" for i in range(MAX_FILTER_VALUES + 1)])
+    with pytest.raises(QueryError, match=rf"^filter 'country' value too long \(5,000 characters; at most "
+                                         rf"{MAX_FILTER_CHARS}\)$"):
+        parse_filters({"country": "x" * 5000})
+
+
+def test_feedback_file_is_rotated_past_its_limit(tmp_path, monkeypatch):
+    from aidsearch import web
+
+    monkeypatch.setattr(web, "FEEDBACK_MAX_BYTES", 2000)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "fiche.txt").write_text("Projet d'eau au Niger\n\nLe budget est de 29 110 000 EUR.\n",
+                                                   encoding="utf-8")
+    settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    build_index(settings, EMB)
+    page = web.Page(Aidsearch(settings, EMB))
+    record = {"question": "Quel est le budget ?", "answer": "29 110 000 EUR [1]", "sources": []}
+    for i in range(100):
+        page.feedback({**record, "n": i}, i % 2 == 0)
+    current, older = tmp_path / "index" / "feedback.jsonl", tmp_path / "index" / "feedback.jsonl.1"
+    assert current.stat().st_size < 2000 + 200 and older.stat().st_size < 2000 + 200
+    rows = [json.loads(line) for f in (older, current) for line in f.read_text(encoding="utf-8").splitlines()]
+    assert [r["n"] for r in rows] == list(range(100 - len(rows), 100)) and len(rows) > 10  # the newest kept, in order
+    assert not list((tmp_path / "index").glob("feedback.jsonl.2"))

@@ -24,6 +24,8 @@ RRF_K = 60
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
 
 Filters = Mapping[str, str | Sequence[str]]
+MAX_FILTER_VALUES = 50  # alternatives per filter key
+MAX_FILTER_CHARS = 200  # characters per filter value
 
 
 def parse_filters(filters: Filters | Sequence[str] | None) -> dict[str, tuple[str, ...]]:
@@ -56,9 +58,13 @@ def parse_filters(filters: Filters | Sequence[str] | None) -> dict[str, tuple[st
         if key not in FILTER_KEYS:
             raise QueryError(f"unknown filter {key!r}: use one of {', '.join(FILTER_KEYS)}")
         value = str(value).strip()
+        if len(value) > MAX_FILTER_CHARS:
+            raise QueryError(f"filter {key!r} value too long ({len(value):,} characters; at most {MAX_FILTER_CHARS})")
         if key == "year" and not _YEAR_RANGE.match(value):
             raise QueryError(f"bad year filter {value!r}: use 2015 or 2014-2016")
         out[key] = out.get(key, ()) + (value,)
+        if len(out[key]) > MAX_FILTER_VALUES:
+            raise QueryError(f"too many values for filter {key!r} (at most {MAX_FILTER_VALUES})")
     return out
 
 

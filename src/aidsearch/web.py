@@ -496,6 +496,7 @@ class _NotFound(Exception):
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/:'\"`]+/)*([^\s/:'\"`]+)")
 RETRY_AFTER_S = 5
+FEEDBACK_MAX_BYTES = 5 * 1024 * 1024  # feedback.jsonl is rotated to feedback.jsonl.1 past this size
 
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -662,8 +663,11 @@ class Page:
         row = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "vote": vote, **record}
         path = Path(self.engine.settings.index_dir) / "feedback.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.feedback_lock, open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with self.feedback_lock:
+            if path.exists() and path.stat().st_size >= FEEDBACK_MAX_BYTES:
+                path.replace(path.with_suffix(".jsonl.1"))  # one older file kept: at most twice the limit on disk
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def add_files(self, files: Sequence[str], lang: str, progress: Progress | None = None) -> list[str]:
         """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing."""
