@@ -229,3 +229,20 @@ def test_login_protects_the_page_and_lets_users_in(browser, engine):
         context.close()
     finally:
         live.stop()
+
+
+def test_api_docs_render_offline(browser, server):
+    """/docs draws the API reference from assets the app serves itself: every request stays on the app's host."""
+    from urllib.parse import urlparse
+
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT)
+    hosts: set[str] = set()
+    pg.on("request", lambda r: hosts.add(urlparse(r.url).netloc))
+    pg.goto(f"{server.url}/docs")
+    pg.wait_for_selector(".swagger-ui .opblock")
+    paths = pg.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/ask" in p for p in paths) and any("/api/search" in p for p in paths), paths
+    assert hosts == {urlparse(server.url).netloc}, hosts
+    context.close()

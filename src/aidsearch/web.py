@@ -881,13 +881,35 @@ class Page:
 # --------------------------------------------------------------------------- assembly
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def add_api_docs(api: FastAPI) -> None:
+    """The interactive API reference at ``/docs``, its scripts and styles served from the Swagger UI copy of the
+    installed ``swagger-ui-py`` package (no CDN: it works offline)."""
+    import swagger_ui
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(swagger_ui.__file__).parent / "static"
+    api.mount(DOCS_ASSETS, StaticFiles(directory=str(static)), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url=api.openapi_url or "/openapi.json", title="aidsearch API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+
 def build_app(engine: Aidsearch) -> FastAPI:
     """FastAPI app with the API and document routes, the Gradio page at ``/``, and the optional login."""
     settings = engine.settings
     users = parse_auth(settings.auth)
-    api = FastAPI(title="aidsearch", version="1",
+    api = FastAPI(title="aidsearch", version="1", docs_url=None, redoc_url=None,
                   description="Cross-lingual (English/French) search and extractive answers over aid-project documents.")
     add_routes(api, engine)  # before mounting Gradio, or the routes are shadowed
+    add_api_docs(api)
     demo = Page(engine).build()
     theme = gr.themes.Default(primary_hue="blue", secondary_hue="slate", neutral_hue="slate", radius_size="md",
                               font=["Aidsearch Sans", "ui-sans-serif", "system-ui", "sans-serif"])
