@@ -615,3 +615,27 @@ def test_feedback_file_is_rotated_past_its_limit(tmp_path, monkeypatch):
     rows = [json.loads(line) for f in (older, current) for line in f.read_text(encoding="utf-8").splitlines()]
     assert [r["n"] for r in rows] == list(range(100 - len(rows), 100)) and len(rows) > 10  # the newest kept, in order
     assert not list((tmp_path / "index").glob("feedback.jsonl.2"))
+
+
+def test_uploads_and_feedback_can_be_turned_off(tmp_path):
+    from aidsearch.web import Page
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "fiche.txt").write_text("Projet d'eau au Niger\n\nLe budget est de 29 110 000 EUR.\n",
+                                                   encoding="utf-8")
+    settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", uploads="false",
+                             feedback="off")
+    build_index(settings, EMB)
+    page = Page(Aidsearch(settings, EMB))
+    upload = tmp_path / "new.txt"
+    upload.write_text("Chad schools in Abéché: 12 classrooms built.\n", encoding="utf-8")
+    rows = page.add_files([str(upload)], "fr")
+    assert len(rows) == 1 and "désactivé" in html.unescape(rows[0])
+    assert not (tmp_path / "corpus" / "uploads").exists() and len(page.engine.documents()) == 1
+    page.feedback({"question": "q?", "answer": "a", "sources": []}, True)
+    assert not (tmp_path / "index" / "feedback.jsonl").exists()
+    blocks = page.build()  # the page without the upload panel and the thumbs
+    config = blocks.get_config_file()
+    upload_panel = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "upload")
+    chat = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "chat")
+    assert upload_panel["props"]["visible"] is False and not chat["props"].get("feedback_options")

@@ -46,6 +46,8 @@ class Settings:
     answerer: str = "learned"
     retrieval: str = "learned"
     public_without_login: bool = False
+    uploads: bool = True
+    feedback: bool = True
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})

@@ -325,12 +325,14 @@ UPLOAD_MESSAGES = {
     "en": {"bad_name": "no usable file name", "bad_type": "unsupported type {ext}: use PDF, DOCX, HTML, TXT or MD",
            "empty": "empty file", "too_big": "file too large ({mb:.1f} MB; the limit is {limit} MB)",
            "not_pdf": "not a PDF: the content does not start with %PDF-",
-           "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content"},
+           "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content",
+           "disabled": "uploads are turned off on this server"},
     "fr": {"bad_name": "nom de fichier inutilisable",
            "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
            "empty": "fichier vide", "too_big": "fichier trop volumineux ({mb:.1f} Mo ; la limite est de {limit} Mo)",
            "not_pdf": "pas un PDF : le contenu ne commence pas par %PDF-",
-           "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire"},
+           "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire",
+           "disabled": "l'ajout de documents est désactivé sur ce serveur"},
 }
 _KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text",
           ".markdown": "text"}
@@ -659,6 +661,8 @@ class Page:
         return html_out, record
 
     def feedback(self, record: Mapping[str, Any], liked: bool | str) -> None:
+        if not self.engine.settings.feedback:
+            return
         vote = "up" if liked is True or str(liked).lower() in ("like", "true") else "down"
         row = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "vote": vote, **record}
         path = Path(self.engine.settings.index_dir) / "feedback.jsonl"
@@ -679,6 +683,8 @@ class Page:
         for item in files:
             src = Path(item)
             try:
+                if not settings.uploads:
+                    raise UploadRejected("disabled")
                 size = src.stat().st_size
                 if size > max_bytes:
                     raise UploadRejected("too_big", mb=size / 1024 / 1024, limit=settings.max_upload_mb)
@@ -718,7 +724,7 @@ class Page:
     # -- layout -------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        facets = self.engine.facets()
+        facets, settings = self.engine.facets(), self.engine.settings
         with gr.Blocks(title="aidsearch", analytics_enabled=False) as demo:
             state = gr.State({"subject": None, "lang": "en", "records": {}})
             with gr.Row(elem_id="top"):
@@ -730,7 +736,7 @@ class Page:
                         sanitize_html=True, render_markdown=True, group_consecutive_messages=False,
                         placeholder="<b>Ask a question in English or French</b><br>"
                                     "Posez une question en anglais ou en français",
-                        examples=[{"text": q} for q in EXAMPLES], feedback_options=("Like", "Dislike"),
+                        examples=[{"text": q} for q in EXAMPLES], feedback_options=("Like", "Dislike") if settings.feedback else (),
                         buttons=["copy"], autoscroll=True,
                     )
                     with gr.Row(elem_id="ask-row"):
@@ -755,7 +761,8 @@ class Page:
                             f_to = gr.Dropdown([str(y) for y in facets["year"]], label=t("en", "year_to"),
                                                elem_id="filter-year-to", value=None, min_width=100)
                         clear_btn = gr.Button(t("en", "clear_filters"), size="sm", elem_id="clear-filters")
-                    with gr.Accordion(t("en", "upload"), open=False, elem_id="upload") as acc_upload:
+                    with gr.Accordion(t("en", "upload"), open=False, elem_id="upload",
+                                      visible=settings.uploads) as acc_upload:
                         files = gr.File(file_count="multiple", label=t("en", "upload_files"), elem_id="upload-files",
                                         height=120)
                         upload_btn = gr.Button(t("en", "upload_btn"), variant="primary", size="sm", elem_id="upload-btn")
