@@ -639,3 +639,37 @@ def test_uploads_and_feedback_can_be_turned_off(tmp_path):
     upload_panel = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "upload")
     chat = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "chat")
     assert upload_panel["props"]["visible"] is False and not chat["props"].get("feedback_options")
+
+
+def test_uploads_are_limited_per_user_and_day(tmp_path):
+    from aidsearch.web import Page, request_user
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "fiche.txt").write_text("Projet d'eau au Niger\n\nLe budget est de 29 110 000 EUR.\n",
+                                                   encoding="utf-8")
+    settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", max_uploads_per_day=2)
+    build_index(settings, EMB)
+    page = Page(Aidsearch(settings, EMB))
+    files = []
+    for i, place in enumerate(("Abéché", "Moundou", "Sarh", "Bongor")):
+        f = tmp_path / f"school{i}.txt"
+        f.write_text(f"Chad schools in {place}: {10 + i} classrooms built in 2019.\n", encoding="utf-8")
+        files.append(str(f))
+    first = page.add_files(files[:3], "en", user="user:ana")
+    assert [("as-ok" in r) for r in first] == [True, True, False] and "daily upload limit reached" in first[2]
+    other = page.add_files(files[3:], "en", user="user:ben")  # another user has their own allowance
+    assert "as-ok" in other[0] and len(page.engine.documents()) == 4
+    again = Page(Aidsearch(settings, EMB)).add_files(files[3:], "fr", user="user:ana")  # after a restart too
+    assert "limite quotidienne" in html.unescape(again[0])
+    ledger = json.loads((tmp_path / "index" / "uploads-today.json").read_text(encoding="utf-8"))
+    assert ledger["users"]["user:ana"][0] == 2 and ledger["users"]["user:ben"][0] == 1
+
+    class Req:
+        username = None
+        headers = {"authorization": "Basic " + base64.b64encode("zoé:pw".encode()).decode()}
+        client = None
+    assert request_user(Req()) == "user:zoé"
+    Req.headers, Req.client = {}, type("C", (), {"host": "10.0.0.7"})()
+    assert request_user(Req()) == "address:10.0.0.7"
+    bytes_limit = settings.with_overrides(max_uploads_per_day=100, max_upload_mb_per_day=0)
+    assert "daily upload limit" in Page(Aidsearch(bytes_limit, EMB)).add_files(files[:1], "en", user="user:carl")[0]

@@ -42,6 +42,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: int = 50
+    max_uploads_per_day: int = 100
+    max_upload_mb_per_day: int = 500
     auth: str = ""
     answerer: str = "learned"
     retrieval: str = "learned"

@@ -326,17 +326,51 @@ UPLOAD_MESSAGES = {
            "empty": "empty file", "too_big": "file too large ({mb:.1f} MB; the limit is {limit} MB)",
            "not_pdf": "not a PDF: the content does not start with %PDF-",
            "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content",
-           "disabled": "uploads are turned off on this server"},
+           "disabled": "uploads are turned off on this server",
+           "quota": "daily upload limit reached ({files} files or {mb} MB per user and day): try again tomorrow"},
     "fr": {"bad_name": "nom de fichier inutilisable",
            "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
            "empty": "fichier vide", "too_big": "fichier trop volumineux ({mb:.1f} Mo ; la limite est de {limit} Mo)",
            "not_pdf": "pas un PDF : le contenu ne commence pas par %PDF-",
            "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire",
-           "disabled": "l'ajout de documents est désactivé sur ce serveur"},
+           "disabled": "l'ajout de documents est désactivé sur ce serveur",
+           "quota": "limite quotidienne d'ajout atteinte ({files} fichiers ou {mb} Mo par utilisateur et par jour) : "
+                    "réessayez demain"},
 }
 _KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text",
           ".markdown": "text"}
 _UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
+
+
+class UploadLedger:
+    """Files and bytes each user uploaded today (UTC), kept in ``uploads-today.json`` beside the index so that the
+    daily limits hold across restarts; callers serialize ``charge``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _today(self) -> dict[str, list[int]]:
+        day = datetime.now(timezone.utc).date().isoformat()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        users = data.get("users") if isinstance(data, dict) and data.get("day") == day else None
+        return users if isinstance(users, dict) else {}
+
+    def charge(self, user: str, size: int, max_files: int, max_bytes: int) -> bool:
+        """Count one more file of ``size`` bytes for ``user`` if today's limits allow it."""
+        users = self._today()
+        files, used = users.get(user, [0, 0])
+        if files + 1 > max_files or used + size > max_bytes:
+            return False
+        users[user] = [files + 1, used + size]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"day": datetime.now(timezone.utc).date().isoformat(), "users": users}),
+                       encoding="utf-8")
+        tmp.replace(self.path)
+        return True
 
 
 class UploadRejected(AidsearchError):
@@ -433,6 +467,17 @@ def parse_auth(spec: str) -> dict[str, str]:
     return users
 
 
+def basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
+    """User and password of an HTTP Basic ``Authorization`` header, None when it is not one."""
+    if not header or not header[:6].lower() == b"basic ":
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return None
+    return user, password
+
+
 class BasicAuthMiddleware:
     """HTTP Basic login in front of everything: the page, Gradio's own calls, the API and the documents."""
 
@@ -442,12 +487,10 @@ class BasicAuthMiddleware:
         self.realm = realm
 
     def _allowed(self, header: bytes | None) -> bool:
-        if not header or not header[:6].lower() == b"basic ":
+        credentials = basic_credentials(header)
+        if credentials is None:
             return False
-        try:
-            user, _, password = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            return False
+        user, password = credentials
         ok = False
         for name, secret in self.users.items():
             ok |= secrets.compare_digest(user, name) & secrets.compare_digest(password, secret)
@@ -616,6 +659,19 @@ def _year_filter(years: Sequence[int], lo: str | None, hi: str | None) -> str | 
     return f"{min(a, b)}-{max(a, b)}"
 
 
+def request_user(request: Any) -> str:
+    """Who sent a page request: the login name with ``auth``, else the client's address."""
+    name = getattr(request, "username", None)
+    if name:
+        return f"user:{name}"
+    headers = getattr(request, "headers", None) or {}
+    credentials = basic_credentials((headers.get("authorization") or "").encode("latin-1", "replace"))
+    if credentials is not None:
+        return f"user:{credentials[0].decode('utf-8', 'replace')}"
+    client = getattr(request, "client", None)
+    return f"address:{getattr(client, 'host', '') or 'unknown'}"
+
+
 class Page:
     """Builds the Gradio Blocks and holds the handlers; all state lives in ``gr.State`` per session."""
 
@@ -673,9 +729,12 @@ class Page:
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    def add_files(self, files: Sequence[str], lang: str, progress: Progress | None = None) -> list[str]:
-        """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing."""
+    def add_files(self, files: Sequence[str], lang: str, progress: Progress | None = None,
+                  user: str = "") -> list[str]:
+        """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing;
+        ``user`` (login name or address) is charged against the daily limits."""
         settings = self.engine.settings
+        ledger = UploadLedger(Path(settings.index_dir) / "uploads-today.json")
         max_bytes = int(settings.max_upload_mb) * 1024 * 1024
         folder = Path(settings.corpus_dir) / UPLOAD_FOLDER
         saved: list[tuple[str, Path, bool]] = []  # (shown name, saved path, newly written)
@@ -689,7 +748,13 @@ class Page:
                 if size > max_bytes:
                     raise UploadRejected("too_big", mb=size / 1024 / 1024, limit=settings.max_upload_mb)
                 data = src.read_bytes()
-                path, new = save_upload(folder, check_upload(src.name, data, max_bytes), data)
+                name = check_upload(src.name, data, max_bytes)
+                with self.upload_lock:
+                    if not ledger.charge(user, size, settings.max_uploads_per_day,
+                                         settings.max_upload_mb_per_day * 1024 * 1024):
+                        raise UploadRejected("quota", files=settings.max_uploads_per_day,
+                                             mb=settings.max_upload_mb_per_day)
+                path, new = save_upload(folder, name, data)
                 saved.append((src.name, path, new))
             except UploadRejected as exc:
                 rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.message(lang)}"))
@@ -725,7 +790,7 @@ class Page:
 
     def build(self) -> gr.Blocks:
         facets, settings = self.engine.facets(), self.engine.settings
-        with gr.Blocks(title="aidsearch", analytics_enabled=False) as demo:
+        with gr.Blocks(title="aidsearch", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
             state = gr.State({"subject": None, "lang": "en", "records": {}})
             with gr.Row(elem_id="top"):
                 heading = gr.HTML(self._heading("en"), elem_id="heading")
@@ -829,7 +894,8 @@ class Page:
             def new_chat(st: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
                 return [], {"subject": None, "lang": (st or {}).get("lang", "en"), "records": {}}
 
-            def upload(paths: list[str] | None, st: dict[str, Any], progress: gr.Progress = gr.Progress()) -> list[Any]:
+            def upload(paths: list[str] | None, st: dict[str, Any], request: gr.Request,
+                       progress: gr.Progress = gr.Progress()) -> list[Any]:
                 lang = (st or {}).get("lang", "en")
                 if not paths:
                     return [f'<p class="as-bad">{_esc(t(lang, "no_files"))}</p>', gr.update()] + [gr.skip()] * 6
@@ -838,7 +904,11 @@ class Page:
                     label = t(lang, "reading") if stage == "read" else t(lang, "embedding")
                     progress((done, total) if total else None, desc=label)
 
-                lines = self.add_files(paths, lang, tick)
+                try:
+                    lines = self.add_files(paths, lang, tick, user=request_user(request))
+                finally:
+                    for p in paths:  # Gradio's temporary copies: the corpus keeps its own
+                        Path(p).unlink(missing_ok=True)
                 facets = self.engine.facets()
                 years = [str(y) for y in facets["year"]]
                 return [f'<ul class="as-upload-list">{"".join(lines)}</ul>', None,
