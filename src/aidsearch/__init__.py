@@ -1,7 +1,12 @@
 """aidsearch: ask in English or French, get answers with cited passages from aid-project documents."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("aidsearch")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .api import Aidsearch, open_index  # noqa: E402
 from .types import Answer, Chunk, Citation, Document, Hit, SearchResult  # noqa: E402

@@ -37,7 +37,6 @@ class Settings:
     chunk_overlap: int = 40
     max_per_doc: int = 3
     k: int = 5
-    min_score: float = 0.0
     batch_size: int = 32
     host: str = "127.0.0.1"
     port: int = 7860

@@ -32,17 +32,6 @@ LOCK = ".lock"
 log = logging.getLogger("aidsearch")
 
 
-@dataclass(frozen=True)
-class DocEntry:
-    """What the manifest keeps of one document, to decide what to re-read and re-embed."""
-
-    id: str
-    source: str
-    size: int
-    mtime_ns: int
-    chunks: int
-
-
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
