@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from . import bundled, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
-from .config import Settings, load_settings
+from .config import Mode, Settings, load_settings
 from .embed import Embedder, load_embedder
 from .errors import ConfigError, QueryError
 from .indexer import IndexReport, Progress, build_index, chunking_settings
@@ -107,13 +107,20 @@ class Aidsearch:
         return _Retrieved(text, {key: list(v) for key, v in parsed.items()}, retriever, qv, retrieval, timings, t0)
 
     def search(self, query: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-               max_per_doc: int | None = None, mode: str | None = None) -> SearchResult:
+               max_per_doc: int | None = None, mode: Mode | None = None) -> SearchResult:
+        """The passages closest to ``query`` (English or French): at most ``k`` (default: the ``k`` setting), at
+        most ``max_per_doc`` from one document, restricted by ``filters`` (``{"country": ["Laos"]}`` or
+        ``["country=Laos"]``; values of one key are alternatives), ranked by ``mode`` (default: the ``retrieval``
+        setting). Raises QueryError on an empty or too long query or a bad filter."""
         r = self._retrieve(query, k, filters, max_per_doc, mode)
         r.timings["total"] = (time.perf_counter() - r.started) * 1000
         return SearchResult(r.text, detect_en_fr(r.text), tuple(r.retrieval.hits), r.timings, r.filters)
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-            mode: str | None = None) -> Answer:
+            mode: Mode | None = None) -> Answer:
+        """The answer to ``question`` in its language, quoting and citing the passages it comes from, or "no
+        answer" when the documents are unlikely to hold one. ``k``, ``filters`` and ``mode`` choose the passages as
+        in ``search``; the ``answerer`` setting chooses the answer stage. Raises QueryError on bad input."""
         r = self._retrieve(question, k, filters, None, mode)
         t2 = time.perf_counter()
         lang = detect_en_fr(r.text)
@@ -140,12 +147,15 @@ class Aidsearch:
         return self.models
 
     def document(self, doc_id: str) -> Document | None:
+        """The indexed document with id ``doc_id``, or None."""
         return self._refresh().gen.documents.get(doc_id)
 
     def documents(self) -> list[Document]:
+        """Every indexed document."""
         return list(self._refresh().gen.documents.values())
 
     def stats(self) -> dict[str, Any]:
+        """Size, languages, model, chunking and generation of the index."""
         gen = self._refresh().gen
         m = gen.manifest
         return {
@@ -171,7 +181,8 @@ class Aidsearch:
         return {"country": countries, "funder": funders, "year": years, "lang": langs}
 
     def update(self, *, rebuild: bool = False, progress: Progress | None = None, lock_timeout: float = 60.0) -> IndexReport:
-        """Re-index the corpus folder (incrementally) and start answering from the new generation."""
+        """Re-index the corpus folder (incrementally, everything with ``rebuild``) and start answering from the new
+        generation; ``progress`` is called per stage, ``lock_timeout`` bounds the wait for another writer."""
         report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout)
         self._refresh()
         return report

@@ -5,7 +5,7 @@ import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -13,6 +13,7 @@ CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
 ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
+Mode = Literal["hybrid", "learned", "dense", "bm25"]  # a retrieval mode, one of RETRIEVALS
 
 
 def default_cache_dir() -> Path:
