@@ -344,17 +344,21 @@ _UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
 
 class UploadLedger:
     """Files and bytes each user uploaded today (UTC), kept in ``uploads-today.json`` beside the index so that the
-    daily limits hold across restarts; callers serialize ``charge``."""
+    daily limits hold across restarts (and in memory when that file cannot be written, e.g. on a full disk);
+    callers serialize ``charge``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.memory: dict[str, Any] = {}
 
     def _today(self) -> dict[str, list[int]]:
         day = datetime.now(timezone.utc).date().isoformat()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
+        data = self.memory
+        if data.get("day") != day:  # first upload of the day in this process: what earlier runs counted
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
         users = data.get("users") if isinstance(data, dict) and data.get("day") == day else None
         return users if isinstance(users, dict) else {}
 
@@ -365,11 +369,15 @@ class UploadLedger:
         if files + 1 > max_files or used + size > max_bytes:
             return False
         users[user] = [files + 1, used + size]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.memory = {"day": datetime.now(timezone.utc).date().isoformat(), "users": users}
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"day": datetime.now(timezone.utc).date().isoformat(), "users": users}),
-                       encoding="utf-8")
-        tmp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.memory), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("cannot save the upload counts in %s: %s", self.path.name, exc.strerror or exc)
         return True
 
 
@@ -678,6 +686,7 @@ class Page:
     def __init__(self, engine: Aidsearch) -> None:
         self.engine = engine
         self.upload_lock = threading.Lock()
+        self.ledger = UploadLedger(Path(engine.settings.index_dir) / "uploads-today.json")
         self.feedback_lock = threading.Lock()
 
     # -- handlers ----------------------------------------------------------------------------
@@ -734,7 +743,6 @@ class Page:
         """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing;
         ``user`` (login name or address) is charged against the daily limits."""
         settings = self.engine.settings
-        ledger = UploadLedger(Path(settings.index_dir) / "uploads-today.json")
         max_bytes = int(settings.max_upload_mb) * 1024 * 1024
         folder = Path(settings.corpus_dir) / UPLOAD_FOLDER
         saved: list[tuple[str, Path, bool]] = []  # (shown name, saved path, newly written)
@@ -750,7 +758,7 @@ class Page:
                 data = src.read_bytes()
                 name = check_upload(src.name, data, max_bytes)
                 with self.upload_lock:
-                    if not ledger.charge(user, size, settings.max_uploads_per_day,
+                    if not self.ledger.charge(user, size, settings.max_uploads_per_day,
                                          settings.max_upload_mb_per_day * 1024 * 1024):
                         raise UploadRejected("quota", files=settings.max_uploads_per_day,
                                              mb=settings.max_upload_mb_per_day)
