@@ -29,15 +29,15 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .api import Aidsearch
-from .config import Settings
-from .errors import AidsearchError, ConfigError
-from .indexer import Progress
-from .lang import detect_en_fr
-from .types import Answer, Document
+from ..api import Aidsearch
+from ..config import Settings
+from ..errors import AidsearchError, ConfigError
+from ..indexer import Progress
+from ..lang import detect_en_fr
+from ..types import Answer, Document
 
 log = logging.getLogger("aidsearch")
-ASSETS = Path(__file__).parent / "web_assets"
+ASSETS = Path(__file__).parent.parent / "web_assets"
 CONTEXT_CHARS = 600
 EXCERPT_CHARS = 180
 UPLOAD_FOLDER = "uploads"
@@ -1009,8 +1009,8 @@ def build_app(engine: Aidsearch) -> FastAPI:
 
 def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aidsearch:
     """Load the model, bring the index up to date with the corpus (building it if missing) and open it."""
-    from .embed import load_embedder
-    from .indexer import build_index
+    from ..embed import load_embedder
+    from ..indexer import build_index
 
     echo("aidsearch: loading the model…")
     embedder = load_embedder(settings)
