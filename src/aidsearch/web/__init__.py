@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import io
 import json
 import logging
@@ -33,310 +32,27 @@ from ..api import Aidsearch
 from ..config import Settings
 from ..errors import AidsearchError, ConfigError
 from ..indexer import Progress
-from ..lang import detect_en_fr
-from ..types import Answer, Document
+from ..types import Document
+from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats
+from .followup import is_followup, question_language, resolve_followup, subject_terms
+from .strings import EXAMPLES, UI, UPLOAD_MESSAGES, language_name, t
+
+__all__ = [
+    "EXAMPLES", "FEEDBACK_MAX_BYTES", "UI", "UPLOAD_FOLDER", "UPLOAD_MESSAGES", "AskRequest", "BasicAuthMiddleware",
+    "Page", "SearchRequest", "UploadLedger", "UploadRejected", "add_api_docs", "add_routes", "basic_credentials",
+    "build_app", "check_exposure", "check_upload", "ensure_index", "error_response", "format_filters", "is_followup",
+    "is_loopback", "open_to_network", "parse_auth", "public_message", "question_language", "render_answer",
+    "render_card", "render_error", "render_stats", "request_user", "resolve_followup", "safe_filename", "save_upload",
+    "serve", "subject_terms", "t",
+]
 
 log = logging.getLogger("aidsearch")
 ASSETS = Path(__file__).parent.parent / "web_assets"
-CONTEXT_CHARS = 600
-EXCERPT_CHARS = 180
 UPLOAD_FOLDER = "uploads"
 _DOC_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
-# --------------------------------------------------------------------------- interface strings
-
-UI: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "Project document assistant",
-        "subtitle": "Ask in English or French. Answers quote the indexed documents, with numbered sources.",
-        "placeholder": "Ask a question in English or French…",
-        "ask": "Ask",
-        "new_chat": "New conversation",
-        "filters": "Filters",
-        "country": "Country",
-        "language": "Language",
-        "funder": "Funder",
-        "year_from": "From year",
-        "year_to": "To year",
-        "clear_filters": "Clear filters",
-        "upload": "Add documents",
-        "upload_files": "PDF, DOCX, HTML, TXT or MD files",
-        "upload_btn": "Add to the index",
-        "status": "Index status",
-        "documents": "Documents",
-        "passages": "Passages",
-        "languages": "Languages",
-        "updated": "Last update",
-        "model": "Model",
-        "sources": "Sources",
-        "page": "Page",
-        "score": "Similarity",
-        "in_context": "Show the passage in its context",
-        "open": "Open the original",
-        "open_text": "Plain text",
-        "filters_header": "Filters",
-        "followup": "Follow-up on",
-        "none": "No answer found in the indexed documents.",
-        "hint_none": "Try other words, a more specific question, or fewer filters.",
-        "error": "Could not answer",
-        "searching": "Searching the documents…",
-        "en": "English",
-        "fr": "French",
-        "added": "added and indexed",
-        "unchanged": "already in the index",
-        "rejected": "rejected",
-        "no_files": "Choose one or more files first.",
-        "reading": "Reading documents",
-        "embedding": "Indexing passages",
-        "api_docs": "HTTP API",
-        "footer": "Answers are extracts of the documents; check the cited sources.",
-        "open_network": "Open to the network without login: anyone who reaches this address can ask and upload "
-                        "documents.",
-    },
-    "fr": {
-        "title": "Assistant documentaire des projets",
-        "subtitle": "Posez vos questions en français ou en anglais. Les réponses citent les documents indexés, "
-                    "avec des sources numérotées.",
-        "placeholder": "Posez une question en français ou en anglais…",
-        "ask": "Demander",
-        "new_chat": "Nouvelle conversation",
-        "filters": "Filtres",
-        "country": "Pays",
-        "language": "Langue",
-        "funder": "Bailleur",
-        "year_from": "Depuis l'année",
-        "year_to": "Jusqu'à l'année",
-        "clear_filters": "Effacer les filtres",
-        "upload": "Ajouter des documents",
-        "upload_files": "Fichiers PDF, DOCX, HTML, TXT ou MD",
-        "upload_btn": "Ajouter à l'index",
-        "status": "État de l'index",
-        "documents": "Documents",
-        "passages": "Passages",
-        "languages": "Langues",
-        "updated": "Dernière mise à jour",
-        "model": "Modèle",
-        "sources": "Sources",
-        "page": "Page",
-        "score": "Similarité",
-        "in_context": "Voir le passage dans son contexte",
-        "open": "Ouvrir l'original",
-        "open_text": "Texte brut",
-        "filters_header": "Filtres",
-        "followup": "Suite de",
-        "none": "Aucune réponse trouvée dans les documents indexés.",
-        "hint_none": "Essayez d'autres mots, une question plus précise ou moins de filtres.",
-        "error": "Impossible de répondre",
-        "searching": "Recherche dans les documents…",
-        "en": "anglais",
-        "fr": "français",
-        "added": "ajouté et indexé",
-        "unchanged": "déjà dans l'index",
-        "rejected": "refusé",
-        "no_files": "Choisissez d'abord un ou plusieurs fichiers.",
-        "reading": "Lecture des documents",
-        "embedding": "Indexation des passages",
-        "api_docs": "API HTTP",
-        "footer": "Les réponses sont des extraits des documents ; vérifiez les sources citées.",
-        "open_network": "Ouvert au réseau sans connexion : toute personne qui atteint cette adresse peut poser des questions "
-                "et déposer des documents.",
-    },
-}
-
-EXAMPLES = (
-    "What is the total budget of the Lao-Luxembourg Health Sector Support Programme Phase II?",
-    "Quelle est la durée totale du projet au Kosovo ?",
-    "Which hospitals in Kosovo receive investments?",
-    "Combien de fonctionnaires locaux ont reçu un appui technique au Laos ?",
-)
-
-
-def t(lang: str, key: str) -> str:
-    return UI.get(lang, UI["en"])[key]
-
-
-# --------------------------------------------------------------------------- follow-up questions
-
-_FOLLOWUP = re.compile(
-    r"^\s*(?:(?P<fr>et|qu['’]en est-il|quid|pareil|idem)|(?P<en>and|what about|how about|same for|also))\b",
-    re.IGNORECASE,
-)
-_WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
-_NOT_SUBJECT = frozenset("""
-a an the of in on at for to from by with and or is are was were be been does do did has have had what which who whom
-whose when where why how long many much its their this that these those there it about any all last lasts take takes
-total cost costs budget budgets duration amount funding funded fund contribution contribute contributes start starts
-started end ends ended period date dates year years month months number give gave receive received
-le la les l de du des d un une et ou en au aux à est sont était par pour sur dans avec quel quelle quels quelles qui
-que qu quoi quand où comment combien son sa ses leur leurs ce cet cette ces y il elle se s totale coût montant durée
-financement finance financé période année années mois début fin
-""".split())
-
-
-def is_followup(question: str) -> bool:
-    """A short question, or one opening with and/et/what about…, continues the previous one."""
-    return bool(_FOLLOWUP.match(question)) or len(_WORD.findall(question)) <= 3
-
-
-def subject_terms(question: str) -> str:
-    """The content words of a question (its subject), without question and measure words."""
-    words = [w for w in _WORD.findall(question) if w.lower().strip("'’") not in _NOT_SUBJECT]
-    return " ".join(dict.fromkeys(words))
-
-
-def resolve_followup(question: str, subject: str | None) -> str:
-    """The retrieval query: ``question`` plus the previous subject when it reads as a follow-up."""
-    if subject and is_followup(question):
-        return f"{question} {subject}"
-    return question
-
-
-def question_language(question: str) -> str:
-    m = _FOLLOWUP.match(question)
-    if m and len(_WORD.findall(question)) <= 4:
-        return "fr" if m.group("fr") else "en"
-    return detect_en_fr(question)
-
-
-# --------------------------------------------------------------------------- HTML rendering
-
-
-def _esc(text: Any) -> str:
-    """Escaped text with newlines as ``<br>`` so a message stays one markdown HTML block."""
-    out = html.escape(str(text), quote=True).replace("\r", "")
-    out = re.sub(r"\n[ \t]*\n\s*", '<span class="as-gap"></span>', out)
-    return out.replace("\n", "<br>")
-
-
-def _marked(text: str, spans: Sequence[Sequence[int]], offset: int = 0) -> str:
-    """``text`` escaped, with the char ``spans`` (shifted by ``offset``) wrapped in ``<mark>``."""
-    out, pos = [], 0
-    for s, e in sorted((max(0, s - offset), min(len(text), e - offset)) for s, e in spans):
-        if e <= pos or s >= len(text):
-            continue
-        s = max(s, pos)
-        out += [_esc(text[pos:s]), "<mark>", _esc(text[s:e]), "</mark>"]
-        pos = e
-    out.append(_esc(text[pos:]))
-    return "".join(out)
-
-
-def _excerpt(text: str, spans: Sequence[Sequence[int]], pad: int = EXCERPT_CHARS) -> str:
-    """The part of a passage around its highlighted sentences (the whole passage is in the context view)."""
-    first = min((int(s) for s, _ in spans), default=0)
-    last = max((int(e) for _, e in spans), default=min(len(text), pad))
-    lo, hi = max(0, first - pad), min(len(text), last + pad)
-    if lo > 0:  # start and stop at a line break, else at a word boundary
-        cut = text.find("\n", lo, first)
-        cut = cut if cut >= 0 else text.find(" ", lo, first)
-        lo = cut + 1 if cut >= 0 else lo
-    if hi < len(text):
-        cut = text.rfind("\n", last, hi)
-        cut = cut if cut >= 0 else text.rfind(" ", last, hi)
-        hi = cut if cut > 0 else hi
-    return ("…" if lo else "") + _marked(text[lo:hi], spans, lo) + ("…" if hi < len(text) else "")
-
-
-def format_filters(filters: Mapping[str, Sequence[str]]) -> str:
-    return ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in filters.items() if v)
-
-
-def _context_html(doc: Document | None, cit: Mapping[str, Any]) -> str:
-    if doc is None:
-        return ""
-    start, end = int(cit["start"]), int(cit["end"])
-    lo, hi = max(0, start - CONTEXT_CHARS), min(len(doc.text), end + CONTEXT_CHARS)
-    spans = [(start + s, start + e) for s, e in cit["highlights"]]
-    before = ("…" if lo else "") + doc.text[lo:start]
-    after = doc.text[end:hi] + ("…" if hi < len(doc.text) else "")
-    return (f'<div class="as-context">{_esc(before)}<span class="as-context-passage">'
-            f'{_marked(doc.text[start:end], spans, start)}</span>{_esc(after)}</div>')
-
-
-_CHIPS = {"country": "country", "lang": "language", "page": "page", "score": "score"}  # chip → UI label key
-
-
-def _token(value: Any) -> str:
-    """A value reduced to a safe CSS class suffix."""
-    return re.sub(r"[^a-z0-9-]", "", str(value).lower()) or "x"
-
-
-def render_card(cit: Mapping[str, Any], doc: Document | None, lang: str) -> str:
-    """One numbered source: title, facts, highlighted passage; expands to the surrounding text and links."""
-    doc_id = html.escape(str(cit["doc_id"]), quote=True)
-    language = t(lang, cit["lang"]) if cit["lang"] in UI else cit["lang"]
-    facts = {"country": cit.get("country"), "lang": language, "page": cit.get("page"),
-             "score": f"{float(cit.get('similarity', cit['score'])):.2f}"}
-    chips = "".join(f'<span class="as-chip as-chip-{key}"><span class="as-chip-k">{_esc(t(lang, _CHIPS[key]))}</span> '
-                    f'<span class="as-chip-v">{_esc(v)}</span></span>' for key, v in facts.items() if v not in (None, ""))
-    return (
-        f'<details class="as-card as-lang-{_token(cit["lang"])}">'
-        f'<summary><div class="as-card-head"><span class="as-n">[{int(cit["n"])}]</span>'
-        f'<span class="as-title">{_esc(cit["title"])}</span></div>'
-        f'<div class="as-chips">{chips}<span class="as-source">{_esc(cit["source"])}</span></div>'
-        f'<div class="as-passage">{_excerpt(cit["text"], cit["highlights"])}</div>'
-        f'<div class="as-expand">{_esc(t(lang, "in_context"))}</div></summary>'
-        f'{_context_html(doc, cit)}'
-        f'<div class="as-links"><a class="as-doc-link" href="/documents/{doc_id}" target="_blank" rel="noopener">'
-        f'{_esc(t(lang, "open"))}</a><a class="as-doc-text" href="/documents/{doc_id}/text" target="_blank" '
-        f'rel="noopener">{_esc(t(lang, "open_text"))}</a></div></details>'
-    )
-
-
-def render_answer(answer: Answer, lang: str, documents: Callable[[str], Document | None],
-                  subject: str | None = None) -> str:
-    """The assistant message: header (filters, follow-up), answer with ``[n]`` markers, source cards."""
-    data = answer.to_dict()
-    header = []
-    if data["filters"]:
-        shown = f'{t(lang, "filters_header")}: {format_filters(data["filters"])}'
-        header.append(f'<span class="as-filters">{_esc(shown)}</span>')
-    if subject:
-        header.append(f'<span class="as-followup">{_esc(t(lang, "followup"))}: {_esc(subject)}</span>')
-    head = f'<div class="as-header">{"".join(header)}</div>' if header else ""
-    if not data["found"]:
-        return (f'<div class="as-answer as-none as-lang-{lang}">{head}<p class="as-text">{_esc(t(lang, "none"))}</p>'
-                f'<p class="as-hint">{_esc(t(lang, "hint_none"))}</p></div>')
-    marked = _marked(data["answer"], [(h["start"], h["end"]) for h in data["highlights"]])
-    text = re.sub(r"\[(\d+)\]", r'<span class="as-ref">[\1]</span>', marked.replace("<mark>", '<mark class="as-span">'))
-    cards = "".join(render_card(c, documents(c["doc_id"]), lang) for c in data["citations"])
-    return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>'
-            f'<div class="as-sources"><div class="as-sources-title">{_esc(t(lang, "sources"))}</div>{cards}</div></div>')
-
-
-def render_error(message: str, lang: str) -> str:
-    text = _esc(f'{t(lang, "error")}: {message}')
-    return f'<div class="as-answer as-error as-lang-{lang}"><p class="as-text">{text}</p></div>'
-
-
-def render_stats(stats: Mapping[str, Any], lang: str) -> str:
-    langs = ", ".join(f"{t(lang, k) if k in UI else k} {v}" for k, v in sorted((stats.get("languages") or {}).items()))
-    updated = str(stats.get("updated") or "–").replace("T", " ").replace("+00:00", " UTC")
-    rows = [(t(lang, "documents"), stats.get("documents")), (t(lang, "passages"), stats.get("passages")),
-            (t(lang, "languages"), langs or "–"), (t(lang, "updated"), updated),
-            (t(lang, "model"), (stats.get("model") or {}).get("name"))]
-    items = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows)
-    return f'<dl class="as-stats">{items}</dl>'
-
-
 # --------------------------------------------------------------------------- uploads
 
-UPLOAD_MESSAGES = {
-    "en": {"bad_name": "no usable file name", "bad_type": "unsupported type {ext}: use PDF, DOCX, HTML, TXT or MD",
-           "empty": "empty file", "too_big": "file too large ({mb:.1f} MB; the limit is {limit} MB)",
-           "not_pdf": "not a PDF: the content does not start with %PDF-",
-           "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content",
-           "disabled": "uploads are turned off on this server",
-           "quota": "daily upload limit reached ({files} files or {mb} MB per user and day): try again tomorrow"},
-    "fr": {"bad_name": "nom de fichier inutilisable",
-           "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
-           "empty": "fichier vide", "too_big": "fichier trop volumineux ({mb:.1f} Mo ; la limite est de {limit} Mo)",
-           "not_pdf": "pas un PDF : le contenu ne commence pas par %PDF-",
-           "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire",
-           "disabled": "l'ajout de documents est désactivé sur ce serveur",
-           "quota": "limite quotidienne d'ajout atteinte ({files} fichiers ou {mb} Mo par utilisateur et par jour) : "
-                    "réessayez demain"},
-}
 _KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text",
           ".markdown": "text"}
 _UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
@@ -791,7 +507,7 @@ class Page:
                     rows.append((shown, True, t(lang, "added" if source in fresh else "unchanged")))
         order = {name: i for i, name in enumerate(Path(f).name for f in files)}
         rows.sort(key=lambda r: order.get(r[0], 0))
-        return [f'<li class="{"as-ok" if ok else "as-bad"}"><b>{_esc(name)}</b>: {_esc(msg)}</li>'
+        return [f'<li class="{"as-ok" if ok else "as-bad"}"><b>{esc(name)}</b>: {esc(msg)}</li>'
                 for name, ok, msg in rows]
 
     # -- layout -------------------------------------------------------------------------------
@@ -869,8 +585,8 @@ class Page:
                     yield [history, gr.update(), st] + [gr.skip()] * len(localized)
                     return
                 lang = question_language(message)
-                history.append({"role": "user", "content": _esc(message)})
-                waiting = f'<div class="as-pending">{_esc(t(lang, "searching"))}</div>'
+                history.append({"role": "user", "content": esc(message)})
+                waiting = f'<div class="as-pending">{esc(t(lang, "searching"))}</div>'
                 pending = history + [{"role": "assistant", "content": waiting}]
                 yield [pending, "", st] + [gr.skip()] * len(localized)
                 st = dict(st)
@@ -906,7 +622,7 @@ class Page:
                        progress: gr.Progress = gr.Progress()) -> list[Any]:
                 lang = (st or {}).get("lang", "en")
                 if not paths:
-                    return [f'<p class="as-bad">{_esc(t(lang, "no_files"))}</p>', gr.update()] + [gr.skip()] * 6
+                    return [f'<p class="as-bad">{esc(t(lang, "no_files"))}</p>', gr.update()] + [gr.skip()] * 6
 
                 def tick(stage: str, done: int, total: int) -> None:
                     label = t(lang, "reading") if stage == "read" else t(lang, "embedding")
@@ -949,18 +665,18 @@ class Page:
 
     @staticmethod
     def _lang_choices(lang: str, codes: Sequence[str]) -> list[tuple[str, str]]:
-        return [(t(lang, c) if c in UI else c, c) for c in codes]
+        return [(language_name(lang, c), c) for c in codes]
 
     @staticmethod
     def _heading(lang: str) -> str:
-        return (f'<div class="as-heading as-lang-{lang}"><h1>{_esc(t(lang, "title"))}</h1>'
-                f'<p>{_esc(t(lang, "subtitle"))}</p></div>')
+        return (f'<div class="as-heading as-lang-{lang}"><h1>{esc(t(lang, "title"))}</h1>'
+                f'<p>{esc(t(lang, "subtitle"))}</p></div>')
 
     def _footer(self, lang: str) -> str:
-        warning = (f'<div class="as-open" role="alert">{_esc(t(lang, "open_network"))}</div>'
+        warning = (f'<div class="as-open" role="alert">{esc(t(lang, "open_network"))}</div>'
                    if open_to_network(self.engine.settings) else "")
-        return (f'{warning}<div class="as-footer">{_esc(t(lang, "footer"))} · '
-                f'<a href="/docs" target="_blank" rel="noopener">{_esc(t(lang, "api_docs"))}</a></div>')
+        return (f'{warning}<div class="as-footer">{esc(t(lang, "footer"))} · '
+                f'<a href="/docs" target="_blank" rel="noopener">{esc(t(lang, "api_docs"))}</a></div>')
 
 
 # --------------------------------------------------------------------------- assembly
