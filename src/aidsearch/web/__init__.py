@@ -5,37 +5,28 @@ component; Gradio's own sanitizer stays on as a second line of defence.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 import logging
-import re
-import secrets
 import sys
 import threading
-import unicodedata
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import gradio as gr
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI
 
 from ..api import Aidsearch
 from ..config import Settings
-from ..errors import AidsearchError, ConfigError
+from ..errors import AidsearchError
 from ..indexer import Progress
-from ..types import Document
 from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats
 from .followup import is_followup, question_language, resolve_followup, subject_terms
+from .routes import AskRequest, SearchRequest, add_api_docs, add_routes, error_response
+from .security import (BasicAuthMiddleware, basic_credentials, check_exposure, is_loopback, open_to_network,
+                       parse_auth, public_message, request_user)
 from .strings import EXAMPLES, UI, UPLOAD_MESSAGES, language_name, t
+from .uploads import UPLOAD_FOLDER, UploadLedger, UploadRejected, check_upload, safe_filename, save_upload
 
 __all__ = [
     "EXAMPLES", "FEEDBACK_MAX_BYTES", "UI", "UPLOAD_FOLDER", "UPLOAD_MESSAGES", "AskRequest", "BasicAuthMiddleware",
@@ -48,329 +39,7 @@ __all__ = [
 
 log = logging.getLogger("aidsearch")
 ASSETS = Path(__file__).parent.parent / "web_assets"
-UPLOAD_FOLDER = "uploads"
-_DOC_ID = re.compile(r"^[0-9a-f]{8,64}$")
-
-# --------------------------------------------------------------------------- uploads
-
-_KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "text", ".htm": "text", ".txt": "text", ".md": "text",
-          ".markdown": "text"}
-_UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*]')
-
-
-class UploadLedger:
-    """Files and bytes each user uploaded today (UTC), kept in ``uploads-today.json`` beside the index so that the
-    daily limits hold across restarts (and in memory when that file cannot be written, e.g. on a full disk);
-    callers serialize ``charge``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.memory: dict[str, Any] = {}
-
-    def _today(self) -> dict[str, list[int]]:
-        day = datetime.now(timezone.utc).date().isoformat()
-        data = self.memory
-        if data.get("day") != day:  # first upload of the day in this process: what earlier runs counted
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-        users = data.get("users") if isinstance(data, dict) and data.get("day") == day else None
-        return users if isinstance(users, dict) else {}
-
-    def charge(self, user: str, size: int, max_files: int, max_bytes: int) -> bool:
-        """Count one more file of ``size`` bytes for ``user`` if today's limits allow it."""
-        users = self._today()
-        files, used = users.get(user, [0, 0])
-        if files + 1 > max_files or used + size > max_bytes:
-            return False
-        users[user] = [files + 1, used + size]
-        self.memory = {"day": datetime.now(timezone.utc).date().isoformat(), "users": users}
-        tmp = self.path.with_suffix(".tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.memory), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            log.warning("cannot save the upload counts in %s: %s", self.path.name, exc.strerror or exc)
-        return True
-
-
-class UploadRejected(AidsearchError):
-    """An uploaded file failed validation; ``code`` and ``params`` give the message in either language."""
-
-    kind, status = "upload_rejected", 400
-    default_hint = "upload PDF, DOCX, HTML, TXT or Markdown files within the size limit"
-
-    def __init__(self, code: str, **params: Any) -> None:
-        self.code, self.params = code, params
-        super().__init__(self.message("en"))
-
-    def message(self, lang: str) -> str:
-        return UPLOAD_MESSAGES.get(lang, UPLOAD_MESSAGES["en"])[self.code].format(**self.params)
-
-
-def safe_filename(name: str) -> str:
-    """A file name safe to save: no folders, ``..``, control or reserved characters; letters of any script kept."""
-    name = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = _UNSAFE_CHARS.sub("_", name).replace("..", "_")
-    stem, dot, ext = re.sub(r"\s+", " ", name).strip().rpartition(".")
-    if not dot:
-        stem, ext = ext, ""
-    stem, ext = stem.strip(" ._-")[:120], ext.strip()
-    if not stem:
-        raise UploadRejected("bad_name")
-    return f"{stem}.{ext.lower()}" if ext else stem
-
-
-def check_upload(name: str, data: bytes, max_bytes: int) -> str:
-    """The safe name of a valid upload, or ``UploadRejected``: the type is checked on the content."""
-    safe = safe_filename(name)
-    ext = Path(safe).suffix.lower()
-    kind = _KINDS.get(ext)
-    if kind is None:
-        raise UploadRejected("bad_type", ext=ext or "(none)")
-    if not data:
-        raise UploadRejected("empty")
-    if len(data) > max_bytes:
-        raise UploadRejected("too_big", mb=len(data) / 1024 / 1024, limit=max_bytes // (1024 * 1024))
-    if kind == "pdf" and not data.lstrip(b"\r\n\t ")[:5] == b"%PDF-":
-        raise UploadRejected("not_pdf")
-    if kind == "docx":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                if "word/document.xml" not in zf.namelist():
-                    raise UploadRejected("not_docx")
-        except (zipfile.BadZipFile, OSError):
-            raise UploadRejected("not_docx") from None
-    if kind == "text":
-        if b"\x00" in data:
-            raise UploadRejected("not_text")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                data.decode("cp1252")
-            except UnicodeDecodeError:
-                raise UploadRejected("not_text") from None
-    return safe
-
-
-def save_upload(folder: Path, name: str, data: bytes) -> tuple[Path, bool]:
-    """Save under ``folder``; an existing different file is kept and a ``-n`` suffix added. Returns (path, new).
-
-    ``name`` goes through ``safe_filename`` again, so no name can lead out of ``folder``."""
-    name = safe_filename(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem, ext = Path(name).stem, Path(name).suffix
-    for n in range(1000):
-        path = folder / (name if n == 0 else f"{stem}-{n}{ext}")
-        try:
-            with open(path, "xb") as fh:
-                fh.write(data)
-            return path, True
-        except FileExistsError:
-            if path.is_file() and path.read_bytes() == data:
-                return path, False
-    raise UploadRejected("bad_name")
-
-
-# --------------------------------------------------------------------------- login
-
-
-def parse_auth(spec: str) -> dict[str, str]:
-    """``"user:pass,user2:pass2"`` → ``{user: pass}``; a malformed pair raises ``ConfigError``."""
-    users: dict[str, str] = {}
-    for pair in filter(None, (p.strip() for p in (spec or "").split(","))):
-        user, sep, password = pair.partition(":")
-        if not sep or not user or not password:
-            raise ConfigError("auth must look like user:password[,user2:password2]")
-        users[user] = password
-    return users
-
-
-def basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
-    """User and password of an HTTP Basic ``Authorization`` header, None when it is not one."""
-    if not header or not header[:6].lower() == b"basic ":
-        return None
-    try:
-        user, _, password = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
-    except (binascii.Error, ValueError):
-        return None
-    return user, password
-
-
-class BasicAuthMiddleware:
-    """HTTP Basic login in front of everything: the page, Gradio's own calls, the API and the documents."""
-
-    def __init__(self, app: ASGIApp, users: Mapping[str, str], realm: str = "aidsearch") -> None:
-        self.app = app
-        self.users = {u.encode(): p.encode() for u, p in users.items()}
-        self.realm = realm
-
-    def _allowed(self, header: bytes | None) -> bool:
-        credentials = basic_credentials(header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        ok = False
-        for name, secret in self.users.items():
-            ok |= secrets.compare_digest(user, name) & secrets.compare_digest(password, secret)
-        return ok
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._allowed(dict(scope["headers"]).get(b"authorization")):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = JSONResponse({"error": "login required", "kind": "login_required",
-                                 "hint": "give a user name and password (HTTP Basic authentication)"}, status_code=401,
-                                headers={"WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'})
-        await response(scope, receive, send)
-
-
-# --------------------------------------------------------------------------- HTTP API
-
-
-class AskRequest(BaseModel):
-    question: str = Field(description="The question, in English or French.")
-    k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
-    filters: dict[str, str | list[str]] | None = Field(
-        None, description='e.g. {"country": ["Laos"], "lang": ["fr"], "year": ["2014-2016"]}')
-
-
-class SearchRequest(BaseModel):
-    query: str = Field(description="The search text, in English or French.")
-    k: int | None = Field(None, ge=1, le=50)
-    filters: dict[str, str | list[str]] | None = None
-
-
-def _one_line(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        if err.get("type") == "json_invalid":
-            return "the request body is not valid JSON"
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return "; ".join(parts).replace("\n", " ") or "invalid request"
-
-
-class _NotFound(Exception):
-    """An unknown document id, or a file no longer inside the corpus folder."""
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/:'\"`]+/)*([^\s/:'\"`]+)")
-RETRY_AFTER_S = 5
 FEEDBACK_MAX_BYTES = 5 * 1024 * 1024  # feedback.jsonl is rotated to feedback.jsonl.1 past this size
-
-
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": 'Bad question or filters: {"error": "<one line>", "kind": "bad_request", "hint": "…"}'},
-    500: {"description": "Index damaged, unwritable or built differently, or the model failed (one line, a kind, a hint)"},
-    503: {"description": "No index yet, or the index is being written: try again after Retry-After seconds"},
-}
-
-
-def public_message(message: str, settings: Settings) -> str:
-    """``message`` on one line with no absolute path of the server: the index and corpus folders by their own
-    names (paths inside them relative to them), any other path by its last part."""
-    line = message.splitlines()[0] if message else ""
-    for folder in (Path(settings.index_dir), Path(settings.corpus_dir)):
-        for form in {str(folder.resolve()), str(folder.absolute())}:
-            line = line.replace(form, folder.name or ".")
-    return _ABSOLUTE_PATH.sub(lambda m: m.group(1), line)
-
-
-def error_response(exc: AidsearchError, settings: Settings) -> JSONResponse:
-    """The JSON of a library error: its one-line message without server paths, its kind and hint; the status by
-    kind (bad input 400, index missing or busy 503 with Retry-After, a server-side failure 500)."""
-    body = {"error": public_message(str(exc), settings) or type(exc).__name__, "kind": exc.kind, "hint": exc.hint}
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
-    return JSONResponse(body, status_code=exc.status, headers=headers)
-
-
-_SECURE = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-_SANDBOX = {**_SECURE, "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
-
-
-def add_routes(api: FastAPI, engine: Aidsearch) -> None:
-    """The JSON API and the document routes (all sync: FastAPI runs them in its threadpool)."""
-
-    @api.exception_handler(AidsearchError)
-    async def _aidsearch_error(request: Request, exc: AidsearchError) -> JSONResponse:
-        return error_response(exc, engine.settings)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return JSONResponse({"error": str(exc.detail).splitlines()[0].lower() if exc.detail else kind, "kind": kind,
-                             "hint": "see /docs for the routes and request formats"}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
-
-    @api.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _one_line(exc), "kind": "bad_request",
-                             "hint": "see /docs for the request format"}, status_code=400)
-
-    @api.get("/api/health", tags=["api"], summary="Liveness check")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "documents": engine.stats()["documents"]}
-
-    @api.get("/api/stats", tags=["api"], summary="Index statistics")
-    def stats() -> dict[str, Any]:
-        return engine.stats()
-
-    @api.post("/api/ask", tags=["api"], summary="Answer a question with cited passages",
-              responses=_ERROR_RESPONSES)
-    def ask(body: AskRequest) -> dict[str, Any]:
-        return engine.ask(body.question, k=body.k, filters=body.filters).to_dict()
-
-    @api.post("/api/search", tags=["api"], summary="Retrieve the passages closest to a query",
-              responses=_ERROR_RESPONSES)
-    def search(body: SearchRequest) -> dict[str, Any]:
-        return engine.search(body.query, k=body.k, filters=body.filters).to_dict()
-
-    def _document(doc_id: str) -> tuple[Document, Path | None]:
-        doc = engine.document(doc_id) if _DOC_ID.match(doc_id) else None
-        if doc is None:
-            raise _NotFound()
-        root = Path(engine.settings.corpus_dir).resolve()
-        path = (root / doc.source).resolve()
-        inside = path.is_relative_to(root) and path != root and path.is_file()
-        return doc, path if inside else None
-
-    @api.get("/documents/{doc_id}", tags=["documents"], summary="The original file of an indexed document")
-    def document_file(doc_id: str) -> Response:
-        _, path = _document(doc_id)
-        if path is None:
-            raise _NotFound()
-        suffix = path.suffix.lower()
-        if suffix == ".pdf":
-            return FileResponse(path, media_type="application/pdf", filename=path.name,
-                                content_disposition_type="inline", headers=_SECURE)
-        if suffix in (".html", ".htm"):
-            return FileResponse(path, media_type="text/html", headers=_SANDBOX)
-        if suffix in (".txt", ".md", ".markdown"):
-            return FileResponse(path, media_type="text/plain", headers=_SANDBOX)
-        return FileResponse(path, media_type="application/octet-stream", filename=path.name,
-                            content_disposition_type="attachment", headers=_SECURE)
-
-    @api.get("/documents/{doc_id}/text", tags=["documents"], summary="The cleaned text of an indexed document",
-             response_class=PlainTextResponse)
-    def document_text(doc_id: str) -> PlainTextResponse:
-        doc, _ = _document(doc_id)
-        return PlainTextResponse(doc.text, headers=_SANDBOX)
-
-    @api.exception_handler(_NotFound)
-    async def _not_found(request: Request, exc: _NotFound) -> JSONResponse:
-        return JSONResponse({"error": "document not found", "kind": "not_found",
-                             "hint": "search again: the document may have been removed from the index"},
-                            status_code=404)
-
 
 # --------------------------------------------------------------------------- the page
 
@@ -381,19 +50,6 @@ def _year_filter(years: Sequence[int], lo: str | None, hi: str | None) -> str | 
     a = int(lo) if lo else min(years, default=1900)
     b = int(hi) if hi else max(years, default=2100)
     return f"{min(a, b)}-{max(a, b)}"
-
-
-def request_user(request: Any) -> str:
-    """Who sent a page request: the login name with ``auth``, else the client's address."""
-    name = getattr(request, "username", None)
-    if name:
-        return f"user:{name}"
-    headers = getattr(request, "headers", None) or {}
-    credentials = basic_credentials((headers.get("authorization") or "").encode("latin-1", "replace"))
-    if credentials is not None:
-        return f"user:{credentials[0].decode('utf-8', 'replace')}"
-    client = getattr(request, "client", None)
-    return f"address:{getattr(client, 'host', '') or 'unknown'}"
 
 
 class Page:
@@ -682,27 +338,6 @@ class Page:
 # --------------------------------------------------------------------------- assembly
 
 
-DOCS_ASSETS = "/docs-assets"
-
-
-def add_api_docs(api: FastAPI) -> None:
-    """The interactive API reference at ``/docs``, its scripts and styles served from the Swagger UI copy of the
-    installed ``swagger-ui-py`` package (no CDN: it works offline)."""
-    import swagger_ui
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.staticfiles import StaticFiles
-
-    static = Path(swagger_ui.__file__).parent / "static"
-    api.mount(DOCS_ASSETS, StaticFiles(directory=str(static)), name="docs-assets")
-
-    @api.get("/docs", include_in_schema=False)
-    def docs() -> Response:
-        return get_swagger_ui_html(openapi_url=api.openapi_url or "/openapi.json", title="aidsearch API",
-                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
-
-
 def build_app(engine: Aidsearch) -> FastAPI:
     """FastAPI app with the API and document routes, the Gradio page at ``/``, and the optional login."""
     settings = engine.settings
@@ -749,30 +384,6 @@ def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aid
     else:
         echo(f"aidsearch: corpus folder {settings.corpus_dir} not found; serving the existing index")
     return Aidsearch(settings, embedder)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is an address only this machine can reach ("localhost", 127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def open_to_network(settings: Settings) -> bool:
-    """Serving on an address other machines can reach, without a login."""
-    return not settings.auth and not is_loopback(settings.host)
-
-
-def check_exposure(settings: Settings) -> None:
-    """Refuse to serve the page, uploads included, to the network without a login unless explicitly asked."""
-    if open_to_network(settings) and not settings.public_without_login:
-        raise ConfigError(f"refusing to serve on {settings.host} without a login: set AIDSEARCH_AUTH=user:password, "
-                          "or pass --public-without-login to let anyone on the network ask and upload")
 
 
 def serve(settings: Settings, echo: Callable[[str], None] | None = None) -> None:
