@@ -12,7 +12,8 @@ from .features import (SENTENCE_FEATURES, Candidate, QuestionInfo, abstain_featu
                        starts_with_pronoun)
 from .lang import detect_en_fr
 from .learned import load_model
-from .lexical import fold, tokenize
+from .lexical import tokenize
+from .lexicon import ASKED_KINDS, LABEL_KINDS, PLACE_ASK, fold
 from .linear import LinearModel
 from .retrieve import Retrieval
 from .fields import field_answer
@@ -24,13 +25,6 @@ MESSAGES = {
     "en": {"none": "No answer found in the indexed documents.", "sources": "Sources"},
     "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources"},
 }
-_ASKS = {
-    "amount": re.compile(r"\b(budget|cost|cout|montant|how much|amount|contribut\w*|somme)\b"),
-    "funder": re.compile(r"\b(?:who|which|what|qui|quel\w*)(?:\W+\w+){0,2}?\W+(?:fund|financ|donor|bailleur|sponsor)\w*"),
-    "count": re.compile(r"\b(how many|combien|number of|nombre)\b"),
-    "date": re.compile(r"\b(when|quand|date|dates|period|periode|year|annee|start|end|ends|ended|debut|fin|termine\w*|"
-                       r"commence\w*|duration|duree|how long|until|jusqu\w*|months|mois)\b"),
-}
 _HAS = {
     "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)|(?:us\$|\$|€)\s*\d", re.I),
     "count": re.compile(r"(?<![\d/.,$€])(?<!\$ )(?<!€ )(?!(?:19|20)\d\d\b)\d{1,3}(?:[ ,.]\d{3})*(?![\d/.,]?\d)"
@@ -38,14 +32,6 @@ _HAS = {
     "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
     "funder": re.compile(r"\b(?:donors?|funders?|bailleurs?|funded by|financed by|financ[ée]e?s? par)\b", re.I),
 }
-# Fiche field labels ("Budget: …", "Donor: …", "Pays : …") and the kind of question each one answers.
-_FIELD_LABELS = {
-    "amount": re.compile(r"\b(budget|cost|cout|montant|amount|contribution)"),
-    "funder": re.compile(r"\b(donor|funder|funded|bailleur|financ|sponsor)"),
-    "place": re.compile(r"\b(country|pays|region|province|location|lieu|localisation)"),
-    "date": re.compile(r"\b(date|period|periode|duration|duree|start|end|debut|fin|year|annee)"),
-}
-_PLACE_ASK = re.compile(r"\b(where|country|countries|où|pays|région\w*|region\w*|province\w*)\b")
 _AMOUNT_VALUE = re.compile(r"(?:[A-Z]{3}|€|\$|US\$)?\s*\d[\d ,.\u202f\u00a0]*(?:\s*(?:million|millions|[A-Z]{3}|€))?", re.I)
 _LABEL_LINE = re.compile(r"^\s*([^:\n]{2,40}?)\s*:\s+\S")
 SentenceVectors = Callable[[Hit], np.ndarray]
@@ -109,7 +95,7 @@ def field_label(sentence: str) -> str | None:
     if not match or len(sentence.split()) > 12:
         return None
     label = fold(match.group(1))
-    kind = next((kind for kind, pattern in _FIELD_LABELS.items() if pattern.search(label)), None)
+    kind = next((kind for kind, pattern in LABEL_KINDS.items() if pattern.search(label)), None)
     value = sentence[match.end() - 1:].strip()
     if kind is None and _AMOUNT_VALUE.fullmatch(value) and _HAS["amount"].search(value):
         return "amount"
@@ -119,7 +105,7 @@ def field_label(sentence: str) -> str | None:
 def asked_kinds(question: str) -> list[str]:
     """The kinds of fact a question asks for: amount, count, date, funder."""
     folded = fold(question)
-    return [kind for kind, pattern in _ASKS.items() if pattern.search(folded)]
+    return [kind for kind, pattern in ASKED_KINDS.items() if pattern.search(folded)]
 
 
 def _term_weight(term: str) -> float:
@@ -144,7 +130,7 @@ def rank_sentences(question: str, query_vector: np.ndarray, top: Sequence[Hit], 
     terms = key_terms(question)
     total = sum(_term_weight(t) for t in terms)
     asks = asked_kinds(question)
-    wanted = set(asks) | ({"place"} if _PLACE_ASK.search(question.lower()) else set())
+    wanted = set(asks) | ({"place"} if PLACE_ASK.search(question.lower()) else set())
     scored = []
     for i, hit in enumerate(top):
         cands = passage_sentences(hit.chunk.text)

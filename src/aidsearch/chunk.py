@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .lang import detect_language
+from .lexicon import BULLET_RUN
 from .types import Chunk, Document, content_hash
 
 CHUNKER_VERSION = 9
@@ -14,7 +15,6 @@ CountTokens = Callable[[Sequence[str]], list[int]]
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])(?:\s?[\"'”»)\]])*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")
 _ABBREVIATIONS = frozenset("mr. mrs. ms. dr. prof. st. mme. mlle. m. no. n°. nr. etc. e.g. i.e. cf. vs. art. p. pp. "
                            "vol. fig. approx. env. av. apr. j.-c. inc. ltd. co. dept.".split())
-_BULLET = re.compile(r"^\s*(?:[-•*–·▪●]|\d{1,2}[.)])\s+")
 _CODE = re.compile(r"\b[A-Z]{2,5}/\d{2,4}\b")
 
 
@@ -33,7 +33,6 @@ def _is_heading(line: str) -> bool:
     return (
         0 < len(words) <= 8
         and not line.rstrip().endswith((".", ",", ";", ":", "?", "!"))
-        and not _BULLET.match(line)
         and sum(c.isdigit() for c in line) < 3
         and line[:1].isupper()
     )
@@ -58,7 +57,7 @@ def units(text: str) -> list[Unit]:
                 if segment[: m.start() + 1].rsplit(None, 1)[-1].lower() not in _ABBREVIATIONS]
         bounds = [0, *cuts, len(segment)]
         heading = len(cuts) == 0 and _is_heading(stripped)
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in zip(bounds, bounds[1:], strict=False):
             piece = segment[a:b]
             if piece.strip():
                 trail = len(piece) - len(piece.rstrip())
@@ -96,7 +95,8 @@ def document_context(doc: Document) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int = 200, overlap: int = 40) -> list[Chunk]:
+def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int = 200,
+                   overlap: int = 40) -> list[Chunk]:
     """Pack sentence units into chunks of at most ``max_tokens`` tokens, ``overlap`` tokens carried over."""
     if max_tokens < 16:
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
@@ -105,10 +105,10 @@ def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int 
     raw = units(doc.text)
     counts = count_tokens([doc.text[u.start : u.end] for u in raw])
     sized: list[tuple[Unit, int]] = []
-    for unit, n in zip(raw, counts):
+    for unit, n in zip(raw, counts, strict=False):
         if n > max_tokens:
             parts = _split_long(doc.text, unit, n, max_tokens - 8)
-            sized += zip(parts, count_tokens([doc.text[p.start : p.end] for p in parts]))
+            sized += zip(parts, count_tokens([doc.text[p.start : p.end] for p in parts]), strict=False)
         else:
             sized.append((unit, n))
 
@@ -130,7 +130,8 @@ def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int 
             j += 1
         if j < len(sized) and j - 1 > i and sized[j - 1][0].heading and not sized[j][0].heading:
             j -= 1
-        if j < len(sized) and sum(n for _, n in sized[j:]) < max_tokens // 4 and total + sum(n for _, n in sized[j:]) <= max_tokens * 1.25:
+        rest = sum(n for _, n in sized[j:])
+        if j < len(sized) and rest < max_tokens // 4 and total + rest <= max_tokens * 1.25:
             j = len(sized)
         spans.append((i, j))
         if j >= len(sized):
@@ -159,7 +160,6 @@ def chunk_document(doc: Document, count_tokens: CountTokens, *, max_tokens: int 
     return chunks
 
 
-_LEAD_BULLET = re.compile(r"^\s*(?:[-•*–·▪●]\s*)+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -172,7 +172,8 @@ class Sentence:
     end: int
 
 
-def _is_label(text: str, max_words: int = 5) -> bool:
+def _label_shaped(text: str, max_words: int = 5) -> bool:
+    """Shaped like a label line, whatever its words: short, no digit, no sentence end, no "label: value"."""
     words = text.split()
     return (0 < len(words) <= max_words and not _has_digit(text) and not text.rstrip().endswith((".", "?", "!"))
             and ": " not in text)
@@ -183,29 +184,31 @@ def _has_digit(text: str) -> bool:
 
 
 def _line(text: str, unit: Unit) -> str:
-    return _SPACES.sub(" ", _LEAD_BULLET.sub("", text[unit.start : unit.end])).strip()
+    return _SPACES.sub(" ", BULLET_RUN.sub("", text[unit.start : unit.end])).strip()
 
 
 def passage_sentences(text: str) -> list[Sentence]:
-    """Sentences of a passage; a short label line is joined to the value line under it ("Total budget: 28,400,000 EUR")."""
+    """Sentences of a passage; a short label line is joined to the value line under it
+    ("Total budget: 28,400,000 EUR")."""
     spans = units(text)
     out: list[Sentence] = []
     i = 0
     while i < len(spans):
         u = spans[i]
         label = _line(text, u)
-        if _is_label(label, 8) and i + 1 < len(spans) and "\n" in text[u.end : spans[i + 1].start]:
+        if _label_shaped(label, 8) and i + 1 < len(spans) and "\n" in text[u.end : spans[i + 1].start]:
             value = _line(text, spans[i + 1])
             after = _line(text, spans[i + 2]) if i + 2 < len(spans) else ""
             value_is_label = bool(after) and (
-                (_is_label(value) and not _is_label(after))
+                (_label_shaped(value) and not _label_shaped(after))
                 or (not _has_digit(value) and _has_digit(after) and len(after.split()) <= 5)
             )
             if value and not value_is_label:
                 out.append(Sentence(f"{label.rstrip(':')}: {value}", u.start, spans[i + 1].end))
                 i += 2
                 continue
-        if sum(len(w) >= 3 and w[0].isalpha() for w in label.split()) >= 1 and (len(label.split()) >= 2 or _has_digit(label)):
+        words = label.split()
+        if any(len(w) >= 3 and w[0].isalpha() for w in words) and (len(words) >= 2 or _has_digit(label)):
             out.append(Sentence(label, u.start, u.end))
         i += 1
     return out

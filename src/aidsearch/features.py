@@ -11,41 +11,23 @@ from functools import cached_property
 
 import numpy as np
 
-from .lexical import fold, tokenize
+from .lexical import tokenize
+from .lexicon import BACK_REFERENCE, WH_CUES, fold
 
 # ---------------------------------------------------------------- the question
 
 WH_TYPES = ("who", "when", "where", "count", "amount", "duration", "why", "how", "what")
-_WH_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((t, re.compile(p)) for t, p in (
-    ("duration", r"\b(how long|combien de temps|quelle (?:est la )?duree|duree|for how many (?:months|years))\b"),
-    ("amount", r"\b(how much|combien (?:coute|a coute|d'argent)|what (?:is|was) the (?:total )?(?:budget|cost|amount)|"
-               r"budget|cout|montant|quelle somme|what sum|contribution|finance\w* a hauteur)\b"),
-    ("count", r"\b(how many|combien|what number|quel nombre|nombre de|number of|what percentage|quel pourcentage|"
-              r"what proportion|what share|quelle part|quelle proportion|what fraction|what age|quel age|how old)\b"),
-    ("when", r"\b(when|quand|what year|which year|quelle annee|en quelle|what date|quelle date|depuis quand|"
-             r"what month|quel mois|what century|quel siecle|what decade|since when)\b"),
-    ("who", r"(^qui\b|\b(?:par|a|de|pour|avec) qui\b|\bwho|\bwhom|\bwhose|\bwhich (?:organi[sz]ation|agency|institution|ministry|"
-            r"company|person|donor|body|partner|bank|ngo)\w*|\bquel(?:le)?s? (?:organisation|organisme|agence|institution|"
-            r"ministere|entreprise|societe|personne|bailleur|partenaire|ong|banque)\w*)\b"),
-    ("where", r"(^(?:d'|par )?ou\b|\b(?:where|which country|what country|which countries|quel pays|quels pays|which city|what city|"
-              r"quelle ville|which region|quelle region|which province\w*|quelles? provinces?|which district\w*|"
-              r"in which|dans quel\w*|which town|what region|what place|quel lieu)\b)"),
-    ("why", r"\b(why|pourquoi|for what reason|pour quelle raison)\b"),
-    ("how", r"\b(how|comment|de quelle maniere|de quelle facon|by what means)\b"),
-))
-_PRONOUN_START = re.compile(r"^(?:il|elle|ils|elles|he|she|it|they|this|these|ce|cette|ces|celui|celle|its|his|her|"
-                            r"their|son|sa|ses|leur|leurs)\b", re.I)
 
 
 def starts_with_pronoun(sentence: str) -> bool:
     """Whether ``sentence`` opens with a pronoun or demonstrative that points back ("Il…", "This fund…")."""
-    return bool(_PRONOUN_START.match(sentence))
+    return bool(BACK_REFERENCE.match(sentence))
 
 
 def wh_type(question: str) -> str:
     """The kind of answer a question asks for, from EN/FR question words; "what" when none matches."""
     folded = fold(question)
-    return next((t for t, pattern in _WH_CUES if pattern.search(folded)), "what")
+    return next((t for t, pattern in WH_CUES if pattern.search(folded)), "what")
 
 
 @dataclass(frozen=True)
@@ -227,8 +209,8 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
                 overlaps[p][i + 1] if i + 1 < len(texts) else 0.0,
                 novelty, float(i == 0), math.log1p(i), math.log1p(words), float(words > 40),
                 float(label_lines[p][i]), float(passage_scores[p]) - best_passage, 1.0 / (1 + p),
-                float(i + 1 < len(texts) and bool(_PRONOUN_START.match(texts[i + 1]))),
-                float(bool(_PRONOUN_START.match(text))),
+                float(i + 1 < len(texts) and bool(BACK_REFERENCE.match(texts[i + 1]))),
+                float(bool(BACK_REFERENCE.match(text))),
                 own - best_overlap, float(is_echo[i]), float(i > 0 and is_echo[i - 1]),
                 float(i + 1 < len(texts) and is_echo[i + 1]), max((types[a] for a in match), default=0.0),
                 float(not label_lines[p][i] and is_heading(text)), float(repeats[i]),

@@ -8,38 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .chunk import Sentence, passage_sentences
-from .lexical import fold
+from .lexicon import ASKED_FIELDS, fold
 from .metadata import find_country
 
 FIELDS = ("funders", "budget", "duration_months", "start", "end", "agency", "partner", "country")
-_ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((f, re.compile(p)) for f, p in (
-    ("funders", r"\b(who (?:funds|finances|financed|funded|pays|are the (?:donors|funders))|which (?:donors?|funders?)|"
-                r"(?:which|what) (?:\w+ )?(?:agency|agencies|organi[sz]ations?|institutions?|body|government|country|"
-                r"countries|cooperation|partner|partners|bank|fund) (?:funds|finances|financed|funded|pays for)\b|"
-                r"quel(?:le)?s? (?:\w+ )?(?:agences?|organismes?|organisations?|institutions?|cooperations?|"
-                r"partenaires?|pays|gouvernements?|banques?|fonds) (?:finance|financent|a finance|ont finance)\b|"
-                r"qui finance|quels? (?:sont les )?(?:bailleurs|donateurs|financeurs)|funded by whom|by whom .*(?:funded|financed)|"
-                r"par qui .*financ|financ\w* par qui|"
-                r"contributions? (?:of|per|by|des|par|de|du|d')|how much does \w+ (?:contribute|give|provide)|"
-                r"(?:donor|funder|bailleur)s?\b.*\b(?:how much|combien|montant))"),
-    ("budget", r"\b(total budget|budget total|overall budget|how much (?:does|did|will) .* cost|what (?:does|did) .* cost|"
-               r"combien (?:coute|a coute|coutera)|cout total|montant total|what is the budget|quel est le budget|"
-               r"budget of|budget du|budget de la|budget de l)"),
-    ("duration_months", r"\b(how long|how many (?:months|years)|duree|combien de (?:temps|mois|annees)|what is the duration|"
-                        r"quelle est la duree)\b"),
-    ("start", r"\b(when (?:does|did|will) .* (?:start|begin)|(?:what|which) (?:date|day|year) .* (?:start|begin)|"
-              r"quelle (?:date|annee) .*(?:commence|debute|demarre)|start date|date de debut|quand (?:commence|a commence|"
-              r"debute|demarre)|starting date|begins? when)\b"),
-    ("end", r"\b(when (?:does|did|will) .* (?:end|finish|close)|(?:what|which) (?:date|day|year) .* (?:end|finish|close)|"
-            r"quelle (?:date|annee) .*(?:termine|finit|acheve|prend fin)|end date|date de fin|quand (?:se termine|finit|"
-            r"s'acheve|prend fin)|until when|jusqu'a quand|closing date)\b"),
-    ("agency", r"\b(which (?:regional )?office|what (?:regional )?office|regional office|bureau regional|"
-               r"quel bureau|implementing agency|agence d'execution)\b"),
-    ("country", r"\b(?:which|what|quels?) (?:country|pays)\b(?! (?:programme|program|office|strategy|plan|team|"
-                r"portfolio|level|director|framework|partnership|operations?|finance|finances|funds|funded|financed))"),
-    ("partner", r"\b(which partner|what partner|partner (?:ministry|institution|agency)|who is the partner|"
-                r"quel(?:le)? (?:est le |est la )?partenaire|partenaire)\b"),
-))
 
 _NAMES = {
     "en": {"budget": "Total budget", "funders": "Funding", "duration_months": "Duration", "start": "Start",
@@ -58,7 +30,7 @@ _MONTHS = {"en": ("January", "February", "March", "April", "May", "June", "July"
 def asked_fields(question: str) -> list[str]:
     """The fiche fields a question asks for, in ``FIELDS`` order ("Who funds it and how much?" → funders)."""
     folded = fold(question)
-    asked = [f for f, pattern in _ASKS if pattern.search(folded)]
+    asked = [f for f, pattern in ASKED_FIELDS if pattern.search(folded)]
     return [f for f in FIELDS if f in asked]
 
 

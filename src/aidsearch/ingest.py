@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import IngestError
 from .lang import detect_language
+from .lexicon import BULLET, COOKIE_NOTICE, NAVIGATION, NAVIGATION_PHRASES, SCRIPT_NOTICE
 from .metadata import extract_metadata, is_label
 from .types import Document, Page, content_hash
 
@@ -113,53 +114,17 @@ def repair_mojibake(text: str) -> str:
 
 # ---------------------------------------------------------------- boilerplate
 
-_STRONG = re.compile(
-    r"\b(?:log\s?-?in|log\s?-?out|sign\s?-?in|sign\s?-?up|sign\s?-?out|password|passwort|forgot|intranet|extranet"
-    r"|(?:connect|continue)\s+with\s+(?:google|facebook|microsoft|apple|linkedin|twitter|github|e-?mail|us)"
-    r"|cookies?|javascript|skip\s+to(?:\s+main)?\s+content|skip\s+navigation"
-    r"|aller\s+au\s+contenu|passer\s+au\s+contenu|mot\s+de\s+passe|se\s+connecter|connectez-vous|déconnexion"
-    r"|(?:votre|mon)\s+identifiant|identifiant\s+oublié|s['’]abonner|abonnez-vous|subscribe|newsletter"
-    r"|s['’]inscrire|inscrivez-vous|navigateur|browser"
-    r"|(?:e-?mail|user|your|my)\s+account|(?:mon|votre)\s+compte|create\s+an\s+account|créer\s+un\s+compte"
-    r"|enable\s+(?:javascript|cookies)|follow\s+us|suivez-nous|contact\s+us|contactez-nous"
-    r"|share\s+(?:this\s+(?:page|article|story|post)|on\s+(?:facebook|twitter|linkedin|x|whatsapp)|via\s+e-?mail)"
-    r"|partager\s+(?:sur\s+(?:facebook|twitter|linkedin|x|whatsapp)|cet(?:te)?\s+(?:page|article))"
-    r"|back\s+to\s+top|retour\s+en\s+haut|print\s+this\s+page|toggle\s+navigation|main\s+menu|menu\s+principal"
-    r"|breadcrumb|fil\s+d['’]ariane|privacy\s+policy|politique\s+de\s+confidentialité|terms\s+of\s+use"
-    r"|mentions\s+légales|all\s+rights\s+reserved|tous\s+droits\s+réservés|copyright)\b|©",
-    re.IGNORECASE,
-)
-_WEAK_PHRASES = frozenset(
-    p.strip()
-    for p in """menu, share, partager, account, compte, connexion, login, search, rechercher, home, accueil, print,
-    imprimer, contact, nous contacter, facebook, twitter, linkedin, instagram, youtube, whatsapp, x, tweet, email,
-    e-mail, close, fermer, next, previous, suivant, précédent, read more, lire la suite, en savoir plus, learn more,
-    more, back, retour, top, sitemap, site map, plan du site, english, français, francais, deutsch, español, en, fr,
-    de, es, pt, open menu, ouvrir le menu, fermer le menu, accept, accept all, reject, reject all, accepter,
-    tout accepter, refuser, tout refuser, settings, paramètres, cookie settings""".split(",")
-)
 _WEAK_MAX = 3
 
 
-_JS_ACTION = r"(?:enabled?|activ(?:er|ée?|ez|ate|ated)\b|requires?|requis|nécessite|turn\s+on|disabled|désactivé)"
-_JS_PARAGRAPH = re.compile(
-    rf"javascript.{{0,200}}?(?:{_JS_ACTION}|navigateur|browser)|{_JS_ACTION}.{{0,200}}?javascript",
-    re.IGNORECASE | re.DOTALL,
-)
-_COOKIE_PARAGRAPH = re.compile(
-    r"cookies?.{0,200}?(?:accept|consent|use|utilis|improve|amélior|experience|expérience|privacy|confidentialité"
-    r"|navigation|browsing|continuing|poursuivant)|(?:we|nous)\s+(?:use|utilisons)\s+(?:des\s+)?cookies",
-    re.IGNORECASE | re.DOTALL,
-)
 _URL_LINE = re.compile(r"(?:https?://|www\.)\S+|mailto:\S+|/|#")
 _LOGO_LINE = re.compile(
     r"(?:[\w&'’.-]+\s+){0,3}logo|logo(?:\s+[\w&'’.-]+){0,3}|\S+\.(?:png|jpe?g|gif|svg|webp)", re.IGNORECASE
 )
-_BULLET = re.compile(r"^\s*(?:[-–—*](?=\s|$)|[•·▪►◦‣])\s*")
 
 
 def _bare(line: str) -> str:
-    return _BULLET.sub("", line).strip()
+    return BULLET.sub("", line).strip()
 
 
 def is_boilerplate(line: str) -> bool:
@@ -170,9 +135,9 @@ def is_boilerplate(line: str) -> bool:
     words = text.split()
     if _URL_LINE.fullmatch(text) or (len(words) <= 4 and _LOGO_LINE.fullmatch(text)):
         return True
-    if len(words) <= 8 and _STRONG.search(text):
+    if len(words) <= 8 and NAVIGATION.search(text):
         return True
-    if len(words) <= 80 and (_JS_PARAGRAPH.search(text) or _COOKIE_PARAGRAPH.search(text)):
+    if len(words) <= 80 and (SCRIPT_NOTICE.search(text) or COOKIE_NOTICE.search(text)):
         return True
     if len(words) <= 12 and len(re.findall(r"›|\s>\s" + ("" if "«" in text else r"|\s»\s"), text)) >= 2:
         return True
@@ -186,7 +151,7 @@ def _only_weak(tokens: list[str]) -> bool:
     i = 0
     while i < len(tokens):
         for n in range(min(_WEAK_MAX, len(tokens) - i), 0, -1):
-            if " ".join(tokens[i:i + n]) in _WEAK_PHRASES:
+            if " ".join(tokens[i:i + n]) in NAVIGATION_PHRASES:
                 i += n
                 break
         else:
@@ -212,7 +177,7 @@ def _title_keys(title: str) -> set[str]:
 
 
 def _is_title_candidate(line: str) -> bool:
-    if _BULLET.match(line) or is_boilerplate(line):
+    if BULLET.match(line) or is_boilerplate(line):
         return False
     text = line.strip()
     words = text.split()

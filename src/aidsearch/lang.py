@@ -10,39 +10,9 @@ import re
 import threading
 from typing import Any
 
+from .lexicon import EN_CUES, FR_CUES
+
 __all__ = ["detect_language", "detect_en_fr", "language_scores"]
-
-_EN_WORDS = frozenset(
-    """
-    the an of and or to in for with by from at as into about is are was were be been being
-    will would can could should shall may might must has have had do does did done not no
-    what who whom whose which when where why how much many any some all there this that these those
-    it its they their them he she his her we our you your i my
-    project projects programme program objective objectives goal goals country countries
-    fund funds funded funding funder funders donor donors finances financed financing
-    health education water sanitation agriculture governance insurance hospital hospitals
-    duration period start starts started end ends ended date dates status closed active
-    partner partners agency agencies ministry government support sector results outcome outcomes
-    activities beneficiaries women children people total amount cost costs spent year years month months
-    list show find give tell describe summary summarize main key who's what's which
-    """.split()
-) - {"total"}
-
-_FR_WORDS = frozenset(
-    """
-    le la les un une des du de d l et ou où est sont était étaient sera seront été être
-    qu que qui quoi quel quelle quels quelles combien comment pourquoi quand
-    pour par avec dans sur sous au aux ce cet cette ces il elle ils elles y son sa ses leur leurs
-    nous vous notre votre mon ma mes je ne pas se
-    projet projets programme objectif objectifs pays financement financé financée financés bailleur
-    bailleurs santé éducation eau assainissement agriculture gouvernance assurance maladie hôpital
-    hôpitaux durée période début fin date dates statut clôturé clôturés actif actifs partenaire
-    partenaires agence agences ministère gouvernement appui soutien secteur résultats activités
-    bénéficiaires femmes enfants montant coût coûts année années mois ans
-    liste listez montre montrez trouve trouvez donne donnez décris décrivez résumé résume termine
-    commence
-    """.split()
-) - {"programme", "date", "dates", "agriculture"}
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _FR_ACCENTS = re.compile(r"[éèêëàâçîïôûùœæ]", re.IGNORECASE)
@@ -89,12 +59,12 @@ def _words(text: str) -> list[str]:
 
 def _cues(text: str, words: list[str]) -> tuple[float, float]:
     """English and French cue scores from vocabulary, elisions, contractions and accents."""
-    en = float(sum(1 for w in words if w in _EN_WORDS))
-    fr = float(sum(1 for w in words if w in _FR_WORDS))
+    en = float(sum(1 for w in words if w in EN_CUES))
+    fr = float(sum(1 for w in words if w in FR_CUES))
     for w in words:
         head, _, tail = w.partition("'")
         if tail and head in {"l", "d", "qu", "n", "j", "c", "s", "m", "t", "jusqu", "lorsqu", "puisqu"}:
-            fr += 1.0 + (1.0 if tail in _FR_WORDS else 0.0)
+            fr += 1.0 + (1.0 if tail in FR_CUES else 0.0)
     fr += 0.0 if _FR_ELISION.search(text) is None else 0.5
     en += 0.5 * len(_EN_CONTRACTION.findall(text))
     if _FR_ACCENTS.search(text):

@@ -2,31 +2,15 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-STOP_WORDS = frozenset("""
-a an and are as at be been by can could did do does for from had has have how i if in into is it its may more most
-of on or our per should so such than that the their them then there these they this those through to under was we
-were what when where which while who whom whose why will with within would you your about after also any both each
-other over same some only very much many what's is there does did project programme program
-au aux avec ce ces cet cette dans de des du elle elles en est et etait été etre être il ils je la le les leur leurs
-lui ma mais me meme même mes moi mon ne nos notre nous on ont ou où par pas pour qu que quel quelle quelles quels
-qui sa sans se ses son sont sur ta te tes toi ton tu un une vos votre vous y a-t-il combien comment quand quoi
-projet programme est-ce c'est qu'est-ce l d j n s t c qu
-""".split())
+from .lexicon import STOP_WORDS, fold
 
 _TOKEN = re.compile(r"[a-z]{1,6}/\d{2,4}|\d+(?:[ ,.'\u202f\u00a0]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?|\w+", re.UNICODE)
 _SEPARATORS = re.compile(r"[ ,.'\u202f\u00a0]")
-
-
-def fold(text: str) -> str:
-    """Lowercase and strip accents: "Période d'exécution" -> "periode d'execution"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _stem(word: str) -> str:

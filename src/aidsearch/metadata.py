@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+
+from .lexicon import FICHE_LABELS, LIST_MARKER, fold
 
 __all__ = [
     "extract_metadata",
@@ -302,8 +303,7 @@ _COUNTRIES: dict[str, tuple[str, ...]] = {
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.replace("’", "'"))
-    return "".join(ch for ch in text if not unicodedata.combining(ch)).lower().strip()
+    return fold(text.replace("’", "'")).strip()
 
 
 _COUNTRY_BY_ALIAS = {_fold(alias): name for name, aliases in _COUNTRIES.items() for alias in aliases}
@@ -328,47 +328,18 @@ def find_country(text: str) -> str | None:
 
 # ---------------------------------------------------------------- labels
 
-_LABELS: tuple[tuple[str, int, str], ...] = (
-    ("country", 2, r"(?:project\s+)?countr(?:y|ies)(?:\s*/\s*region)?|pays(?:\s+(?:d'intervention|bénéficiaires?))?"),
-    ("partner", 2, r"partner\s+(?:execution|executing|implementing)\s+(?:agency|agencies|institutions?)"
-                   r"|(?:agence|institution|organisation)s?\s+(?:d'exécution\s+)?partenaires?"
-                   r"|partner\s+(?:agency|agencies|institutions?|organi[sz]ations?|ministry)"
-                   r"|(?:implementing\s+)?partners?"
-                   r"|partenaires?(?:\s+(?:d'exécution|de\s+mise\s+en\s+(?:œuvre|oeuvre)))?"
-                   r"|counterparts?|contreparties?"),
-    ("agency", 2, r"(?:[\w-]+'s\s+)?regional\s+office|bureau\s+régional(?:\s+de\s+[\w-]+)?"
-                  r"|implementing\s+(?:agency|organi[sz]ation|entity|body)|implemented\s+by|executing\s+agency"
-                  r"|agence\s+(?:d'exécution|de\s+mise\s+en\s+(?:œuvre|oeuvre))|mis\s+en\s+(?:œuvre|oeuvre)\s+par"
-                  r"|opérateur"),
-    ("period", 2, r"(?:implementation|project|execution)\s+period|period\s+of\s+implementation|period"
-                  r"|période(?:\s+(?:d'exécution|de\s+mise\s+en\s+(?:œuvre|oeuvre)|du\s+projet))?"),
-    ("start", 2, r"(?:project\s+)?start(?:ing)?\s+date|start|date\s+de\s+(?:début|démarrage)"
-                 r"|début(?:\s+du\s+projet)?|démarrage"),
-    ("end", 2, r"(?:project\s+)?(?:end|closing|completion)\s+date|end|date\s+de\s+(?:fin|clôture)"
-               r"|fin(?:\s+du\s+projet)?|clôture"),
-    ("duration_months", 2, r"(?:total\s+|project\s+)?duration|durée(?:\s+(?:totale|du\s+projet))?"),
-    ("budget", 3, r"total\s+(?:budget|cost|amount)|overall\s+budget|budget\s+total|montant\s+total|coût\s+total"),
-    ("budget", 1, r"(?:project\s+)?budget|montant|coût|cost"),
-    ("funders", 2, r"contribution\s+breakdown|breakdown\s+of\s+contributions|répartition\s+des\s+contributions"
-                   r"|contributions?|donors?(?:\s+(?:amount|montant))?|funders?|funding(?:\s+sources?)?"
-                   r"|sources?\s+of\s+funding|(?:financed|funded)\s+by|bailleurs?(?:\(s\))?(?:\s+de\s+fonds)?"
-                   r"|sources?\s+de\s+financement|financement|financé\s+par"),
-    ("status", 2, r"(?:project\s+)?status|statut(?:\s+du\s+projet)?|état(?:\s+d'avancement)?"),
-)
-_LABEL_RES = tuple((f, p, re.compile(rf"(?:{pat})", re.I)) for f, p, pat in _LABELS)
-_BULLET_RE = re.compile(r"^\s*(?:[-–—*](?=\s|$)|[•·▪►◦‣]|\d{1,2}[.)](?=\s))\s*")
 _INLINE_RE = re.compile(r"^(?P<label>[^:|\t]{2,60}?)\s*(?::|\||\t)\s*(?P<value>\S.*)$")
 
 
 def _strip(line: str) -> str:
-    return _BULLET_RE.sub("", line.replace("\u00a0", " ")).strip()
+    return LIST_MARKER.sub("", line.replace("\u00a0", " ")).strip()
 
 
 def _label_of(line: str) -> tuple[str, int] | None:
     key = re.sub(r"[\s|\t]+", " ", line.replace("’", "'")).strip().rstrip(":").strip()
     if not key or len(key) > 60:
         return None
-    for field, prio, regex in _LABEL_RES:
+    for field, prio, regex in FICHE_LABELS:
         if regex.fullmatch(key):
             return field, prio
     return None
@@ -433,7 +404,7 @@ def _parse_funders(lines: list[str], start: int) -> list[dict[str, Any]]:
         inline = _INLINE_RE.match(line)
         if _label_of(line) or (inline and _label_of(inline.group("label"))):
             break
-        bulleted = bool(_BULLET_RE.match(raw))
+        bulleted = bool(LIST_MARKER.match(raw))
         money = _money_matches(line)
         last = tokens[-1][0] if tokens else None
         amount_first = tokens[0][0] == "A" if tokens else False

@@ -13,7 +13,8 @@ from .embed import Embedder
 from .errors import QueryError
 from .features import QuestionInfo, overlap, passage_features
 from .lang import detect_en_fr
-from .lexical import fold, tokenize
+from .lexical import tokenize
+from .lexicon import fold
 from .linear import LinearModel
 from .store import Generation
 from .types import Document, Hit

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .features import WH_TYPES, QuestionInfo
-from .lexical import STOP_WORDS, fold
+from .lexicon import STOP_WORDS, fold
 
 MAX_TOKENS = 8
 _TOKEN = re.compile(r"\d+(?:[ ,.\u202f\u00a0]\d{3})*(?:[.,]\d+)?\s*%?|[^\W_]+(?:[-'’][^\W_]+)*|[$€£]|\S", re.UNICODE)
-_EDGE_WORDS = STOP_WORDS | {"l", "d", "of", "the", "le", "la", "les", "de", "du", "des", "et", "and", "or", "ou"}
 _YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
 _MONTHS = frozenset(fold(m) for m in (
     "january february march april may june july august september october november december janvier février mars "
@@ -30,7 +29,8 @@ _WH_CROSS = tuple(f"{w}_x_{t}" for w in WH_TYPES for t in _TYPES)
 SPAN_FEATURES = (
     "tokens_1", "tokens_2", "tokens_3", "tokens_4plus", "log_chars", *(f"has_{t}" for t in _TYPES),
     "all_capital", "starts_sentence", "left_is_question", "right_is_question", "near_question", "far_question",
-    "left_punct", "right_punct", "maximal", "left_preposition", "left_copula", "question_before", "question_after", "has_inner_stop", "in_parentheses", "share_of_sentence", *_WH_CROSS,
+    "left_punct", "right_punct", "maximal", "left_preposition", "left_copula", "question_before", "question_after",
+    "has_inner_stop", "in_parentheses", "share_of_sentence", *_WH_CROSS,
 )
 
 
@@ -63,7 +63,7 @@ def span_candidates(sentence: str, question: QuestionInfo) -> tuple[list[Span], 
     words = [t[2] for t in toks]
     is_word = [any(c.isalnum() for c in w) for w in words]
     asked = [is_word[i] and _in_question(w, question) for i, w in enumerate(words)]
-    edge_ok = [is_word[i] and fold(w) not in _EDGE_WORDS and not asked[i] for i, w in enumerate(words)]
+    edge_ok = [is_word[i] and fold(w) not in STOP_WORDS and not asked[i] for i, w in enumerate(words)]
     question_at = [i for i, a in enumerate(asked) if a and fold(words[i]) not in STOP_WORDS]
     wh = WH_TYPES.index(question.wh)
     spans, rows = [], []
@@ -83,8 +83,9 @@ def span_candidates(sentence: str, question: QuestionInfo) -> tuple[list[Span], 
                 "year": any(_YEAR.match(w) for w in inner),
                 "month": any(w in _MONTHS for w in folded),
                 "unit": any(w in _UNITS for w in folded) or (j + 1 < n and fold(words[j + 1]) in _UNITS),
-                "capital": any(w[:1].isupper() for w, ok in zip(inner, is_word[i:j + 1]) if ok),
-                "duration": any(w in _DURATION_UNITS for w in folded) or (j + 1 < n and fold(words[j + 1]) in _DURATION_UNITS),
+                "capital": any(w[:1].isupper() for w, ok in zip(inner, is_word[i:j + 1], strict=False) if ok),
+                "duration": any(w in _DURATION_UNITS for w in folded)
+                or (j + 1 < n and fold(words[j + 1]) in _DURATION_UNITS),
             }
             dist = min((min(abs(q - i), abs(q - j)) for q in question_at), default=30)
             before = min((i - q for q in question_at if q < i), default=30)
@@ -101,12 +102,14 @@ def span_candidates(sentence: str, question: QuestionInfo) -> tuple[list[Span], 
             rows.append([
                 float(count == 1), float(count == 2), float(count == 3), float(count >= 4), math.log1p(len(text)),
                 *(float(types[t]) for t in _TYPES),
-                float(all(w[:1].isupper() or w[:1].isdigit() for w, ok in zip(inner, is_word[i:j + 1]) if ok)),
+                float(all(w[:1].isupper() or w[:1].isdigit()
+                          for w, ok in zip(inner, is_word[i:j + 1], strict=False) if ok)),
                 float(i == 0), float(i > 0 and asked[i - 1]), float(j + 1 < n and asked[j + 1]),
                 float(dist <= 3), math.log1p(dist), float(left_punct), float(right_punct), float(maximal),
                 float(left in _PREPOSITIONS), float(left in _COPULAS), math.log1p(before), math.log1p(after),
-                float(any(w in _EDGE_WORDS for w in folded[1:-1])),
-                float("(" in sentence[:start] and ")" in sentence[end:] and sentence[:start].rfind("(") > sentence[:start].rfind(")")),
+                float(any(w in STOP_WORDS for w in folded[1:-1])),
+                float("(" in sentence[:start] and ")" in sentence[end:]
+                      and sentence[:start].rfind("(") > sentence[:start].rfind(")")),
                 len(text) / max(len(sentence), 1), *cross.ravel(),
             ])
             spans.append(Span(start, start + len(text), text))
