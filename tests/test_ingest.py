@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aidsearch import ingest
+from aidsearch.config import load_settings
+from aidsearch.embed import HashEmbedder
 from aidsearch.errors import IngestError
+from aidsearch.indexer import IndexReport, build_index
 from aidsearch.ingest import (
     SUPPORTED,
     Skipped,
@@ -17,11 +19,13 @@ from aidsearch.ingest import (
     guess_title,
     is_boilerplate,
     iter_corpus,
-    load_corpus,
+    read_docx,
     read_document,
+    read_html,
     repair_mojibake,
 )
-from aidsearch.types import content_hash
+from aidsearch.store import IndexStore
+from aidsearch.types import Document, content_hash
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +62,7 @@ def make_docx(path: Path) -> None:
     d.add_heading("Key facts", level=2)
     table = d.add_table(rows=3, cols=2)
     for row, (label, value) in zip(table.rows, [("Country", "Senegal"), ("Total budget", "12 500 000 EUR"),
-                                                ("Status", "Ongoing")]):
+                                                ("Status", "Ongoing")], strict=True):
         row.cells[0].text = label
         row.cells[1].text = value
     d.add_paragraph("Second paragraph after the table.")
@@ -120,7 +124,7 @@ def test_pdf_pages_map_to_text(tmp_path: Path) -> None:
     doc = read_document(tmp_path / "r.pdf", tmp_path)
     assert doc.title == "Health Programme Report"
     assert [p.number for p in doc.pages] == [1, 2, 4]
-    for page, word in zip(doc.pages, ["Laos", "Kosovo", "Senegal"]):
+    for page, word in zip(doc.pages, ["Laos", "Kosovo", "Senegal"], strict=True):
         assert word in doc.text[page.start:page.end]
         assert doc.page_at(doc.text.index(word)) == page.number
     assert doc.text[doc.pages[0].end: doc.pages[1].start] == "\n\n"
@@ -171,7 +175,7 @@ def test_docx_zip_bomb_and_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(IngestError, match="zip bomb"):
         read_document(tmp_path / "bomb.docx", tmp_path)
     make_docx(tmp_path / "ok.docx")
-    monkeypatch.setattr(ingest, "DOCX_MAX_UNCOMPRESSED", 1000)
+    monkeypatch.setattr(read_docx, "MAX_UNCOMPRESSED", 1000)
     with pytest.raises(IngestError, match="expands to"):
         read_document(tmp_path / "ok.docx", tmp_path)
 
@@ -191,7 +195,7 @@ def test_html_drops_scripts_nav_and_cookie_banner(tmp_path: Path) -> None:
 
 
 def test_html_fallback_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "_trafilatura_text", lambda html: "")
+    monkeypatch.setattr(read_html, "_trafilatura_text", lambda html: "")
     (tmp_path / "p.htm").write_text(HTML_PAGE, encoding="utf-8")
     doc = read_document(tmp_path / "p.htm", tmp_path)
     assert "feeder roads" in doc.text and "Maintenance committees" in doc.text
@@ -267,9 +271,25 @@ def test_max_bytes(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- corpus walking
 
-def test_load_corpus_skips_bad_files(mixed_corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+def read_folder(root: Path) -> list[Document]:
+    """Every corpus file under ``root`` read as the indexer reads it; none may be skipped."""
+    skipped: list[Skipped] = []
+    docs = [read_document(path, root) for path in iter_corpus(root, skipped=skipped)]
+    assert skipped == []
+    return docs
+
+
+def index_folder(root: Path, index_dir: Path) -> tuple[IndexReport, list[Document]]:
+    """The folder indexed (with the hashing embedder) and the documents the index holds."""
+    settings = load_settings(corpus_dir=root, index_dir=index_dir)
+    report = build_index(settings, HashEmbedder())
+    return report, list(IndexStore(index_dir).load().documents.values())
+
+
+def test_indexing_skips_bad_files(mixed_corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="aidsearch"):
-        docs, skipped = load_corpus(mixed_corpus)
+        report, docs = index_folder(mixed_corpus, tmp_path / "index")
+    skipped = report.skipped
     assert sorted(d.source for d in docs) == ["accents.txt", "fiche.docx", "page.html", "report.pdf"]
     reasons = {s.source: s.reason for s in skipped}
     assert set(reasons) == {"truncated.pdf", "binary.pdf", "noise.txt", "empty.md", "broken.docx", "bomb.docx"}
@@ -284,16 +304,19 @@ def test_load_corpus_skips_bad_files(mixed_corpus: Path, caplog: pytest.LogCaptu
     assert accents.metadata["duration_months"] == 156
 
 
-def test_load_corpus_explicit_paths_and_duplicates(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
-    (tmp_path / "b.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
-    (tmp_path / "c.xyz").write_text("whatever", encoding="utf-8")
-    docs, skipped = load_corpus(tmp_path, [tmp_path / "a.txt", Path("b.txt"), tmp_path / "c.xyz",
-                                           tmp_path / "missing.txt"])
+def test_duplicates_unsupported_and_missing_files(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (root / "b.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (root / "c.xyz").write_text("whatever", encoding="utf-8")
+    report, docs = index_folder(root, tmp_path / "index")
     assert [d.source for d in docs] == ["a.txt"]
-    reasons = {s.source: s.reason for s in skipped}
-    assert "duplicate of a.txt" in reasons["b.txt"]
-    assert "unsupported" in reasons["c.xyz"] and "not found" in reasons["missing.txt"]
+    assert {s.source: s.reason for s in report.skipped} == {"b.txt": "same text as a.txt"}
+    with pytest.raises(IngestError, match="cannot read c.xyz: unsupported file type .xyz"):
+        read_document(root / "c.xyz", root)
+    with pytest.raises(IngestError, match="cannot read missing.txt: No such file"):
+        read_document(root / "missing.txt", root)
 
 
 def test_iter_corpus(tmp_path: Path) -> None:
@@ -353,9 +376,7 @@ def test_clean_text_structure() -> None:
 
 @pytest.fixture(scope="module")
 def seed_docs() -> dict[str, object]:
-    docs, skipped = load_corpus(CORPUS)
-    assert skipped == []
-    return {d.source[:3]: d for d in docs}
+    return {d.source[:3]: d for d in read_folder(CORPUS)}
 
 
 def test_seed_boilerplate_removed_content_kept(seed_docs: dict) -> None:
@@ -391,9 +412,8 @@ def test_seed_titles_languages_metadata(seed_docs: dict) -> None:
         assert d.id == content_hash(d.text) and d.pages == ()
 
 
-def test_load_is_deterministic() -> None:
-    a, _ = load_corpus(CORPUS)
-    b, _ = load_corpus(CORPUS)
+def test_reading_is_deterministic() -> None:
+    a, b = read_folder(CORPUS), read_folder(CORPUS)
     assert [(d.id, d.lang, d.title, d.metadata) for d in a] == [(d.id, d.lang, d.title, d.metadata) for d in b]
 
 

@@ -1,0 +1,132 @@
+"""The corpus folder: which files are read, in which order, and each one read into a ``Document``."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..lang import detect_language
+from ..metadata import extract_metadata
+from ..types import Document, content_hash
+from . import read_docx, read_html, read_pdf, read_text
+from .clean import clean_pages, clean_text, guess_title, lead_title
+from .decode import printable, unreadable
+from .extracted import Reader
+
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+MAX_BYTES = 50 * 1024 * 1024
+_READERS: dict[str, Reader] = {
+    ".txt": read_text.read, ".md": read_text.read, ".markdown": read_text.read,
+    ".html": read_html.read, ".htm": read_html.read, ".pdf": read_pdf.read, ".docx": read_docx.read,
+}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A corpus file that was not ingested, with a one-line reason."""
+
+    source: str
+    reason: str
+
+
+def _source_of(path: Path, root: Path) -> str:
+    for base in (root, root.resolve()):
+        for p in (path, path.resolve()):
+            try:
+                rel = p.relative_to(base)
+            except ValueError:
+                continue
+            if rel.parts:
+                return rel.as_posix()
+    return path.name
+
+
+def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Path]:
+    """Supported files under ``root``, sorted by relative path; hidden entries and symlinks leaving root skipped.
+
+    Symbolic links that are broken or lead out of ``root`` are appended to ``skipped`` (when given) with a reason.
+    """
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() in SUPPORTED:
+            yield root
+        return
+    base = root.resolve()
+    found: list[tuple[str, Path]] = []
+
+    def refuse(path: Path, reason: str) -> None:
+        if skipped is not None:
+            shown = printable(path.relative_to(root).as_posix())
+            skipped.append(Skipped(shown, f"cannot read {shown}: {reason}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in dirnames:  # folder links are never followed; say so when they lead out of the corpus
+            path = Path(dirpath) / name
+            try:
+                outside = path.is_symlink() and not path.resolve().is_relative_to(base)
+            except (OSError, RuntimeError):
+                outside = True
+            if outside:
+                refuse(path, "symbolic link to a folder outside the corpus folder")
+        for name in filenames:
+            if name.startswith((".", "~$")) or Path(name).suffix.lower() not in SUPPORTED:
+                continue
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    refuse(path, "broken symbolic link")
+                    continue
+                if not target.is_relative_to(base):
+                    refuse(path, "symbolic link to a file outside the corpus folder")
+                    continue
+            if path.is_file():
+                found.append((path.relative_to(root).as_posix(), path))
+    for _, path in sorted(found):
+        yield path
+
+
+def read_document(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Document:
+    """Read, clean and describe one file; raises ``IngestError`` (one line) when it cannot be used."""
+    path, root = Path(path), Path(root)
+    source = _source_of(path, root)
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        raise unreadable(source, "file name is not valid UTF-8 (rename the file)") from None
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise unreadable(source, f"unsupported file type {path.suffix or '(none)'}")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            mb, limit = size / 1024 / 1024, max_bytes / 1024 / 1024
+            raise unreadable(source, f"file too large ({mb:.1f} MB > {limit:.0f} MB limit)")
+        if size == 0:
+            raise unreadable(source, "empty file")
+        data = path.read_bytes()
+    except OSError as err:
+        raise unreadable(source, err.strerror or str(err)) from None
+    extracted = reader(path, source, data)
+    if extracted.pages is None:
+        text, pages = clean_text(extracted.text, extracted.title), ()
+    else:
+        text, pages = clean_pages(extracted.pages, extracted.title)
+        if not pages:
+            raise unreadable(source, "no extractable text (scanned or image-only PDF?)")
+    if not any(ch.isalnum() for ch in text):
+        raise unreadable(source, "no text after cleaning")
+    title = extracted.title or guess_title(text) or lead_title(text) or path.stem
+    title = " ".join(title.split())[:300]
+    return Document(
+        id=content_hash(text),
+        source=source,
+        title=title,
+        text=text,
+        lang=detect_language(text),
+        metadata=extract_metadata(text, title=title),
+        pages=pages,
+    )
