@@ -385,10 +385,9 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
                                                                     c.index == best.index - 1 for c in chosen):
         chosen.append(next(c for c in reading.candidates if c.passage == best.passage and c.index == best.index - 1))
     chosen.sort(key=lambda c: (c.passage, c.index))
-    if reader_span is not None:
-        span = reader_span
-    else:
-        span = best_span(reading.question, best.text, models.span, models.min_span_probability) if models.span else None
+    span: Span | None = reader_span
+    if span is None and models.span is not None:
+        span = best_span(reading.question, best.text, models.span, models.min_span_probability)
     numbers: dict[int, int] = {}
     text, marks = "", []
     for c in chosen:

@@ -155,7 +155,7 @@ def half_word_embeddings(transformer) -> None:
 
     embeddings = getattr(transformer, "embeddings", None)
     table = getattr(embeddings, "word_embeddings", None)
-    if isinstance(table, torch.nn.Embedding) and table.weight.dtype == torch.float32:
+    if embeddings is not None and isinstance(table, torch.nn.Embedding) and table.weight.dtype == torch.float32:
         embeddings.word_embeddings = HalfEmbedding(table)
 
 

@@ -100,7 +100,8 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
         docs: list[Document] = []
         entries: dict[str, dict] = {}
         fresh: list[Document] = []
-        added, updated = [], []
+        added: list[str] = []
+        updated: list[str] = []
         seen_ids: dict[str, str] = {}
         for n, path in enumerate(files, 1):
             source = path.relative_to(root).as_posix()

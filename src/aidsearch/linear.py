@@ -40,10 +40,10 @@ class LinearModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearModel:
         n = len(data["features"])
-        arrays = [np.asarray(data[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
-        if any(a.shape != (n,) for a in arrays):
+        weights, mean, scale = (np.asarray(data[k], dtype=np.float64) for k in ("weights", "mean", "scale"))
+        if any(a.shape != (n,) for a in (weights, mean, scale)):
             raise ValueError("feature, weight, mean and scale lists differ in length")
-        return cls(tuple(data["features"]), *arrays, float(data.get("bias", 0.0)), data.get("info") or {})
+        return cls(tuple(data["features"]), weights, mean, scale, float(data.get("bias", 0.0)), data.get("info") or {})
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -119,8 +119,9 @@ def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
     import faiss
 
     dim = vectors.shape[1]
+    index: Any
     if len(vectors) >= hnsw_threshold:
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = 128
     else:
@@ -342,7 +343,8 @@ class IndexStore:
 
     def cleanup(self, keep: str | None = None) -> None:
         """Remove generations and temporary folders other than the current one (call while holding the lock)."""
-        keep = keep or (self.current().name if self.current() else None)
+        current = self.current()
+        keep = keep or (current.name if current else None)
         for path in self.root.iterdir():
             if path.name in (keep, CURRENT, LOCK, ".gitkeep") or path.name.startswith(("feedback", "uploads")):
                 continue

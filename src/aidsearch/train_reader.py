@@ -94,7 +94,7 @@ def add_lora(model: Any, rank: int, alpha: float, seed: int) -> dict[str, Any]:
         def forward(x, module=module, a=a, b=b):
             return torch.nn.functional.linear(x, module.weight, module.bias) + scale * ((x @ a.T) @ b.T)
 
-        module.forward = forward
+        module.forward = forward  # type: ignore[method-assign]
     return adapters
 
 

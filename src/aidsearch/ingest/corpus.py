@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..lang import detect_language
 from ..metadata import extract_metadata
-from ..types import Document, content_hash
+from ..types import Document, Page, content_hash
 from . import read_docx, read_html, read_pdf, read_text
 from .clean import clean_pages, clean_text, guess_title, lead_title
 from .decode import printable, unreadable
@@ -111,6 +111,7 @@ def read_document(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Documen
     except OSError as err:
         raise unreadable(source, err.strerror or str(err)) from None
     extracted = reader(path, source, data)
+    pages: tuple[Page, ...]
     if extracted.pages is None:
         text, pages = clean_text(extracted.text, extracted.title), ()
     else:
