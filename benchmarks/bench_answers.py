@@ -100,8 +100,8 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         "# Answers and retrieval: earlier and current answerer side by side",
         "",
-        f"Command: `.venv/bin/python {data['command']}`; {data['date']}; {data['machine']}; CPU used by other processes during the "
-        f"run: {data['contention']}.",
+        f"Command: `.venv/bin/python {data['command']}`; {data['date']}; {data['machine']}; "
+        f"CPU used by other processes during the run: {data['contention']}.",
         "",
         "The learned stages were fitted on the train parts only (PIAF and XQuAD articles, development documents: "
         "see `eval/README.md`). Every figure here is from a **validation** part or the **held-out** set, never "
@@ -110,7 +110,8 @@ def render(data: dict[str, Any]) -> str:
         "rule-based answerer (`retrieval hybrid`, `answerer rules`); *learned*: learned fusion, answer sentence "
         "and span, fiche-field answers and learned abstention; *reader*: the same with the answer reader (fitted "
         "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *dense* / *bm25*: one "
-        "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). Retrieval is scored on documents (R@1, R@5); an answer "
+        "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
+        "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "
         "durations in either language). *span shown*: share of right answers with the answer itself highlighted; "
         "*span F1*: word F1 of that highlight against the expected string.",
@@ -119,7 +120,8 @@ def render(data: dict[str, Any]) -> str:
         configs = entry["configs"]
         lines += ["", f"## {set_name} ({entry['kind']}, `{entry['questions_file']}`)", "",
                   "| configuration | group | questions | R@1 | R@5 | MRR@10 | answer acc. | acc. + cited | "
-                  "no-answer P | no-answer R | median answer words | span shown | span F1 | ms/question |", "|" + "---|" * 14]
+                  "no-answer P | no-answer R | median answer words | span shown | span F1 | ms/question |",
+                  "|" + "---|" * 14]
         for name, c in configs.items():
             for group, g in c["groups"].items():
                 if not g["questions"]:

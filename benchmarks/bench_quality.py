@@ -134,7 +134,8 @@ def _group_table(data: dict[str, Any]) -> str:
     rows = ["| group | questions | R@1 | R@5 | R@10 | MRR@10 | answer acc. | no-answer P | no-answer R |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for g in [data["overall"], *data["groups"].values()]:
-        acc = "–" if g["answer_accuracy"] is None else f"{g['answer_accuracy']:.3f} ({g['answer_correct']}/{g['answer_questions']})"
+        acc = ("–" if g["answer_accuracy"] is None
+               else f"{g['answer_accuracy']:.3f} ({g['answer_correct']}/{g['answer_questions']})")
         rows.append(f"| {g['group']} | {g['questions']} | {_f(g['recall@1'])} | {_f(g['recall@5'])} | "
                     f"{_f(g['recall@10'])} | {_f(g['mrr@10'])} | {acc} | {_f(g['no_answer_precision'])} | "
                     f"{_f(g['no_answer_recall'])} |")
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["benchmarks/bench_quality.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["benchmarks/bench_quality.py",
+                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "runs": repo_relative(runs, ROOT),
     }

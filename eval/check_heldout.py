@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     if kinds["free"] * 2 < len(ids):
         problems.append(f"only {kinds['free']} free questions (want at least half)")
     if types["report"] < MIN_REPORT or min(report_langs[k] for k in ("en→en", "en→fr", "fr→en", "fr→fr")) == 0:
-        problems.append(f"report questions: {types['report']} {dict(report_langs)} (want >= {MIN_REPORT}, all directions)")
+        problems.append(f"report questions: {types['report']} {dict(report_langs)} "
+                        f"(want >= {MIN_REPORT}, all directions)")
     if types["fiche"] < MIN_FICHE:
         problems.append(f"only {types['fiche']} fiche questions (want >= {MIN_FICHE})")
     for problem in problems:

@@ -80,7 +80,8 @@ def test_english_question_answered_by_french_document(page, engine):
     assert not context.is_visible()
     card.locator("summary").click()
     context.wait_for(state="visible")
-    assert "Gjilan" in context.inner_text() and len(context.inner_text()) > len(card.locator(".as-passage").inner_text())
+    assert ("Gjilan" in context.inner_text()
+            and len(context.inner_text()) > len(card.locator(".as-passage").inner_text()))
     doc_id = next(d.id for d in engine.documents() if d.source == KOSOVO_FR)
     assert card.locator("a.as-doc-link").get_attribute("href") == f"/documents/{doc_id}"
     assert card.locator("a.as-doc-text").get_attribute("href") == f"/documents/{doc_id}/text"

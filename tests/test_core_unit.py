@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 
 import numpy as np
 import pytest
@@ -72,7 +71,8 @@ def test_pages_follow_chunks():
 
 
 def test_label_lines_join_their_values():
-    text = "Country\nLaos\n\nTotal budget\n28,400,000 EUR\nDonors Amount\nSwiss Agency for Development and Cooperation (SDC)\nUS$ 4,000,000\n"
+    text = ("Country\nLaos\n\nTotal budget\n28,400,000 EUR\nDonors Amount\n"
+            "Swiss Agency for Development and Cooperation (SDC)\nUS$ 4,000,000\n")
     got = [s.text for s in passage_sentences(text)]
     assert "Country: Laos" in got and "Total budget: 28,400,000 EUR" in got
     assert "Swiss Agency for Development and Cooperation (SDC): US$ 4,000,000" in got
@@ -110,7 +110,8 @@ def test_compose_numbers_citations_in_order_of_use():
     hits = [_hit(1), _hit(2)]
     q = "What is the total budget?"
     qv = EMB.encode_queries([q])[0]
-    answer = compose(q, "en", hits, qv, lambda h: EMB.encode_passages([s.text for s in passage_sentences(h.chunk.text)]))
+    answer = compose(q, "en", hits, qv,
+                     lambda h: EMB.encode_passages([s.text for s in passage_sentences(h.chunk.text)]))
     assert answer.found and answer.text.endswith("[1]") and answer.citations[0].n == 1
     assert answer.citations[0].sentences == ((0, 27),)
     none = compose(q, "fr", [], qv, lambda h: np.zeros((0, 64)))

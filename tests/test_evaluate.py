@@ -100,7 +100,8 @@ def test_no_answer_precision_and_recall_on_a_small_confusion():
 @pytest.mark.unit
 def test_breakdown_by_query_and_document_language():
     rows = [
-        score_question(_question("a", "en", ("e1",), ("42",)), ["e1"], ["e1"], "en", _answer(True, "it is 42", ("e1",))),
+        score_question(_question("a", "en", ("e1",), ("42",)), ["e1"], ["e1"], "en",
+                       _answer(True, "it is 42", ("e1",))),
         score_question(_question("b", "en", ("e2",), ("7",)), ["x", "e2"], ["e2"], "en", _answer(True, "8", ("x",))),
         score_question(_question("c", "en", ("f1",), ("9",)), ["x"], ["f1"], "fr", _answer(True, "9 ans", ("x",))),
         score_question(_question("d", "fr", ("e1",), ("42",)), ["e1"], ["e1"], "en", _answer(False, "Aucune réponse")),
@@ -149,7 +150,8 @@ def test_question_file_missing_query_names_the_line(tmp_path):
 @pytest.mark.unit
 @pytest.mark.parametrize("line, message", [
     ('{"id": "a", "query": "q", "lang": "de", "relevant": [], "answers": []}', "line 1: 'lang' must be one of en, fr"),
-    ('{"id": "a", "query": "q", "lang": "en", "relevant": "x.txt", "answers": []}', "line 1: 'relevant' must be a list"),
+    ('{"id": "a", "query": "q", "lang": "en", "relevant": "x.txt", "answers": []}',
+     "line 1: 'relevant' must be a list"),
     ('{"id": "a", "query": "q", "lang": "en", "relevant": [], "answers": ["1"]}', "line 1: 'answers' given but"),
     ('{"id": "a", "query": " ", "lang": "en", "relevant": [], "answers": []}', "line 1: 'query' must be a non-empty"),
     ('["a"]', "line 1: expected a JSON object"),
@@ -257,11 +259,13 @@ def test_eval_command_on_the_seed_corpus(tmp_path, embedder):
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
     assert build_index(settings, embedder).documents == 5
     proc = subprocess.run(
-        [sys.executable, "-m", "aidsearch", "eval", str(SEED_QUESTIONS), "--json", "--index-dir", str(tmp_path / "index")],
+        [sys.executable, "-m", "aidsearch", "eval", str(SEED_QUESTIONS), "--json",
+         "--index-dir", str(tmp_path / "index")],
         capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert {"questions_file", "index_dir", "mode", "k", "model", "documents", "overall", "groups", "questions"} <= set(data)
+    assert {"questions_file", "index_dir", "mode", "k", "model", "documents", "overall", "groups",
+            "questions"} <= set(data)
     assert data["mode"] == Settings().retrieval and data["k"] == 10 and data["documents"] == 5
     assert set(data["groups"]) == {*DIRECTIONS, "EN→none", "FR→none"}
     overall = data["overall"]

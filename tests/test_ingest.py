@@ -74,7 +74,8 @@ HTML_PAGE = """<!doctype html>
 <style>body { color: red; } .secret-style {}</style>
 <script>var trackingSecret = "do-not-index";</script></head>
 <body>
-<nav><ul><li><a href="/">Home</a></li><li><a href="/login">Log in</a></li><li><a href="/projects">Projects</a></li></ul></nav>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/login">Log in</a></li>\
+<li><a href="/projects">Projects</a></li></ul></nav>
 <div id="cookie-banner"><p>We use cookies to improve your experience on our website. By continuing you accept them.</p>
 <button>Accept all</button></div>
 <main><article>

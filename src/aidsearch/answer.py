@@ -26,13 +26,16 @@ MESSAGES = {
     "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources"},
 }
 _HAS = {
-    "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)|(?:us\$|\$|€)\s*\d", re.I),
+    "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)"
+                         r"|(?:us\$|\$|€)\s*\d", re.I),
     "count": re.compile(r"(?<![\d/.,$€])(?<!\$ )(?<!€ )(?!(?:19|20)\d\d\b)\d{1,3}(?:[ ,.]\d{3})*(?![\d/.,]?\d)"
                        r"(?!\s*(?:eur|usd|cad|xof|fcfa|%))", re.I),
-    "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
+    "date": re.compile(r"\b(?:19|20)\d\d\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b"
+                       r"|\b\d+\s*(?:months|mois|years|ans)\b", re.I),
     "funder": re.compile(r"\b(?:donors?|funders?|bailleurs?|funded by|financed by|financ[ée]e?s? par)\b", re.I),
 }
-_AMOUNT_VALUE = re.compile(r"(?:[A-Z]{3}|€|\$|US\$)?\s*\d[\d ,.\u202f\u00a0]*(?:\s*(?:million|millions|[A-Z]{3}|€))?", re.I)
+_AMOUNT_VALUE = re.compile(r"(?:[A-Z]{3}|€|\$|US\$)?\s*\d[\d ,.\u202f\u00a0]*"
+                           r"(?:\s*(?:million|millions|[A-Z]{3}|€))?", re.I)
 _LABEL_LINE = re.compile(r"^\s*([^:\n]{2,40}?)\s*:\s+\S")
 SentenceVectors = Callable[[Hit], np.ndarray]
 _MARKER = re.compile(r"\[(\d+)\]")

@@ -204,7 +204,8 @@ def _write_hf_folder(packed: PackedModel, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     _bert_config(packed).save_pretrained(folder)
-    weights = {k: torch.from_numpy(np.ascontiguousarray(v)).to(torch.float16) for k, v in bert_state_dict(packed).items()}
+    weights = {k: torch.from_numpy(np.ascontiguousarray(v)).to(torch.float16)
+               for k, v in bert_state_dict(packed).items()}
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     p = packed.pieces
     fast = PreTrainedTokenizerFast(

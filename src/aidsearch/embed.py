@@ -1,4 +1,5 @@
-"""Embedders: the bundled multilingual model through sentence-transformers, any other ST model, and a fake one for tests."""
+"""Embedders: the bundled multilingual model through sentence-transformers, any other ST model, and a fake one
+for tests."""
 from __future__ import annotations
 
 import hashlib
@@ -140,8 +141,9 @@ def _is_e5(name: str) -> bool:
 
 
 def half_word_embeddings(transformer) -> None:
-    """Keep the word-embedding matrix of ``transformer`` (a Hugging Face encoder) (most of a multilingual model's weights: 250k rows) in fp16 and widen
-    only the rows looked up. Lossless for the bundled model, whose checkpoint is fp16; saves about 190 MB."""
+    """Keep the word-embedding matrix of ``transformer`` (a Hugging Face encoder) (most of a multilingual model's
+    weights: 250k rows) in fp16 and widen only the rows looked up. Lossless for the bundled model, whose checkpoint
+    is fp16; saves about 190 MB."""
     import torch
 
     class HalfEmbedding(torch.nn.Module):

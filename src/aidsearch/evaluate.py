@@ -158,8 +158,10 @@ def ndcg_at(ranked: Sequence[str], relevant: Collection[str], k: int = K) -> flo
 _THOUSANDS = re.compile(r"(?<=\d)[ ,.\u202f\u00a0](?=\d{3}(?!\d))")
 
 
-_DURATION_UNITS = ((re.compile(r"(?<=\d) (?:mois|month)\b"), " months"), (re.compile(r"(?<=\d) (?:ans|années|annees|year)\b"), " years"),
-                   (re.compile(r"(?<=\d) (?:semaines|week)\b"), " weeks"), (re.compile(r"(?<=\d) (?:jours|day)\b"), " days"))
+_DURATION_UNITS = ((re.compile(r"(?<=\d) (?:mois|month)\b"), " months"),
+                   (re.compile(r"(?<=\d) (?:ans|années|annees|year)\b"), " years"),
+                   (re.compile(r"(?<=\d) (?:semaines|week)\b"), " weeks"),
+                   (re.compile(r"(?<=\d) (?:jours|day)\b"), " days"))
 
 
 def _units(text: str) -> str:

@@ -218,9 +218,11 @@ class Retriever:
         """Reciprocal rank fusion of the pool's rankings with fixed weights."""
         w = self.weights
         lexical_weight = w.exact if pool.exact_query else w.lexical
-        weights = {"hybrid": (w.dense, lexical_weight, w.sentence), "dense": (1.0, 0.0, 0.0), "bm25": (0.0, 1.0, 0.0)}[mode]
+        weights = {"hybrid": (w.dense, lexical_weight, w.sentence), "dense": (1.0, 0.0, 0.0),
+                   "bm25": (0.0, 1.0, 0.0)}[mode]
         fused = np.zeros(len(pool.rows))
-        for scores, present, weight in ((pool.dense, pool.in_dense, weights[0]), (pool.lexical, pool.lexical > 0, weights[1]),
+        for scores, present, weight in ((pool.dense, pool.in_dense, weights[0]),
+                                        (pool.lexical, pool.lexical > 0, weights[1]),
                                         (pool.sentence, np.ones(len(pool.rows), bool), weights[2])):
             if weight:
                 order = np.argsort(-np.where(present, scores, -np.inf), kind="stable")[: int(present.sum())]
@@ -240,8 +242,8 @@ class Retriever:
                  mode: str = "hybrid", exclude: np.ndarray | None = None) -> Retrieval:
         """Top ``k`` passages for ``query`` and the scored pool they come from, at most ``max_per_doc`` per
         document. ``mode``: "hybrid" (reciprocal rank fusion of dense, BM25 and best-sentence rankings), "learned"
-        (the learned fusion of the same evidence), "dense" or "bm25" (one ranking alone, for comparisons). ``exclude`` marks
-        passage rows to leave out (training builds "the answer is not indexed" cases with it)."""
+        (the learned fusion of the same evidence), "dense" or "bm25" (one ranking alone, for comparisons).
+        ``exclude`` marks passage rows to leave out (training builds "the answer is not indexed" cases with it)."""
         if mode not in MODES:
             raise QueryError(f"unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}")
         if not self.chunks:

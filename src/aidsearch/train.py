@@ -23,7 +23,7 @@ from .answer import AnswerModels, read
 from .api import Aidsearch, open_index
 from .evaluate import Question, load_questions
 from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
-from .learned import MODELS, load_model
+from .learned import load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
 from .spans import SPAN_FEATURES, span_candidates, token_f1
 
@@ -110,11 +110,13 @@ def _readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
         yield ex, reading, labels
 
 
-def sentence_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
+def sentence_groups(ix: Aidsearch, examples: Sequence[Example],
+                    models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(reading.features, labels) for _, reading, labels in _readings(ix, examples, models) if len(labels)]
 
 
-def span_groups(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
+def span_groups(ix: Aidsearch, examples: Sequence[Example],
+                models: AnswerModels) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each question, the spans of the best-scored sentence that holds a gold answer; the positives are the
     spans closest to it (word F1 at least 0.5)."""
     groups = []
@@ -168,7 +170,8 @@ def _with_fusion(sources: Sequence[Source], fusion: LinearModel) -> None:
         s.ix.retriever().fusion = fusion
 
 
-def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel, models: AnswerModels) -> dict[str, Any]:
+def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel,
+            models: AnswerModels) -> dict[str, Any]:
     """Per set: passage Recall@1 of the fusion (right document first), and how often the chosen sentence holds a
     gold answer (among answerable questions with answer strings); abstention accuracy when the set has
     unanswerable questions; with a span model, over the questions whose chosen sentence holds the answer, the
@@ -190,7 +193,8 @@ def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel
             if ex.question.answers and len(reading.scores):
                 n_ans += 1
                 best = reading.candidates[int(np.argmax(reading.scores))]
-                holds = reading.top[best.passage].chunk.source in ex.relevant and _contains(best.text, ex.question.answers)
+                holds = (reading.top[best.passage].chunk.source in ex.relevant
+                         and _contains(best.text, ex.question.answers))
                 contains += holds
                 if holds and models.span is not None:
                     top = best_span(reading.question, best.text, models.span, 0.0)
@@ -250,7 +254,8 @@ def train(train_sets: Sequence[Source], validation: Sequence[Source] = (), *, st
     if val:
         log("validation")
         models = replace(models, abstain=abstain, span=span, min_probability=abstain.info["threshold"])
-        before = measure(val, untrained(PASSAGE_FEATURES, "dense_rel"), replace(base, span=untrained(SPAN_FEATURES, "near_question")))
+        before = measure(val, untrained(PASSAGE_FEATURES, "dense_rel"),
+                         replace(base, span=untrained(SPAN_FEATURES, "near_question")))
         after = measure(val, fusion, models)
         for model in fitted.values():
             assert model.info is not None
