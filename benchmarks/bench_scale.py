@@ -61,16 +61,16 @@ def _records(n: int) -> list[dict[str, Any]]:
     for name in ("cida_projects_2009", "senegal_aims_projects", "burundi_aims_projects",
                  "dportal_iati_activities_sample"):
         rows = by_file.get(name, [])
-        out += [r for r in rows
-                if len(r.get("text") or "") >= 300][: max(1, n // 4) if name != "cida_projects_2009" else n]
+        share = max(1, n // 4) if name != "cida_projects_2009" else n
+        out += [r for r in rows if len(r.get("text") or "") >= 300][:share]
     return out[:n]
 
 
 def build_base(work: Path, records: int) -> dict[str, Any]:
     """Write the base corpus (seed documents + records) and index it with the real model."""
     from aidsearch.config import load_settings
+    from aidsearch.api import open_index
     from aidsearch.embed import load_embedder
-    from aidsearch.indexer import build_index
 
     corpus = work / "corpus"
     corpus.mkdir(parents=True)
@@ -82,9 +82,8 @@ def build_base(work: Path, records: int) -> dict[str, Any]:
         (corpus / f"{name}.txt").write_text(f"{rec['title']}\n\n{rec['text']}\n{extra}\n", encoding="utf-8")
     settings = load_settings(corpus_dir=corpus, index_dir=work / "base")
     embedder = load_embedder(settings)
-    started = time.perf_counter()
-    report = build_index(settings, embedder)
-    total = time.perf_counter() - started
+    report = open_index(settings=settings, embedder=embedder, create=True).created
+    total = report.seconds
     return {"documents": report.documents, "passages": report.chunks, "texts": report.embedded_texts,
             "seconds": total, "embed_seconds": report.timings["embed"],
             "passages_per_s": report.chunks / total, "texts_per_s": report.embedded_texts / report.timings["embed"]}

@@ -70,10 +70,7 @@ def start_server(app: Any) -> LiveServer:
 
 def open_engine(tmp: Path, embedder: Any, **overrides: Any) -> Any:
     """Build a real index of a tmp corpus copy with the real model and open it."""
-    from aidsearch.api import Aidsearch
+    from aidsearch.api import open_index
     from aidsearch.config import load_settings
-    from aidsearch.indexer import build_index
-
     settings = load_settings(index_dir=tmp / "index", corpus_dir=make_corpus(tmp), **overrides)
-    build_index(settings, embedder)
-    return Aidsearch(settings, embedder)
+    return open_index(settings=settings, embedder=embedder, create=True)

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from aidsearch.api import Aidsearch
+from aidsearch.api import Aidsearch, open_index
 from aidsearch.answer import AnswerPolicy, asked_kinds, compose, field_label, rank_sentences
 from aidsearch.chunk import chunk_document, passage_sentences, units
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
 from aidsearch.errors import IndexCorruptError, IndexLockedError, QueryError
-from aidsearch.indexer import build_index
 from aidsearch.retrieve import parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Citation, Document, Hit, Page, content_hash
@@ -163,7 +162,7 @@ def test_a_fiche_label_line_does_not_answer_a_question_about_something_else():
 @pytest.fixture()
 def small_index(tmp_path):
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     return settings
 
 
@@ -176,7 +175,7 @@ def test_half_written_generation_is_ignored(small_index):
     (small_index.index_dir / ".CURRENT.tmp-5").write_text("gen-000099")
     app = Aidsearch(small_index, EMB)
     assert store.current() == good and app.stats()["documents"] == 5
-    build_index(small_index, EMB, rebuild=True)
+    app.update(rebuild=True)
     assert not junk.exists() and store.current() != good
 
 
@@ -186,7 +185,7 @@ def test_damaged_index_gives_one_line_error(small_index):
     with pytest.raises(IndexCorruptError, match=r"damaged .*aidsearch index --rebuild") as err:
         Aidsearch(small_index, EMB)
     assert "\n" not in str(err.value)
-    report = build_index(small_index, EMB)
+    report = open_index(settings=small_index, embedder=EMB, create=True).created
     assert report.written and Aidsearch(small_index, EMB).stats()["passages"] == report.chunks
 
 
@@ -205,11 +204,11 @@ def test_second_writer_is_refused(small_index):
     try:
         assert ready.wait(10)
         with pytest.raises(IndexLockedError, match=rf"another process \(pid {proc.pid}\) is writing"):
-            build_index(small_index, EMB)
+            Aidsearch(small_index, EMB).update(lock_timeout=0)
     finally:
         release.set()
         proc.join(10)
-    assert build_index(small_index, EMB, rebuild=True).written
+    assert Aidsearch(small_index, EMB).update(rebuild=True).written
 
 
 def test_manifest_records_model_chunking_and_documents(small_index):
@@ -256,3 +255,79 @@ def test_mixed_language_document_gets_chunk_languages():
     chunks = chunk_document(doc, EMB.count_tokens, max_tokens=60, overlap=0)
     assert {c.lang for c in chunks} == {"en", "fr"}
     assert chunks[0].lang == "en" and chunks[-1].lang == "fr"
+
+
+def test_open_index_creates_only_a_missing_index(tmp_path):
+    from aidsearch.errors import IndexMissingError
+
+    settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    with pytest.raises(IndexMissingError):
+        open_index(settings=settings, embedder=EMB)
+    created = open_index(settings=settings, embedder=EMB, create=True)
+    assert created.created.documents == 5 and created.created.written and created.stats()["generation"] == 1
+    again = open_index(settings=settings, embedder=EMB, create=True)
+    assert again.created is None and again.stats()["generation"] == 1
+    (tmp_path / "corpus" / "new.txt").write_text("Chad schools\n\nAbéché got 12 classrooms.\n", encoding="utf-8")
+    assert again.update().added == ("new.txt",) and again.stats()["documents"] == 6
+
+
+def test_conversation_reads_follow_ups_with_the_previous_subject():
+    from aidsearch.conversation import Conversation
+
+    first = Conversation().turn("Which hospitals in Kosovo receive investments?")
+    assert (first.query, first.followup_of, first.language) == (first.question, None, "en")
+    assert first.after.subject == "hospitals Kosovo investments"
+    second = first.after.turn("et son budget ?")
+    assert second.query == "et son budget ? hospitals Kosovo investments"
+    assert second.followup_of == "hospitals Kosovo investments" and second.language == "fr"
+    assert second.after == first.after  # a follow-up keeps the subject
+    third = second.after.turn("What is the total budget of the Lao-Luxembourg programme?")
+    assert third.followup_of is None and third.after.subject == "Lao-Luxembourg programme"
+
+
+def test_conversations_are_bounded_and_expire():
+    from aidsearch.conversation import Conversation, Conversations
+    from aidsearch.errors import QueryError
+
+    now = [0.0]
+    store = Conversations(limit=2, idle=10.0, clock=lambda: now[0])
+    for name in ("a", "b"):
+        store.put(name, Conversation(name.upper()))
+    assert store.get("a").subject == "A"  # "a" is now the most recently used
+    store.put("c", Conversation("C"))
+    assert len(store) == 2 and store.get("b") == Conversation() and store.get("a").subject == "A"
+    now[0] = 10.5
+    assert len(store) == 0 and store.get("c") == Conversation()
+    for bad in ("", "x" * 65, "a b", "../x", "é"):
+        with pytest.raises(QueryError, match=r"^conversation_id must be 1 to 64 letters, digits, '-' or '_'$"):
+            store.get(bad)
+    store.put("x" * 64, Conversation("ok"))
+    assert store.get("x" * 64).subject == "ok"
+
+
+def test_add_files_keeps_good_files_and_says_why_others_are_not(small_index, tmp_path):
+    from aidsearch.incoming import UploadRejected
+
+    app = Aidsearch(small_index, EMB)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "chad.txt").write_text("Chad schools\n\nThe Abéché school project built 12 classrooms.\n",
+                                    encoding="utf-8")
+    (stage / "tool.exe").write_bytes(b"MZ\x90\x00")
+    (stage / "scan.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    (stage / "quota.txt").write_text("Refused by the caller.\n", encoding="utf-8")
+
+    def accept(path, size):
+        if path.name == "quota.txt":
+            raise UploadRejected("quota", files=1, mb=1)
+
+    report = app.add_files(sorted(stage.iterdir()), accept=accept)
+    assert [(f.name, f.source, f.fresh) for f in report.added] == [("chad.txt", "uploads/chad.txt", True)]
+    reasons = {f.name: f.reason for f in report.rejected}
+    assert set(reasons) == {"tool.exe", "scan.pdf", "quota.txt"}
+    assert reasons["tool.exe"].startswith("unsupported type .exe") and "daily upload limit" in reasons["quota.txt"]
+    assert report.index.added == ("uploads/chad.txt",) and report.index.documents == 6
+    assert sorted(p.name for p in (small_index.corpus_dir / "uploads").iterdir()) == ["chad.txt"]
+    assert app.search("Abéché classrooms", k=1).hits[0].chunk.source == "uploads/chad.txt"
+    again = app.add_files([stage / "chad.txt"])
+    assert [(f.source, f.fresh) for f in again.added] == [("uploads/chad.txt", False)] and not again.rejected

@@ -19,7 +19,6 @@ from aidsearch.evaluate import (
     group_by_direction, load_questions, ndcg_at, no_answer_confusion, parse_questions, recall_at,
     reciprocal_rank, render_markdown, score_question, summarize,
 )
-from aidsearch.indexer import build_index
 from aidsearch.types import Answer, Chunk, Citation, Hit
 from conftest import DATA, ROOT
 from helpers import copy_seeds
@@ -191,7 +190,7 @@ def test_cli_reports_a_bad_question_file_in_one_line(tmp_path):
 def test_evaluate_runs_end_to_end_with_the_hashing_embedder(tmp_path):
     emb = HashEmbedder()
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    build_index(settings, emb)
+    open_index(settings=settings, embedder=emb, create=True)
     ix = open_index(settings=settings, embedder=emb)
     questions = load_questions(SEED_QUESTIONS)
     report = evaluate(ix, questions, mode="bm25", questions_file="seed", index_dir=str(tmp_path), model="hash")
@@ -257,7 +256,7 @@ def test_eval_question_set_answers_occur_in_their_records():
 @pytest.mark.model
 def test_eval_command_on_the_seed_corpus(tmp_path, embedder):
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    assert build_index(settings, embedder).documents == 5
+    assert open_index(settings=settings, embedder=embedder, create=True).created.documents == 5
     proc = subprocess.run(
         [sys.executable, "-m", "aidsearch", "eval", str(SEED_QUESTIONS), "--json",
          "--index-dir", str(tmp_path / "index")],

@@ -12,7 +12,6 @@ from aidsearch.config import load_settings
 from aidsearch.evaluate import answer_matches, load_questions
 from aidsearch.features import PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo, sentence_features, wh_type
 from aidsearch.fields import asked_fields, format_amount, format_date, render
-from aidsearch.indexer import build_index
 from aidsearch.learned import MODELS, load_model
 from aidsearch.linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise
 from aidsearch.spans import span_candidates, token_f1
@@ -154,7 +153,7 @@ def test_titles_and_their_repeats_are_marked_for_the_sentence_model():
 def seeds(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("learned")
     settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
 
 
@@ -169,7 +168,7 @@ def quarterback(tmp_path_factory, embedder):
         "held by John Elway, who led the Broncos to victory in Super Bowl XXXIII at age 38 and is currently "
         "Denver's Executive Vice President of Football Operations and General Manager.\n", encoding="utf-8")
     settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from aidsearch.config import load_settings
-from aidsearch.indexer import build_index
+from aidsearch.api import open_index
 from browser_helpers import free_port
 from conftest import ROOT
 from helpers import copy_seeds
@@ -55,7 +55,7 @@ def app_process(tmp_path_factory, embedder):
     """``python app.py`` on a real index of the seed corpus, on a free loopback port."""
     root = tmp_path_factory.mktemp("load")
     settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "TOKENIZERS_PARALLELISM": "false", "AIDSEARCH_AUTH": ""}

@@ -14,7 +14,6 @@ from aidsearch import open_index
 from aidsearch.config import load_settings
 from aidsearch.evaluate import answer_matches
 from aidsearch.errors import IndexMismatchError, IndexMissingError, QueryError
-from aidsearch.indexer import build_index
 from conftest import DATA, ROOT
 from helpers import copy_seeds, devaid_records, make_docx, make_pdf, write_records
 
@@ -30,7 +29,7 @@ KNOWN_MISSES = {
 def seed_index(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("seed")
     settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
-    report = build_index(settings, embedder)
+    report = open_index(settings=settings, embedder=embedder, create=True).created
     assert report.documents == 5 and not report.skipped
     return open_index(settings=settings, embedder=embedder)
 
@@ -137,6 +136,26 @@ def test_cli_ask_json_and_errors(seed_index):
     assert json.loads(out.stdout)["documents"] == 5
 
 
+def test_cli_chat_reads_follow_ups_from_piped_input(seed_index):
+    idx = str(seed_index.settings.index_dir)
+    questions = ("Which hospitals in Kosovo receive investments?\n?!\nand its budget?\nquit\n"
+                 "What is the total budget of LAO/027?\n")
+    out = subprocess.run([sys.executable, "-m", "aidsearch", "chat", "--index-dir", idx], input=questions,
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0 and out.stderr.strip() == "error: the question has no words to search for"
+    first, second = out.stdout.strip().split("\n\n(Follow-up on: ")
+    assert "Gjilan" in first and "Sources:" in first and "[1] " in first
+    subject, answer = second.split(")\n", 1)
+    assert "Kosovo" in subject and "29 110 000" in answer and "002_7c5a3c9fa8d73ed7.txt" in answer
+    assert "28,400,000" not in out.stdout  # nothing is read after "quit"
+    out = subprocess.run([sys.executable, "-m", "aidsearch", "chat", "--index-dir", idx, "--json"],
+                         input="Quelle est la durée totale du projet au Kosovo ?\net au Laos ?\n", capture_output=True,
+                         text=True, cwd=ROOT, timeout=600)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and [r["followup_of"] for r in rows] == [None, "projet Kosovo"]
+    assert rows[1]["query"] == "et au Laos ? projet Kosovo" and rows[1]["language"] == "fr"
+
+
 def test_real_files_incremental_updates_and_skips(tmp_path, embedder):
     corpus = copy_seeds(tmp_path / "corpus")
     sub = corpus / "reports"
@@ -154,7 +173,7 @@ def test_real_files_incremental_updates_and_skips(tmp_path, embedder):
     (sub / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n")
     (sub / "binary.txt").write_bytes(os.urandom(4096))
     settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index")
-    report = build_index(settings, embedder)
+    report = open_index(settings=settings, embedder=embedder, create=True).created
     assert report.documents == 8
     assert {s.source for s in report.skipped} == {"reports/broken.pdf", "reports/binary.txt"}
     assert all("\n" not in s.reason for s in report.skipped)
@@ -173,7 +192,7 @@ def test_real_files_incremental_updates_and_skips(tmp_path, embedder):
     assert "86,000" in answer.text and answer.citations[0].hit.chunk.source == "reports/page.html"
     assert "var x" not in app.document(answer.citations[0].hit.chunk.doc_id).text
 
-    again = build_index(settings, embedder)
+    again = app.update()
     assert again.embedded_chunks == 0 and not again.written
 
     time.sleep(0.01)
@@ -181,7 +200,7 @@ def test_real_files_incremental_updates_and_skips(tmp_path, embedder):
     html.write_text(html.read_text().replace("86,000", "91,500"), encoding="utf-8")
     (corpus / "004_9edb3953203c57b8.txt").unlink()
     before = {c.doc_id for c in app.retriever().chunks}
-    update = build_index(settings, embedder)
+    update = app.update()
     assert update.updated == ("reports/page.html",) and update.removed == ("004_9edb3953203c57b8.txt",)
     assert update.added == () and 0 < update.embedded_chunks <= 2
     answer = app.ask("How many pupils did the Malawi school feeding programme serve?")
@@ -214,7 +233,7 @@ def test_kill_during_indexing_leaves_a_working_index(tmp_path, embedder):
     corpus = copy_seeds(tmp_path / "corpus")
     index_dir = tmp_path / "index"
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     write_records(corpus / "devaid", devaid_records(120))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for delay in (2.0, 6.0, 10.0):

@@ -72,13 +72,12 @@ def test_the_reader_chooses_the_quoted_sentence_and_highlights_its_span(trained,
 
     from aidsearch import open_index
     from aidsearch.config import load_settings
-    from aidsearch.indexer import build_index
 
     root = tmp_path_factory.mktemp("reader")
     (root / "corpus").mkdir()
     (root / "corpus" / "super_bowl.txt").write_text(f"Super Bowl 50\n\n{QUARTERBACK}\n", encoding="utf-8")
     settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     ix = open_index(settings=settings.with_overrides(answerer="reader"), embedder=embedder)
     ix.models = replace(ix.models, reader=trained[1])
     question = "Who held the record before?"
@@ -100,12 +99,11 @@ def test_reader_answerer_without_weights_is_a_one_line_error(tmp_path, monkeypat
     from aidsearch import open_index, reader
     from aidsearch.config import load_settings
     from aidsearch.errors import ConfigError
-    from aidsearch.indexer import build_index
 
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "super_bowl.txt").write_text(f"Super Bowl 50\n\n{QUARTERBACK}\n", encoding="utf-8")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", answerer="reader")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     monkeypatch.setattr(reader, "READER_FILE", tmp_path / "missing.safetensors")
     monkeypatch.setattr(reader, "_SHARED", {})
     with pytest.raises(ConfigError, match=r"^answerer 'reader' needs the reader's weights \(missing.safetensors\): "
@@ -128,14 +126,13 @@ def shipped_ix(tmp_path_factory, embedder):
     """An index of the two texts above, asked with the shipped reader weights."""
     from aidsearch import open_index
     from aidsearch.config import load_settings
-    from aidsearch.indexer import build_index
 
     root = tmp_path_factory.mktemp("shipped")
     (root / "corpus").mkdir()
     (root / "corpus" / "grants.txt").write_text(f"Water and sanitation grants\n\n{GRANTS}\n", encoding="utf-8")
     (root / "corpus" / "fouta.txt").write_text(f"Reboisement du Fouta-Djalon\n\n{CHATEAU}\n", encoding="utf-8")
     settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index", answerer="reader")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     return open_index(settings=settings, embedder=embedder)
 
 
@@ -202,13 +199,12 @@ def test_shipped_reader_on_the_reported_validation_questions(tmp_path, embedder,
     ``names``)."""
     from aidsearch import open_index
     from aidsearch.config import load_settings
-    from aidsearch.indexer import build_index
 
     question, text, gold = _validation_case(question)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "article.txt").write_text(f"Article\n\n{text}\n", encoding="utf-8")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", answerer="reader")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     reply = open_index(settings=settings, embedder=embedder).ask(question)
     right = [n for n in (gold, *names) if n in reply.text]
     assert reply.found and right, reply.text

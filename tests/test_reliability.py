@@ -26,12 +26,11 @@ from hypothesis import HealthCheck, assume, given, settings as hsettings, strate
 from dataclasses import replace
 
 from aidsearch.answer import MESSAGES, AnswerModels, AnswerPolicy, compose
-from aidsearch.api import Aidsearch
+from aidsearch.api import Aidsearch, open_index
 from aidsearch.chunk import passage_sentences
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
 from aidsearch.errors import AidsearchError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
-from aidsearch.indexer import build_index
 from aidsearch.retrieve import FILTER_KEYS, parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Hit
@@ -239,7 +238,8 @@ def test_bad_files_are_skipped_with_one_line_and_the_rest_is_indexed(tmp_path, m
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
     t0 = time.perf_counter()
     # the corpus given through "..", as an absolute path: sources stay relative to it
-    report = build_index(settings, EMB, corpus=(tmp_path / "corpus" / ".." / "corpus").absolute())
+    report = open_index(settings=settings, embedder=EMB, create=True,
+                        corpus=(tmp_path / "corpus" / ".." / "corpus").absolute()).created
     seconds = time.perf_counter() - t0
     assert "huge.txt" not in read  # refused by its size, never read
     _check_report(report, good, bad)
@@ -261,7 +261,7 @@ def test_bad_files_are_skipped_with_one_line_and_the_rest_is_indexed(tmp_path, m
         assert all("secret" not in h.chunk.text.lower() and "confidential" not in h.chunk.text.lower()
                    for h in app.search(secret, k=10).hits)
 
-    again = build_index(settings, EMB)  # the next run: nothing rewritten, nothing lost, same reasons
+    again = app.update()  # the next run: nothing rewritten, nothing lost, same reasons
     assert not again.written and again.documents == len(good)
     _check_report(again, good, bad)
     _record("bad-files-build-index", {"files": len(good) + len(bad), "indexed": len(good), "skipped": len(bad),
@@ -327,7 +327,7 @@ def test_bad_uploads_each_get_one_line_and_the_rest_is_indexed(tmp_path, monkeyp
     from aidsearch.web import UPLOAD_FOLDER, Page
 
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     engine = Aidsearch(settings, EMB)
     expected = _stage_bad_uploads(tmp_path / "stage")
     read: list[str] = []
@@ -369,7 +369,7 @@ def test_upload_over_http_is_size_limited_and_renamed_safely(tmp_path):
 
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index",
                              max_upload_mb=1)
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     engine = Aidsearch(settings, EMB)
     live = start_server(build_app(engine))
     try:
@@ -406,7 +406,7 @@ def seed(tmp_path_factory, embedder):
     """A real-model index of the seed corpus (built once; tests copy it before changing anything)."""
     root = tmp_path_factory.mktemp("seed")
     settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
-    build_index(settings, embedder)
+    open_index(settings=settings, embedder=embedder, create=True)
     return settings
 
 
@@ -619,7 +619,7 @@ INDEX_STATES = {
 @pytest.fixture()
 def hash_index(tmp_path):
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     return settings
 
 
@@ -705,7 +705,7 @@ def test_index_deleted_damaged_or_replaced_under_a_running_app(hash_index):
 
             (Path(hash_index.corpus_dir) / "004_9edb3953203c57b8.txt").unlink()  # rebuild with other content
             (Path(hash_index.corpus_dir) / "new.txt").write_text(GOOD_TEXT, encoding="utf-8")
-            build_index(hash_index, EMB)
+            open_index(settings=hash_index, embedder=EMB, create=True)
             check_all(expect_ok=True)
             assert c.get("/api/stats").json()["documents"] == 5
             assert c.post("/api/search", json={"query": "Chad schools Abéché"}).json()["hits"][0]["source"] == "new.txt"
@@ -713,14 +713,14 @@ def test_index_deleted_damaged_or_replaced_under_a_running_app(hash_index):
 
             for how, kind in (("files missing", "damaged"), ("other format", "format 2"),
                               ("other model", "other-model"), ("CURRENT points nowhere", None)):
-                build_index(hash_index, EMB, rebuild=True)  # a new generation appears, partly written or foreign
+                Aidsearch(hash_index, EMB).update(rebuild=True)  # a new generation appears, partly written or foreign
                 _damage(hash_index.index_dir, how)
                 errors = check_all(expect_ok=False)
                 if kind:
                     assert errors and all(kind in e and "aidsearch index --rebuild" in e for e in errors), errors
                 reply, record = page.answer(ask["question"], {}, {})
                 assert ("as-error" in reply) == bool(kind)
-                build_index(hash_index, EMB, rebuild=True)  # a rebuild brings it back
+                open_index(settings=hash_index, embedder=EMB, create=True)  # a rebuild brings it back
                 check_all(expect_ok=True)
     finally:
         live.stop()
@@ -738,7 +738,7 @@ def test_web_start_with_missing_or_foreign_index(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr("aidsearch.embed.load_embedder", lambda settings: EMB)
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     _damage(settings.index_dir, "other format")
     engine = ensure_index(settings, echo=lambda _msg: None)  # a corpus is there: the index is rebuilt
     assert len(engine.documents()) == 5 and engine.stats()["generation"] == 2
@@ -906,12 +906,12 @@ def test_disk_full_while_writing_the_index(small_fs, tmp_path, cli, leave):
     from aidsearch.errors import IndexWriteError
 
     settings = load_settings(corpus_dir=copy_seeds(tmp_path / "corpus"), index_dir=small_fs / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     before = IndexStore(settings.index_dir).current()
     write_records(Path(settings.corpus_dir) / "devaid", devaid_records(20))
     filler = _fill(small_fs, leave)
     with pytest.raises(IndexWriteError) as err:
-        build_index(settings, EMB)
+        Aidsearch(settings, EMB).update()
     assert isinstance(err.value, AidsearchError)
     message = _one_line(str(err.value))
     assert "No space left on device" in message and "the previous index is unchanged" in message
@@ -938,14 +938,14 @@ def test_disk_full_while_writing_the_index(small_fs, tmp_path, cli, leave):
     write_records(Path(settings.corpus_dir) / "devaid", devaid_records(20))
 
     filler.unlink()  # space again: the next run completes
-    report = build_index(settings, EMB)
+    report = Aidsearch(settings, EMB).update()
     added = len(list((Path(settings.corpus_dir) / "devaid").iterdir()))
     assert report.written and report.documents == 5 + added and _leftovers(settings.index_dir) == []
     if leave == 0:  # a first index on a full disk: the same one-line error, nothing left behind
         fresh = settings.with_overrides(index_dir=small_fs / "fresh")
         filler = _fill(small_fs, 0)
         with pytest.raises(IndexWriteError, match="No space left on device"):
-            build_index(fresh, EMB)
+            open_index(settings=fresh, embedder=EMB, create=True)
         line = _error_line(cli(EMB, "index", settings.corpus_dir, "--index-dir", fresh.index_dir))
         assert "No space left on device" in line
         assert not IndexStore(fresh.index_dir).exists() and _leftovers(fresh.index_dir) == []
@@ -973,7 +973,7 @@ def test_disk_full_real_command(seed, small_fs, tmp_path, embedder):
     assert _leftovers(index_dir) == []
     assert _open_and_check(settings, embedder) == SEEDS
     filler.unlink()
-    assert build_index(settings, embedder).documents == 5 + len(list((corpus / "devaid").iterdir()))
+    assert Aidsearch(settings, embedder).update().documents == 5 + len(list((corpus / "devaid").iterdir()))
     _record("disk-full", {"filesystem": "tmpfs 12 MB", "error": line, "seconds": round(time.perf_counter() - t0, 1),
                           "previous_index_answered": True, "temp_folders_left": 0})
 
@@ -1143,7 +1143,7 @@ def forced_app(tmp_path_factory):
         "Footnoted report on Tuvalu wells\n\nThe Tuvalu wells programme dug 31 wells [1] and trained 12 caretakers "
         "[2]. Its budget was 2,000,000 AUD [13].\n\n[1] Annual report 2019. [2] Field survey.\n", encoding="utf-8")
     settings = load_settings(corpus_dir=corpus, index_dir=root / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     return Aidsearch(settings, EMB, AnswerPolicy(min_dense=-1.0, min_dense_with_terms=-1.0),
                      replace(AnswerModels.shipped(), min_probability=0.0))
 

@@ -25,10 +25,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from dataclasses import replace
 
 from aidsearch.answer import AnswerModels, AnswerPolicy
-from aidsearch.api import Aidsearch
+from aidsearch.api import Aidsearch, open_index
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
-from aidsearch.indexer import build_index
 from aidsearch.store import IndexStore
 from aidsearch.types import Document, content_hash
 from browser_helpers import MARKUP, MARKUP_DOC, MARKUP_QUESTION, make_corpus, start_server
@@ -73,7 +72,7 @@ def engine(tmp_path_factory):
     (outside / "dir" / "more.txt").write_text("Another outside secret 9931.\n", encoding="utf-8")
     os.symlink(outside / "dir", corpus / "leakdir")
     settings = load_settings(corpus_dir=corpus, index_dir=root / "index", max_upload_mb=1)
-    report = build_index(settings, EMB)
+    report = open_index(settings=settings, embedder=EMB, create=True).created
     assert {s.source for s in report.skipped} == {"leak.txt", "leakdir"}
     return Aidsearch(settings, EMB, ALWAYS, ALWAYS_LEARNED)
 
@@ -605,7 +604,7 @@ def test_feedback_file_is_rotated_past_its_limit(tmp_path, monkeypatch):
     (tmp_path / "corpus" / "fiche.txt").write_text("Projet d'eau au Niger\n\nLe budget est de 29 110 000 EUR.\n",
                                                    encoding="utf-8")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     page = web.Page(Aidsearch(settings, EMB))
     record = {"question": "Quel est le budget ?", "answer": "29 110 000 EUR [1]", "sources": []}
     for i in range(100):
@@ -625,7 +624,7 @@ def test_uploads_and_feedback_can_be_turned_off(tmp_path):
                                                    encoding="utf-8")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", uploads="false",
                              feedback="off")
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     page = Page(Aidsearch(settings, EMB))
     upload = tmp_path / "new.txt"
     upload.write_text("Chad schools in Abéché: 12 classrooms built.\n", encoding="utf-8")
@@ -648,7 +647,7 @@ def test_uploads_are_limited_per_user_and_day(tmp_path):
     (tmp_path / "corpus" / "fiche.txt").write_text("Projet d'eau au Niger\n\nLe budget est de 29 110 000 EUR.\n",
                                                    encoding="utf-8")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", max_uploads_per_day=2)
-    build_index(settings, EMB)
+    open_index(settings=settings, embedder=EMB, create=True)
     page = Page(Aidsearch(settings, EMB))
     files = []
     for i, place in enumerate(("Abéché", "Moundou", "Sarh", "Bongor")):

@@ -252,6 +252,38 @@ def test_bad_input_is_a_400_with_one_line(client, path, body, message):
 
 
 @pytest.mark.model
+def test_ask_follow_up_in_a_conversation(client):
+    first = client.post("/api/ask", json={"question": "Which hospitals in Kosovo receive investments?",
+                                          "conversation_id": "conv-1"}).json()
+    assert first["found"] and "Gjilan" in first["answer"]
+    assert first["followup_of"] is None and first["query"] == first["question"] and first["conversation_id"] == "conv-1"
+    second = client.post("/api/ask", json={"question": "and its budget?", "conversation_id": "conv-1"}).json()
+    assert second["question"] == "and its budget?" and "Kosovo" in second["followup_of"]
+    assert second["query"] == f"and its budget? {second['followup_of']}"
+    assert second["found"] and "29 110 000" in second["answer"] and second["citations"][0]["source"] == KOSOVO_FR
+    other = client.post("/api/ask", json={"question": "and its budget?", "conversation_id": "conv_2"}).json()
+    assert other["followup_of"] is None and other["query"] == "and its budget?"
+    alone = client.post("/api/ask", json={"question": "and its budget?"}).json()
+    assert "followup_of" not in alone and alone["question"] == "and its budget?"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("conversation_id", ["", "x" * 65, "a b", "../conv", "conv\n"])
+def test_bad_conversation_id_is_a_400(client, conversation_id):
+    resp = client.post("/api/ask", json={"question": "and its budget?", "conversation_id": conversation_id})
+    assert _error(resp) == "conversation_id must be 1 to 64 letters, digits, '-' or '_'"
+    assert resp.json()["kind"] == "bad_request"
+
+
+@pytest.mark.model
+def test_empty_question_in_a_conversation_is_a_400(client):
+    client.post("/api/ask", json={"question": "Which hospitals in Kosovo receive investments?",
+                                  "conversation_id": "conv-3"})
+    resp = client.post("/api/ask", json={"question": "  ", "conversation_id": "conv-3"})
+    assert _error(resp) == "the question is empty"
+
+
+@pytest.mark.model
 def test_malformed_json_is_a_400(client):
     resp = client.post("/api/ask", content=b"{not json", headers={"content-type": "application/json"})
     _error(resp)

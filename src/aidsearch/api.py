@@ -1,4 +1,5 @@
-"""The one facade used by the CLI, the web app and the tests: ``open_index(...)`` then ``search`` / ``ask``."""
+"""The one facade used by the CLI, the web app and the tests: ``open_index(...)`` (``create=True`` to build the
+index), then ``search`` / ``ask``, ``update`` and ``add_files``."""
 from __future__ import annotations
 
 import re
@@ -6,13 +7,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import bundled, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Mode, Settings, load_settings
 from .embed import Embedder, load_embedder
-from .errors import ConfigError, QueryError
+from .errors import AidsearchError, ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
+from .incoming import UPLOAD_FOLDER, UploadRejected, check_upload, save_upload
 from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
 from .retrieve import Filters, Retrieval, Retriever, parse_filters
@@ -35,6 +37,37 @@ def check_question(text: str | None) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class AddedFile:
+    """A file saved into the corpus folder: its ``name`` as given, its ``source`` in the corpus folder, and whether
+    it is ``fresh`` (newly indexed) rather than the same file already in the index."""
+
+    name: str
+    source: str
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    """A file not kept: its ``name`` as given, the one-line ``reason`` and the ``error`` it comes from, if any."""
+
+    name: str
+    reason: str
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class FilesReport:
+    """What ``Aidsearch.add_files`` did: the files kept, those rejected, and the index update (None without one)."""
+
+    added: tuple[AddedFile, ...]
+    rejected: tuple[RejectedFile, ...]
+    index: IndexReport | None
+
+
+Accept = Callable[[Path, int], None]  # called with each valid file and its size; raises UploadRejected to refuse it
+
+
 @dataclass
 class _Retrieved:
     text: str
@@ -50,13 +83,15 @@ class Aidsearch:
     """An opened index with its model; reloads by itself when another process writes a new generation."""
 
     def __init__(self, settings: Settings, embedder: Embedder, policy: AnswerPolicy | None = None,
-                 models: AnswerModels | None = None) -> None:
+                 models: AnswerModels | None = None, created: IndexReport | None = None) -> None:
         self.settings = settings
+        self.created = created  # the report of the build ``open_index(create=True)`` made, None without one
         self.embedder = embedder
         self.policy = policy or AnswerPolicy()
         self.models = models or AnswerModels.shipped()
         self.store = IndexStore(settings.index_dir)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._retriever: Retriever | None = None
         self._generation: tuple[Any, ...] | None = None
         self._refresh()
@@ -180,18 +215,88 @@ class Aidsearch:
         langs = sorted({d.lang for d in docs})
         return {"country": countries, "funder": funders, "year": years, "lang": langs}
 
-    def update(self, *, rebuild: bool = False, progress: Progress | None = None, lock_timeout: float = 60.0) -> IndexReport:
+    def update(self, *, rebuild: bool = False, progress: Progress | None = None,
+               lock_timeout: float = 60.0) -> IndexReport:
         """Re-index the corpus folder (incrementally, everything with ``rebuild``) and start answering from the new
         generation; ``progress`` is called per stage, ``lock_timeout`` bounds the wait for another writer."""
-        report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout)
+        with self._write_lock:
+            report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress,
+                                 lock_timeout=lock_timeout)
         self._refresh()
         return report
 
+    def add_files(self, paths: Sequence[str | Path], *, folder: str = UPLOAD_FOLDER, accept: Accept | None = None,
+                  progress: Progress | None = None, lock_timeout: float = 60.0) -> FilesReport:
+        """Check each file of ``paths`` (type on the content, at most the ``max_upload_mb`` setting), save it into
+        ``folder`` of the corpus folder without overwriting another file, then ``update`` the index. A bad file
+        stops nothing; a file the index cannot read, or every saved file when the update fails, is removed again.
+        ``accept(path, size)`` may refuse a valid file by raising UploadRejected (e.g. a quota); ``progress`` and
+        ``lock_timeout`` are passed to ``update``."""
+        corpus = Path(self.settings.corpus_dir)
+        saved: list[tuple[str, Path, bool]] = []  # (name as given, saved path, newly written)
+        rejected: list[RejectedFile] = []
+        for item in map(Path, paths):
+            try:
+                saved.append((item.name, *self._save_file(item, corpus / folder, accept)))
+            except UploadRejected as exc:
+                rejected.append(RejectedFile(item.name, str(exc), exc))
+            except OSError as exc:
+                rejected.append(RejectedFile(item.name, exc.strerror or str(exc), exc))
+        if not saved:
+            return FilesReport((), tuple(rejected), None)
+        try:
+            report = self.update(progress=progress, lock_timeout=lock_timeout)
+        except AidsearchError as exc:  # e.g. disk full or index locked: the files are not kept
+            _remove_new(saved)
+            return FilesReport((), tuple(rejected) + tuple(RejectedFile(n, str(exc), exc) for n, _, _ in saved), None)
+        skipped = {s.source: s.reason for s in report.skipped}
+        fresh = set(report.added) | set(report.updated)
+        added: list[AddedFile] = []
+        for name, path, new in saved:
+            source = path.relative_to(corpus).as_posix()
+            if source in skipped:  # unreadable after all (e.g. a PDF without text): not kept
+                _remove_new([(name, path, new)])
+                rejected.append(RejectedFile(name, skipped[source]))
+            else:
+                added.append(AddedFile(name, source, source in fresh))
+        return FilesReport(tuple(added), tuple(rejected), report)
+
+    def _save_file(self, path: Path, folder: Path, accept: Accept | None) -> tuple[Path, bool]:
+        """Check ``path`` and save a copy into ``folder``: (saved path, newly written), or UploadRejected."""
+        limit = int(self.settings.max_upload_mb)
+        size = path.stat().st_size
+        if size > limit * 1024 * 1024:
+            raise UploadRejected("too_big", mb=size / 1024 / 1024, limit=limit)
+        data = path.read_bytes()
+        name = check_upload(path.name, data, limit * 1024 * 1024)
+        if accept is not None:
+            accept(path, size)
+        return save_upload(folder, name, data)
+
+
+def _remove_new(saved: Sequence[tuple[str, Path, bool]]) -> None:
+    """Delete the files of ``saved`` that ``add_files`` wrote (a file that was already there is left)."""
+    for _, path, new in saved:
+        if new:
+            path.unlink(missing_ok=True)
+
 
 def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None,
-               embedder: Embedder | None = None, **overrides: Any) -> Aidsearch:
-    """Open the index in ``index_dir`` (default from settings) with the configured model."""
+               embedder: Embedder | None = None, create: bool = False, corpus: str | Path | None = None,
+               progress: Progress | None = None, lock_timeout: float = 60.0, **overrides: Any) -> Aidsearch:
+    """Open the index in ``index_dir`` (default from settings) with the configured model (or ``embedder``).
+
+    With ``create``, an index that is missing, damaged or built with another model or chunking is first built
+    from ``corpus`` (default: the ``corpus_dir`` setting), ``progress`` called per stage and ``lock_timeout``
+    bounding the wait for another writer; its report is then ``Aidsearch.created``. Without it, such an index
+    raises IndexMissingError, IndexCorruptError or IndexMismatchError."""
     settings = settings or load_settings(**overrides)
-    if index_dir is not None:
-        settings = settings.with_overrides(index_dir=index_dir)
-    return Aidsearch(settings, embedder or load_embedder(settings))
+    settings = settings.with_overrides(index_dir=index_dir, corpus_dir=corpus)
+    embedder = embedder or load_embedder(settings)
+    try:
+        return Aidsearch(settings, embedder)
+    except (IndexMissingError, IndexCorruptError, IndexMismatchError):
+        if not create:
+            raise
+    report = build_index(settings, embedder, progress=progress, lock_timeout=lock_timeout)
+    return Aidsearch(settings, embedder, created=report)

@@ -4,14 +4,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from .config import Settings, load_settings
-from .errors import AidsearchError
+from .errors import AidsearchError, QueryError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cross-lingual search and answers over aid-project documents.")
+if TYPE_CHECKING:
+    from .types import Answer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Cross-lingual search and answers over aid-project documents.")
 model_app = typer.Typer(no_args_is_help=True, help="The embedding model.")
 app.add_typer(model_app, name="model")
 
@@ -39,7 +43,8 @@ def model_info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 IndexDir = typer.Option(None, "--index-dir", help="Index folder (default: index/ or AIDSEARCH_INDEX_DIR).")
 AsJson = typer.Option(False, "--json", help="Print JSON.")
 K = typer.Option(None, "--k", min=1, max=100, help="Number of passages.")
-FilterOpt = typer.Option(None, "--filter", "-f", help="key=value: country, lang, funder, year (2015 or 2014-2016), source.")
+FilterOpt = typer.Option(None, "--filter", "-f",
+                         help="key=value: country, lang, funder, year (2015 or 2014-2016), source.")
 
 
 class _Bar:
@@ -67,20 +72,21 @@ class _Bar:
 
 @app.command()
 def index(
-    corpus: Optional[Path] = typer.Argument(None, help="Corpus folder (default: corpus/ or AIDSEARCH_CORPUS_DIR)."),
+    corpus: Optional[Path] = typer.Argument(  # noqa: B008 - how typer declares an argument
+        None, help="Corpus folder (default: corpus/ or AIDSEARCH_CORPUS_DIR)."),
     index_dir: Optional[Path] = IndexDir,
     rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the existing index and embed everything again."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait if another process is indexing."),
     as_json: bool = AsJson,
 ) -> None:
     """Build or update the index: only new or changed documents are embedded; removed ones are dropped."""
-    from .embed import load_embedder
-    from .indexer import build_index
+    from .api import open_index
 
-    settings = _settings(index_dir=index_dir, corpus_dir=corpus)
     bar = _Bar()
     try:
-        report = build_index(settings, load_embedder(settings), rebuild=rebuild, progress=bar, lock_timeout=wait)
+        ix = open_index(settings=_settings(index_dir=index_dir, corpus_dir=corpus), create=True, progress=bar,
+                        lock_timeout=wait)
+        report = ix.created or ix.update(rebuild=rebuild, progress=bar, lock_timeout=wait)
     finally:
         bar.close()
     data = report.to_dict()
@@ -93,8 +99,8 @@ def index(
     rate = f", {data['texts_per_second']} texts/s" if data["texts_per_second"] else ""
     typer.echo(f"{state}: {report.documents} documents, {report.chunks} passages "
                f"({len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
-               f"{len(report.skipped)} skipped; {report.embedded_chunks} passages and {report.embedded_texts - report.embedded_chunks} "
-               f"sentences embedded in {report.seconds:.1f} s{rate})")
+               f"{len(report.skipped)} skipped; {report.embedded_chunks} passages and "
+               f"{report.embedded_texts - report.embedded_chunks} sentences embedded in {report.seconds:.1f} s{rate})")
 
 
 def _open(index_dir: Optional[Path]):
@@ -105,7 +111,8 @@ def _open(index_dir: Optional[Path]):
 
 @app.command()
 def search(query: str = typer.Argument(..., help="What to look for."), k: Optional[int] = K,
-           filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
+           filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir,
+           as_json: bool = AsJson) -> None:
     """The passages that best match QUERY (hybrid dense + keyword search)."""
     result = _open(index_dir).search(query, k=k, filters=filters or None)
     if as_json:
@@ -120,16 +127,10 @@ def search(query: str = typer.Argument(..., help="What to look for."), k: Option
         typer.echo("    " + " ".join(c.text.split())[:300])
 
 
-@app.command()
-def ask(question: str = typer.Argument(..., help="A question in English or French."), k: Optional[int] = K,
-        filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
-    """Answer QUESTION with sentences quoted from the documents and numbered sources."""
+def _print_answer(answer: Answer) -> None:
+    """The answer with its spans in bold, then its numbered sources."""
     from .answer import MESSAGES
 
-    answer = _open(index_dir).ask(question, k=k, filters=filters or None)
-    if as_json:
-        _emit(answer.to_dict(), True)
-        return
     text, pos, parts = answer.text or "", 0, []
     for start, end in answer.highlights:  # the answer itself in bold
         parts += [text[pos:start], typer.style(text[start:end], bold=True, underline=True)]
@@ -141,6 +142,54 @@ def ask(question: str = typer.Argument(..., help="A question in English or Frenc
         chunk = c.hit.chunk
         page = f", p.{chunk.page}" if chunk.page else ""
         typer.echo(f"[{c.n}] {chunk.title} ({chunk.source}{page}, {chunk.lang})")
+
+
+@app.command()
+def ask(question: str = typer.Argument(..., help="A question in English or French."), k: Optional[int] = K,
+        filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
+    """Answer QUESTION with sentences quoted from the documents and numbered sources."""
+    answer = _open(index_dir).ask(question, k=k, filters=filters or None)
+    if as_json:
+        _emit(answer.to_dict(), True)
+        return
+    _print_answer(answer)
+
+
+_END_OF_CHAT = frozenset({"", "quit", "exit"})
+
+
+@app.command()
+def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir,
+         as_json: bool = typer.Option(False, "--json", help="Print one JSON object per answer, on one line.")) -> None:
+    """Answer questions read line by line from stdin until an empty line, "quit" or the end of input; a follow-up
+    ("and its budget?", "et au Laos ?") is read with the subject of the previous question."""
+    from .api import check_question
+    from .conversation import FOLLOWUP_LABEL, Conversation
+
+    ix = _open(index_dir)
+    conversation = Conversation()
+    prompt = sys.stdin.isatty()
+    while True:
+        if prompt:
+            typer.echo("> ", nl=False)
+        line = sys.stdin.readline()
+        if not line or line.strip().lower() in _END_OF_CHAT:
+            return
+        try:
+            turn = conversation.turn(check_question(line))
+            answer = ix.ask(turn.query, k=k, filters=filters or None)
+        except QueryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        conversation = turn.after
+        if as_json:
+            data = {**answer.to_dict(), "question": turn.question, "query": turn.query, "followup_of": turn.followup_of}
+            typer.echo(json.dumps(data, ensure_ascii=False))
+            continue
+        if turn.followup_of:
+            typer.echo(f"({FOLLOWUP_LABEL[turn.language]}: {turn.followup_of})")
+        _print_answer(answer)
+        typer.echo("")
 
 
 @app.command()
@@ -161,10 +210,11 @@ def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
 
 @app.command("eval")
 def eval_questions(
-    queries: Path = typer.Argument(..., help="JSONL question set: id, query, lang, relevant, answers per line."),
+    queries: Path = typer.Argument(  # noqa: B008 - how typer declares an argument
+        ..., help="JSONL question set: id, query, lang, relevant, answers per line."),
     index_dir: Optional[Path] = IndexDir,
-    mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (reciprocal rank fusion), learned, dense or "
-                                       "bm25 (default: the retrieval setting)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (reciprocal rank fusion), learned, "
+                                       "dense or bm25 (default: the retrieval setting)."),
     as_json: bool = AsJson,
 ) -> None:
     """Score retrieval (recall, MRR, nDCG of documents), answers and abstentions on a question set."""

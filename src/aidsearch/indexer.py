@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -47,7 +47,8 @@ class IndexReport:
         return {
             "documents": self.documents, "chunks": self.chunks, "added": list(self.added),
             "updated": list(self.updated), "removed": list(self.removed), "unchanged": self.unchanged,
-            "embedded_chunks": self.embedded_chunks, "embedded_texts": self.embedded_texts, "written": self.written, "seconds": round(self.seconds, 2),
+            "embedded_chunks": self.embedded_chunks, "embedded_texts": self.embedded_texts, "written": self.written,
+            "seconds": round(self.seconds, 2),
             "texts_per_second": round(self.embedded_texts / self.timings["embed"], 1)
             if self.timings.get("embed") else None,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
@@ -83,11 +84,12 @@ def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild
         return None
 
 
-def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None = None, rebuild: bool = False,
-                progress: Progress | None = None, lock_timeout: float = 0.0) -> IndexReport:
-    """Bring the index in ``settings.index_dir`` up to date with the corpus folder."""
+def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: Progress | None = None,
+                lock_timeout: float = 0.0) -> IndexReport:
+    """Bring the index in ``settings.index_dir`` up to date with the corpus folder (called through
+    ``aidsearch.api``: ``open_index(create=True)`` and ``Aidsearch.update``)."""
     started = time.perf_counter()
-    root = Path(corpus or settings.corpus_dir)
+    root = Path(settings.corpus_dir)
     if not root.is_dir():
         raise IngestError(f"corpus folder not found: {root}")
     store = IndexStore(settings.index_dir)
@@ -107,7 +109,8 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
             source = path.relative_to(root).as_posix()
             stat = path.stat()
             prev = old_entries.get(source)
-            if prev and prev["size"] == stat.st_size and prev["mtime_ns"] == stat.st_mtime_ns and prev["id"] in old_docs:
+            same = prev and prev["size"] == stat.st_size and prev["mtime_ns"] == stat.st_mtime_ns
+            if same and prev["id"] in old_docs:
                 doc = old_docs[prev["id"]]
             else:
                 try:
@@ -186,6 +189,7 @@ def build_index(settings: Settings, embedder: Embedder, *, corpus: Path | None =
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,
-            unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), embedded_texts=total, skipped=tuple(skipped),
+            unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), embedded_texts=total,
+            skipped=tuple(skipped),
             seconds=time.perf_counter() - started, written=changed, timings=timings,
         )

@@ -3,16 +3,15 @@
 Modules, each using only those listed before it:
 
 - ``strings``: the page's texts in English and French, and ``t(lang, key)``;
-- ``followup``: follow-up questions, their subject and language;
 - ``cards``: the HTML of answers, source cards, errors and index statistics;
-- ``uploads``: checking, saving and counting uploaded files;
+- ``uploads``: the daily limits of uploads per user;
 - ``security``: the optional login, the check before serving to the network, messages without server paths;
 - ``routes``: the HTTP API, the document routes, ``/docs`` and the JSON errors;
 - ``panels``: the chat page's Gradio Blocks and its events.
 
-Here: ``Page`` (the handlers behind the page), ``build_app`` and ``serve``. Every piece of document or user text
-is passed through ``html.escape`` before it reaches a Gradio component; Gradio's own sanitizer stays on as a
-second line of defence.
+Here: ``Page`` (the handlers behind the page; follow-up questions are read by ``aidsearch.conversation``),
+``build_app`` and ``serve``. Every piece of document or user text is passed through ``html.escape`` before it
+reaches a Gradio component; Gradio's own sanitizer stays on as a second line of defence.
 """
 from __future__ import annotations
 
@@ -26,18 +25,19 @@ from typing import Any, Callable, Mapping, Sequence
 import gradio as gr
 from fastapi import FastAPI
 
-from ..api import Aidsearch
+from ..api import Aidsearch, RejectedFile
 from ..config import Settings
+from ..conversation import Conversation, is_followup, question_language, resolve_followup, subject_terms
 from ..errors import AidsearchError
+from ..incoming import UPLOAD_FOLDER, UPLOAD_MESSAGES, UploadRejected, check_upload, safe_filename, save_upload
 from ..indexer import Progress
 from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats
-from .followup import is_followup, question_language, resolve_followup, subject_terms
 from .panels import build_blocks, footer_html
 from .routes import AskRequest, SearchRequest, add_api_docs, add_routes, error_response
 from .security import (BasicAuthMiddleware, basic_credentials, check_exposure, is_loopback, open_to_network,
                        parse_auth, public_message, request_user)
-from .strings import EXAMPLES, UI, UPLOAD_MESSAGES, t
-from .uploads import UPLOAD_FOLDER, UploadLedger, UploadRejected, check_upload, safe_filename, save_upload
+from .strings import EXAMPLES, UI, t
+from .uploads import UploadLedger
 
 __all__ = [
     "EXAMPLES", "FEEDBACK_MAX_BYTES", "UI", "UPLOAD_FOLDER", "UPLOAD_MESSAGES", "AskRequest", "BasicAuthMiddleware",
@@ -88,20 +88,18 @@ class Page:
     def answer(self, question: str, state: dict[str, Any],
                filters: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
         """The rendered reply to ``question`` and the record kept for feedback."""
-        lang = question_language(question)
-        subject = state.get("subject")
-        query = resolve_followup(question, subject)
-        followup = query != question
+        turn = Conversation(state.get("subject")).turn(question)
+        lang = turn.language
         try:
-            ans = self.engine.ask(query, filters=filters)
+            ans = self.engine.ask(turn.query, filters=filters)
         except AidsearchError as exc:
             message = public_message(str(exc), self.engine.settings)
             return render_error(message, lang), {"lang": lang, "error": message}
-        state["subject"] = subject if followup else (subject_terms(question) or subject)
+        state["subject"] = turn.after.subject
         state["lang"] = lang
-        html_out = render_answer(ans, lang, self.engine.document, subject if followup else None)
+        html_out = render_answer(ans, lang, self.engine.document, turn.followup_of)
         data = ans.to_dict()
-        record = {"question": question, "query": query, "language": lang, "found": data["found"],
+        record = {"question": question, "query": turn.query, "language": lang, "found": data["found"],
                   "answer": data["answer"], "filters": data["filters"],
                   "sources": [{k: c[k] for k in ("n", "doc_id", "source", "title", "page")} for c in data["citations"]]}
         return html_out, record
@@ -125,56 +123,32 @@ class Page:
         """Validate, save into ``corpus/uploads`` and index; one HTML ``<li>`` per file. A bad file stops nothing;
         ``user`` (login name or address) is charged against the daily limits."""
         settings = self.engine.settings
-        max_bytes = int(settings.max_upload_mb) * 1024 * 1024
-        folder = Path(settings.corpus_dir) / UPLOAD_FOLDER
-        saved: list[tuple[str, Path, bool]] = []  # (shown name, saved path, newly written)
-        rows: list[tuple[str, bool, str]] = []  # (shown name, ok, message); ``saved`` entries are filled in below
-        for item in files:
-            src = Path(item)
-            try:
-                if not settings.uploads:
-                    raise UploadRejected("disabled")
-                size = src.stat().st_size
-                if size > max_bytes:
-                    raise UploadRejected("too_big", mb=size / 1024 / 1024, limit=settings.max_upload_mb)
-                data = src.read_bytes()
-                name = check_upload(src.name, data, max_bytes)
-                with self.upload_lock:
-                    if not self.ledger.charge(user, size, settings.max_uploads_per_day,
-                                         settings.max_upload_mb_per_day * 1024 * 1024):
-                        raise UploadRejected("quota", files=settings.max_uploads_per_day,
-                                             mb=settings.max_upload_mb_per_day)
-                path, new = save_upload(folder, name, data)
-                saved.append((src.name, path, new))
-            except UploadRejected as exc:
-                rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.message(lang)}"))
-            except OSError as exc:
-                rows.append((src.name, False, f"{t(lang, 'rejected')}: {exc.strerror or exc}"))
-        if saved:
-            with self.upload_lock:
-                try:
-                    report = self.engine.update(progress=progress)
-                except AidsearchError as exc:  # e.g. disk full or index locked: the files are not kept
-                    for shown, path, new in saved:
-                        if new:
-                            path.unlink(missing_ok=True)
-                        rows.append((shown, False, f"{t(lang, 'rejected')}: {public_message(str(exc), settings)}"))
-                    saved = []
-                    report = None
-            skipped = {s.source: s.reason for s in report.skipped} if report else {}
-            fresh = set(report.added) | set(report.updated) if report else set()
-            for shown, path, new in saved:
-                source = path.relative_to(settings.corpus_dir).as_posix()
-                if source in skipped:  # unreadable after all (e.g. a PDF without text): do not keep it
-                    if new:
-                        path.unlink(missing_ok=True)
-                    rows.append((shown, False, f"{t(lang, 'rejected')}: {skipped[source]}"))
-                else:
-                    rows.append((shown, True, t(lang, "added" if source in fresh else "unchanged")))
+        rejected = t(lang, "rejected")
+        if not settings.uploads:
+            rows = [(Path(f).name, False, f"{rejected}: {UploadRejected('disabled').message(lang)}") for f in files]
+        else:
+            with self.upload_lock:  # one upload at a time: the daily counts, then the index update
+                report = self.engine.add_files(files, accept=lambda _path, size: self._charge(user, size),
+                                               progress=progress)
+            rows = [(f.name, True, t(lang, "added" if f.fresh else "unchanged")) for f in report.added]
+            rows += [(f.name, False, f"{rejected}: {self._reason(f, lang)}") for f in report.rejected]
         order = {name: i for i, name in enumerate(Path(f).name for f in files)}
         rows.sort(key=lambda r: order.get(r[0], 0))
         return [f'<li class="{"as-ok" if ok else "as-bad"}"><b>{esc(name)}</b>: {esc(msg)}</li>'
                 for name, ok, msg in rows]
+
+    def _charge(self, user: str, size: int) -> None:
+        """Count one more file of ``size`` bytes for ``user``, or UploadRejected past today's limits."""
+        settings = self.engine.settings
+        if not self.ledger.charge(user, size, settings.max_uploads_per_day,
+                                  settings.max_upload_mb_per_day * 1024 * 1024):
+            raise UploadRejected("quota", files=settings.max_uploads_per_day, mb=settings.max_upload_mb_per_day)
+
+    def _reason(self, rejected: RejectedFile, lang: str) -> str:
+        """Why a file was not kept, in ``lang`` when it failed a check, without server paths."""
+        if isinstance(rejected.error, UploadRejected):
+            return rejected.error.message(lang)
+        return public_message(rejected.reason, self.engine.settings)
 
     def build(self) -> gr.Blocks:
         """The Gradio page, its events handled here."""
@@ -208,8 +182,8 @@ def build_app(engine: Aidsearch) -> FastAPI:
 
 def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aidsearch:
     """Load the model, bring the index up to date with the corpus (building it if missing) and open it."""
+    from ..api import open_index
     from ..embed import load_embedder
-    from ..indexer import build_index
 
     echo("aidsearch: loading the model…")
     embedder = load_embedder(settings)
@@ -221,17 +195,18 @@ def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aid
             shown[stage] = done
             echo(f"aidsearch: {'reading' if stage == 'read' else 'embedding'} {done}/{total}")
 
-    if Path(settings.corpus_dir).is_dir():
-        echo(f"aidsearch: checking the index in {settings.index_dir} against {settings.corpus_dir}…")
-        report = build_index(settings, embedder, progress=progress, lock_timeout=60)
-        changes = len(report.added) + len(report.updated) + len(report.removed)
-        echo(f"aidsearch: {report.documents} documents, {report.chunks} passages"
-             + (f" ({changes} changed, {report.seconds:.1f} s)" if report.written else " (up to date)"))
-        for s in report.skipped:
-            echo(f"aidsearch: skipped {s.source}: {s.reason}")
-    else:
+    if not Path(settings.corpus_dir).is_dir():
         echo(f"aidsearch: corpus folder {settings.corpus_dir} not found; serving the existing index")
-    return Aidsearch(settings, embedder)
+        return open_index(settings=settings, embedder=embedder)
+    echo(f"aidsearch: checking the index in {settings.index_dir} against {settings.corpus_dir}…")
+    engine = open_index(settings=settings, embedder=embedder, create=True, progress=progress, lock_timeout=60)
+    report = engine.created or engine.update(progress=progress, lock_timeout=60)
+    changes = len(report.added) + len(report.updated) + len(report.removed)
+    echo(f"aidsearch: {report.documents} documents, {report.chunks} passages"
+         + (f" ({changes} changed, {report.seconds:.1f} s)" if report.written else " (up to date)"))
+    for s in report.skipped:
+        echo(f"aidsearch: skipped {s.source}: {s.reason}")
+    return engine
 
 
 def serve(settings: Settings, echo: Callable[[str], None] | None = None) -> None:

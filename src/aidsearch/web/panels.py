@@ -14,10 +14,10 @@ from gradio.blocks import Block
 
 from ..api import Aidsearch
 from ..config import Settings
+from ..conversation import question_language
 from ..errors import AidsearchError
 from ..indexer import Progress
 from .cards import esc, render_error, render_stats
-from .followup import question_language
 from .security import open_to_network, public_message, request_user
 from .strings import EXAMPLES, language_name, t
 

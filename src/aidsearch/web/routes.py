@@ -11,8 +11,9 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..api import Aidsearch
+from ..api import Aidsearch, check_question
 from ..config import Settings
+from ..conversation import Conversations
 from ..errors import AidsearchError
 from ..types import Document
 from .security import public_message
@@ -27,6 +28,9 @@ class AskRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=50, description="How many passages to retrieve.")
     filters: dict[str, str | list[str]] | None = Field(
         None, description='e.g. {"country": ["Laos"], "lang": ["fr"], "year": ["2014-2016"]}')
+    conversation_id: str | None = Field(
+        None, description="1 to 64 letters, digits, '-' or '_', chosen by the client: a follow-up question "
+                          '("and its budget?") is read with the subject of the previous question of this conversation.')
 
 
 class SearchRequest(BaseModel):
@@ -72,7 +76,9 @@ _SANDBOX = {**_SECURE,
 
 
 def add_routes(api: FastAPI, engine: Aidsearch) -> None:
-    """The JSON API and the document routes (all sync: FastAPI runs them in its threadpool)."""
+    """The JSON API and the document routes (all sync: FastAPI runs them in its threadpool); the conversations of
+    ``/api/ask`` are kept in memory, bounded in number and idle time."""
+    conversations = Conversations()
 
     @api.exception_handler(AidsearchError)
     async def _aidsearch_error(request: Request, exc: AidsearchError) -> JSONResponse:
@@ -101,7 +107,13 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
     @api.post("/api/ask", tags=["api"], summary="Answer a question with cited passages",
               responses=_ERROR_RESPONSES)
     def ask(body: AskRequest) -> dict[str, Any]:
-        return engine.ask(body.question, k=body.k, filters=body.filters).to_dict()
+        if body.conversation_id is None:
+            return engine.ask(body.question, k=body.k, filters=body.filters).to_dict()
+        turn = conversations.get(body.conversation_id).turn(check_question(body.question))
+        answer = engine.ask(turn.query, k=body.k, filters=body.filters)
+        conversations.put(body.conversation_id, turn.after)
+        return {**answer.to_dict(), "question": turn.question, "query": turn.query, "followup_of": turn.followup_of,
+                "conversation_id": body.conversation_id}
 
     @api.post("/api/search", tags=["api"], summary="Retrieve the passages closest to a query",
               responses=_ERROR_RESPONSES)

@@ -1,5 +1,8 @@
-"""The page's texts in English and French, and their lookup."""
+"""The page's texts in English and French, and their lookup (the messages of rejected files are
+``aidsearch.incoming.UPLOAD_MESSAGES``)."""
 from __future__ import annotations
+
+from ..conversation import FOLLOWUP_LABEL
 
 UI: dict[str, dict[str, str]] = {
     "en": {
@@ -31,7 +34,7 @@ UI: dict[str, dict[str, str]] = {
         "open": "Open the original",
         "open_text": "Plain text",
         "filters_header": "Filters",
-        "followup": "Follow-up on",
+        "followup": FOLLOWUP_LABEL["en"],
         "none": "No answer found in the indexed documents.",
         "hint_none": "Try other words, a more specific question, or fewer filters.",
         "error": "Could not answer",
@@ -79,7 +82,7 @@ UI: dict[str, dict[str, str]] = {
         "open": "Ouvrir l'original",
         "open_text": "Texte brut",
         "filters_header": "Filtres",
-        "followup": "Suite de",
+        "followup": FOLLOWUP_LABEL["fr"],
         "none": "Aucune réponse trouvée dans les documents indexés.",
         "hint_none": "Essayez d'autres mots, une question plus précise ou moins de filtres.",
         "error": "Impossible de répondre",
@@ -106,22 +109,6 @@ EXAMPLES = (
     "Combien de fonctionnaires locaux ont reçu un appui technique au Laos ?",
 )
 
-UPLOAD_MESSAGES = {
-    "en": {"bad_name": "no usable file name", "bad_type": "unsupported type {ext}: use PDF, DOCX, HTML, TXT or MD",
-           "empty": "empty file", "too_big": "file too large ({mb:.1f} MB; the limit is {limit} MB)",
-           "not_pdf": "not a PDF: the content does not start with %PDF-",
-           "not_docx": "not a DOCX: no word/document.xml inside", "not_text": "not a text file: binary content",
-           "disabled": "uploads are turned off on this server",
-           "quota": "daily upload limit reached ({files} files or {mb} MB per user and day): try again tomorrow"},
-    "fr": {"bad_name": "nom de fichier inutilisable",
-           "bad_type": "type {ext} non pris en charge : PDF, DOCX, HTML, TXT ou MD",
-           "empty": "fichier vide", "too_big": "fichier trop volumineux ({mb:.1f} Mo ; la limite est de {limit} Mo)",
-           "not_pdf": "pas un PDF : le contenu ne commence pas par %PDF-",
-           "not_docx": "pas un DOCX : pas de word/document.xml", "not_text": "pas un fichier texte : contenu binaire",
-           "disabled": "l'ajout de documents est désactivé sur ce serveur",
-           "quota": "limite quotidienne d'ajout atteinte ({files} fichiers ou {mb} Mo par utilisateur et par jour) : "
-                    "réessayez demain"},
-}
 
 
 def t(lang: str, key: str) -> str:
