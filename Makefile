@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-all index install browser clean bench eval-data train train-reader
+.PHONY: run lint test test-all index install browser clean bench eval-data train train-reader
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ index: $(STAMP)
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) browser
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -m "not full" -q
 
-test-all: $(STAMP) browser
+test-all: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 # About an hour on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.

@@ -41,12 +41,14 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_question_set_covers_both_directions():
     en_to_fr = [q for q in QUESTIONS if q["lang"] == "en" and any(s.startswith(("002", "003")) for s in q["relevant"])]
-    fr_to_en = [q for q in QUESTIONS if q["lang"] == "fr" and any(s.startswith(("000", "001", "004")) for s in q["relevant"])]
+    fr_to_en = [q for q in QUESTIONS
+                if q["lang"] == "fr" and any(s.startswith(("000", "001", "004")) for s in q["relevant"])]
     assert len(QUESTIONS) >= 12 and len(en_to_fr) >= 2 and len(fr_to_en) >= 2
     assert sum(not q["relevant"] for q in QUESTIONS) >= 2
 
 
-@pytest.mark.parametrize("q", [pytest.param(q, id=q["id"], marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[q["id"]]))
+@pytest.mark.parametrize("q", [pytest.param(q, id=q["id"],
+                                            marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[q["id"]]))
                                if q["id"] in KNOWN_MISSES else pytest.param(q, id=q["id"]) for q in QUESTIONS])
 def test_seed_questions(seed_index, q):
     answer = seed_index.ask(q["query"])
@@ -237,8 +239,9 @@ def test_kill_during_indexing_leaves_a_working_index(tmp_path, embedder):
     write_records(corpus / "devaid", devaid_records(120))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for delay in (2.0, 6.0, 10.0):
-        proc = subprocess.Popen([sys.executable, "-m", "aidsearch", "index", str(corpus), "--index-dir", str(index_dir)],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "aidsearch", "index", str(corpus),
+                                 "--index-dir", str(index_dir)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.kill()
         proc.wait()

@@ -250,7 +250,8 @@ def test_bad_files_are_skipped_with_one_line_and_the_rest_is_indexed(tmp_path, m
     docs = {d.source: d for d in app.documents()}
     assert "alert" not in docs["scripts.html"].text and "stolen" not in docs["scripts.html"].text
     assert "57 cooperatives" in docs["scripts.html"].text and "6,200,000 EUR" in docs["scripts.html"].text
-    assert "Bénin" in docs["mixed.txt"].text and "Sénégal" in docs["mixed.txt"].text and "Ã" not in docs["mixed.txt"].text
+    mixed = docs["mixed.txt"].text
+    assert "Bénin" in mixed and "Sénégal" in mixed and "Ã" not in mixed
     assert "Madagascar" in docs["utf16.txt"].text
     for query, source in (("412 boreholes Niger", "good.pdf"), ("1 250 hectares", "good.docx"),
                           ("57 cooperatives Nouadhibou", "scripts.html"), ("312 pompes Bénin", "mixed.txt"),
@@ -266,7 +267,7 @@ def test_bad_files_are_skipped_with_one_line_and_the_rest_is_indexed(tmp_path, m
     _check_report(again, good, bad)
     _record("bad-files-build-index", {"files": len(good) + len(bad), "indexed": len(good), "skipped": len(bad),
                                       "seconds": round(seconds, 2),
-                                      "reasons": {k: v for k, v in sorted((s.source, s.reason) for s in report.skipped)}})
+                                      "reasons": dict(sorted((s.source, s.reason) for s in report.skipped))})
 
 
 @pytest.mark.unit
@@ -692,7 +693,8 @@ def test_index_deleted_damaged_or_replaced_under_a_running_app(hash_index):
                         error = resp.json()
                         errors.append(_one_line(error["error"]))
                         assert str(Path(hash_index.index_dir).resolve()) not in resp.text, resp.text
-                        assert error["hint"] and error["kind"] in ("index_corrupt", "index_mismatch", "not_found"), error
+                        assert error["hint"], error
+                        assert error["kind"] in ("index_corrupt", "index_mismatch", "not_found"), error
                         assert resp.status_code == {"not_found": 404}.get(error["kind"], 500), error
                 reply, _ = page.answer(ask["question"], {}, {})
                 assert "Traceback" not in reply and "as-answer" in reply
@@ -996,7 +998,8 @@ def _has_open(pid: int, path: Path) -> bool:
     return False
 
 
-LOCKED = re.compile(r"^error: another process \(pid (\d+)\) is writing the index in .+; try again when it has finished$")
+LOCKED = re.compile(r"^error: another process \(pid (\d+)\) is writing the index in .+; "
+                    r"try again when it has finished$")
 
 
 @pytest.mark.model
@@ -1078,7 +1081,7 @@ def test_parse_filters_normalizes_or_raises_query_error_only(raw):
         _one_line(str(exc))
         return
     assert set(out) <= set(FILTER_KEYS)
-    for key, values in out.items():
+    for values in out.values():
         assert values and all(isinstance(v, str) and v and v == v.strip() for v in values)
     assert parse_filters([f"{k}={v}" for k, vs in out.items() for v in vs]) == out  # round trip, list form
     assert parse_filters({k: list(vs) for k, vs in out.items()}) == out  # and mapping form
@@ -1174,7 +1177,7 @@ def test_chunk_pages_match_document_pages(pages, max_tokens):
     from aidsearch.chunk import chunk_document
     from aidsearch.types import Document, Page, content_hash
 
-    text, spans, pos = "", [], 0
+    text, spans = "", []
     for n, page in enumerate(pages, 1):
         if text:
             text += "\n\n"

@@ -38,9 +38,10 @@ EMB = HashEmbedder()
 ALWAYS = AnswerPolicy(min_dense=-1.0, min_dense_with_terms=-1.0)
 ALWAYS_LEARNED = replace(AnswerModels.shipped(), min_probability=0.0)
 KOSOVO_FR = "002_7c5a3c9fa8d73ed7.txt"
-EVIL = '<img src=x onerror="alert(document.domain)"><script>fetch("/api/stats")</script><a href="javascript:alert(1)">x</a>'
+EVIL = ('<img src=x onerror="alert(document.domain)"><script>fetch("/api/stats")</script>'
+        '<a href="javascript:alert(1)">x</a>')
 HTML_DOC = "scripted.html"
-HTML_TEXT = f"""<!doctype html><html><head><title>Niger solar pumps</title>
+HTML_TEXT = """<!doctype html><html><head><title>Niger solar pumps</title>
 <script>window.stolen = document.cookie; alert("from the original");</script></head>
 <body onload="alert('onload')"><h1>Niger solar pumps</h1>
 <p>The Niger solar pumps project installed 64 pumps in Tillabéri region villages.</p>
@@ -125,7 +126,7 @@ def test_context_view_of_a_source_card_escapes_the_document():
     text = f"Before {EVIL}\n\n{passage}\n\nAfter {EVIL} <iframe src=//evil></iframe>"
     start = text.index(passage)
     doc = Document(content_hash(text), f"<b>{EVIL}</b>.txt", f"Title {EVIL}", text, "en", {})
-    cit = {"n": 1, "doc_id": doc.id, "source": doc.source, "title": doc.title, "lang": f'en"><script>x</script>',
+    cit = {"n": 1, "doc_id": doc.id, "source": doc.source, "title": doc.title, "lang": 'en"><script>x</script>',
            "page": f"<i>{EVIL}</i>", "start": start, "end": start + len(passage), "score": 0.5,
            "similarity": 0.9, "text": passage, "country": EVIL, "highlights": [[4, 30]]}
     out = render_card(cit, doc, "en")
@@ -190,7 +191,7 @@ def test_document_routes_serve_text_inert(client, engine):
             assert resp.headers["content-disposition"].startswith(disposition)
 
 
-# ------------------------------------------------------------------------------------------------ files outside the corpus
+# ---------------------------------------------------------------------------------------- files outside the corpus
 
 
 def test_links_out_of_the_corpus_are_not_indexed_or_served(client, engine):
@@ -203,8 +204,8 @@ def test_links_out_of_the_corpus_are_not_indexed_or_served(client, engine):
             assert client.get(f"/documents/{content_hash(text)}{suffix}").status_code == 404
 
 
-@pytest.mark.parametrize("source", ["../outside/secret.txt", "leak.txt", "/etc/passwd", "uploads/../../outside/secret.txt",
-                                    "leakdir/more.txt", "", "."])
+@pytest.mark.parametrize("source", ["../outside/secret.txt", "leak.txt", "/etc/passwd",
+                                    "uploads/../../outside/secret.txt", "leakdir/more.txt", "", "."])
 def test_a_tampered_index_cannot_serve_files_outside_the_corpus(engine, tmp_path, source):
     """Even if documents.jsonl names a path out of the corpus, the original is not served."""
     from aidsearch.web import build_app
@@ -229,13 +230,14 @@ def test_a_tampered_index_cannot_serve_files_outside_the_corpus(engine, tmp_path
                                   "{corpus}/leak.txt", "{index}/CURRENT", "../../../../etc/passwd"])
 def test_gradio_file_route_serves_nothing_of_ours(client, engine, path):
     corpus = Path(engine.settings.corpus_dir).resolve()
-    path = path.format(corpus=corpus, outside=corpus.parent / "outside", index=Path(engine.settings.index_dir).resolve())
+    index = Path(engine.settings.index_dir).resolve()
+    path = path.format(corpus=corpus, outside=corpus.parent / "outside", index=index)
     resp = client.get(f"/gradio_api/file={path}")
     assert resp.status_code in (403, 404), (path, resp.status_code)
     assert "4417" not in resp.text and "root:" not in resp.text and "Gjilan" not in resp.text
 
 
-# ------------------------------------------------------------------------------------------------ upload names, types, sizes
+# -------------------------------------------------------------------------------------- upload names, types, sizes
 
 
 EVIL_NAMES = ["../evil.txt", "../../../../etc/cron.d/evil.txt", "{abs}/passwd.txt", "{abs}/../abs.txt", "a/../../b.txt",

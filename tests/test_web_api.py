@@ -229,7 +229,8 @@ def test_filters_apply(client):
     data = client.post("/api/search", json={"query": "total budget", "filters": {"lang": "fr"}}).json()
     assert data["filters"] == {"lang": ["fr"]}
     assert data["hits"] and {h["lang"] for h in data["hits"]} == {"fr"}
-    data = client.post("/api/ask", json={"question": "What is the total budget?", "filters": {"country": "Laos"}}).json()
+    data = client.post("/api/ask",
+                       json={"question": "What is the total budget?", "filters": {"country": "Laos"}}).json()
     assert data["found"] and data["filters"] == {"country": ["Laos"]}
     assert {c["country"] for c in data["citations"]} == {"Laos"}
     data = client.post("/api/search", json={"query": "health", "filters": {"year": ["2026-2028"]}}).json()
@@ -292,7 +293,8 @@ def test_malformed_json_is_a_400(client):
 @pytest.mark.model
 def test_twenty_concurrent_asks(server):
     questions = [("Which hospitals in Kosovo receive investments?", "Gjilan"),
-                 ("What is the total budget of the Lao-Luxembourg Health Sector Support Programme Phase II?", "28,400,000"),
+                 ("What is the total budget of the Lao-Luxembourg Health Sector Support Programme Phase II?",
+                  "28,400,000"),
                  ("How much did the Swiss Agency for Development and Cooperation give to the local administrations "
                   "programme?", "4,000,000"),
                  ("Quelle est la durée totale du projet au Kosovo ?", "156")] * 5
@@ -434,7 +436,8 @@ def test_upload_saves_indexes_and_keeps_going(client, engine):
         "# Rapport d'étape Bénin\n\nLe projet de forages solaires au Bénin a installé 312 pompes "
         "dans la commune de Kandi en 2023.\n", encoding="utf-8")
     seen: list[tuple[str, int, int]] = []
-    lines = [html.unescape(x) for x in page.add_files(sorted(map(str, stage.iterdir())), "en", lambda *a: seen.append(a))]
+    added = page.add_files(sorted(map(str, stage.iterdir())), "en", lambda *a: seen.append(a))
+    lines = [html.unescape(x) for x in added]
     assert len(lines) == 4
     by_name = {line.split("</b>")[0].split("<b>")[1]: line for line in lines}
     assert "not a PDF" in by_name["fake.pdf"] and "as-bad" in by_name["fake.pdf"]

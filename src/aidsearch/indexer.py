@@ -109,8 +109,8 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             source = path.relative_to(root).as_posix()
             stat = path.stat()
             prev = old_entries.get(source)
-            same = prev and prev["size"] == stat.st_size and prev["mtime_ns"] == stat.st_mtime_ns
-            if same and prev["id"] in old_docs:
+            same_file = prev is not None and (prev["size"], prev["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+            if prev is not None and same_file and prev["id"] in old_docs:
                 doc = old_docs[prev["id"]]
             else:
                 try:
