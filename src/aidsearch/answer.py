@@ -229,7 +229,6 @@ class AnswerModels:
     close_score: float = 1.0
     min_span_probability: float = 0.3
     reader: Reader | None = None
-    reader_around: int | None = None
 
     @classmethod
     def shipped(cls) -> AnswerModels:
@@ -311,33 +310,26 @@ def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_pro
     return spans[best] if probs[best] / probs.sum() >= min_probability else None
 
 
-def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray,
-                       around: int | None = None) -> tuple[np.ndarray, Span | None]:
+def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray) -> tuple[np.ndarray, Span | None]:
     """The reader's choice within the passage of the best-scored sentence: that passage's sentence holding the
     best answer span goes first in ``order``, and the span, relative to its sentence."""
-    first = reading.candidates[int(order[0])]
-    p = first.passage
+    p = reading.candidates[int(order[0])].passage
     sentences = reading.sentences[p]
-    lo, hi = 0, len(sentences)
-    if around is not None:
-        lo, hi = max(first.index - around, 0), min(first.index + around + 1, len(sentences))
-    base = sentences[lo].start
-    text = reading.top[p].chunk.text[base:sentences[hi - 1].end]
-    logits = reader.logits(reading.question.text, [text])[0]
-    scores = logits.span_scores([(s.start - base, s.end - base) for s in sentences[lo:hi]])
+    logits = reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
+    scores = logits.span_scores([(s.start, s.end) for s in sentences])
     if not len(scores) or not np.isfinite(scores.max()):
         return order, None
-    index = lo + int(np.argmax(scores))
+    index = int(np.argmax(scores))
     pick = next((i for i in order if reading.candidates[int(i)].passage == p and
                  reading.candidates[int(i)].index == index), None)
     if pick is None:
         return order, None
     order = np.concatenate([[pick], order[order != pick]])
     sentence = sentences[index]
-    found = logits.best_span(sentence.start - base, sentence.end - base)
+    found = logits.best_span(sentence.start, sentence.end)
     span = None
     if found is not None:
-        words = " ".join(text[found[0]:found[1]].split())
+        words = " ".join(reading.top[p].chunk.text[found[0]:found[1]].split())
         at = sentence.text.find(words) if words else -1
         span = Span(at, at + len(words), words) if at >= 0 else None
     return order, span
@@ -352,7 +344,7 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     order = np.argsort(-reading.scores, kind="stable")
     reader_span = None
     if models.reader is not None:
-        order, reader_span = _read_best_passage(reading, models.reader, order, models.reader_around)
+        order, reader_span = _read_best_passage(reading, models.reader, order)
     best = reading.candidates[int(order[0])]
     top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id
