@@ -127,6 +127,23 @@ ASKED_KINDS = {
 # A question about a place, searched in the lowercased (not folded) question.
 PLACE_ASK = re.compile(r"\b(where|country|countries|où|pays|région\w*|region\w*|province\w*)\b")
 
+# Follow-up questions ("and its budget?", "et au Laos ?"): the openings that continue the previous question, the
+# words of a question, and the question and measure words that are not its subject
+FOLLOWUP_OPENING = re.compile(
+    r"^\s*(?:(?P<fr>et|qu['’]en est-il|quid|pareil|idem)|(?P<en>and|what about|how about|same for|also))\b",
+    re.IGNORECASE,
+)
+WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
+NOT_SUBJECT = frozenset("""
+a an the of in on at for to from by with and or is are was were be been does do did has have had what which who whom
+whose when where why how long many much its their this that these those there it about any all last lasts take takes
+total cost costs budget budgets duration amount funding funded fund contribution contribute contributes start starts
+started end ends ended period date dates year years month months number give gave receive received
+le la les l de du des d un une et ou en au aux à est sont était par pour sur dans avec quel quelle quels quelles qui
+que qu quoi quand où comment combien son sa ses leur leurs ce cet cette ces y il elle se s totale coût montant durée
+financement finance financé période année années mois début fin
+""".split())
+
 # The type of answer a question asks for, for the learned stages: the first match in the folded question.
 WH_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((t, re.compile(p)) for t, p in (
     ("duration", r"\b(how long|combien de temps|quelle (?:est la )?duree|duree|for how many (?:months|years))\b"),
