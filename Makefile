@@ -68,9 +68,12 @@ train: eval-data
 	$(PY) -m aidsearch.train $(TRAIN_SETS)
 
 # Fits the answer reader (low-rank updates of the bundled encoder and a start/end head) on the train articles of the
-# public QA sets and writes src/aidsearch/params/reader.safetensors with its validation figures (about an hour on 2 cores).
-train-reader: $(STAMP)
+# public QA sets and writes src/aidsearch/params/reader.safetensors with its validation figures (about an hour on 2 cores),
+# then how much its span scores weigh against the learned sentence scores on the train parts
+# (src/aidsearch/params/reader_weight.json, with the figures of every weight on the train and validation parts).
+train-reader: eval-data
 	$(PY) -m aidsearch.train_reader --qa eval/qa
+	$(PY) -m aidsearch.train --reader-weight $(TRAIN_SETS)
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

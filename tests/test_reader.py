@@ -1,6 +1,9 @@
 """The answer reader: committed weights, the sentence and span it picks, and its training."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,8 +141,6 @@ def shipped_ix(tmp_path_factory, embedder):
 
 @pytest.mark.model
 def test_committed_reader_weights_load_with_their_data_hash_and_validation_figures():
-    from pathlib import Path
-
     from aidsearch.reader import READER_FILE
     from aidsearch.train import data_hash
 
@@ -160,8 +161,7 @@ def _miss(question: str, answer: str, reason: str):
 
 @pytest.mark.model
 @pytest.mark.parametrize("question, answer", [
-    _miss("Which programme previously received the fund's largest grant?", "Mwanza sanitation programme",
-          "the reader highlights 'Kigali water' in the restating sentence (the French question gets it right)"),
+    ("Which programme previously received the fund's largest grant?", "Mwanza sanitation programme"),
     ("Quel programme avait reçu la plus grosse subvention du fonds auparavant ?", "Mwanza sanitation programme"),
     ("Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?", "Fouta-Djalon"),
     _miss("Which rivers does the water tower of West Africa feed?", "le Niger, le Sénégal et la Gambie",
@@ -176,8 +176,6 @@ def test_shipped_reader_quotes_the_answering_sentence_not_the_restating_one(ship
 
 def _validation_case(question: str) -> tuple[str, str, str]:
     """Question, paragraph and first answer of a validation question of the public QA sets (eval/qa)."""
-    from pathlib import Path
-
     from aidsearch.train_reader import load_qa
 
     qa = Path(__file__).resolve().parent.parent / "eval" / "qa"
@@ -187,11 +185,12 @@ def _validation_case(question: str) -> tuple[str, str, str]:
 
 @pytest.mark.model
 @pytest.mark.parametrize("question, names", [
-    pytest.param("Who previously held the record for being the oldest quarterback to play in a Super Bowl?", (),
-                 marks=pytest.mark.xfail(strict=True, reason="the reader highlights Peyton Manning in the sentence "
-                                                             "before the one naming John Elway")),
+    ("Who previously held the record for being the oldest quarterback to play in a Super Bowl?", ()),
     ("Quel pays est surnommé la \"perle de l'Afrique\" ?", ("Uganda",)),  # the country field, in English
-    ("Qui abandonne ses principes marxistes en 1987 ?", ()),
+    pytest.param("Qui abandonne ses principes marxistes en 1987 ?", (),
+                 marks=pytest.mark.xfail(strict=True, reason="with the learned scores weighed in, the quote is the "
+                                                             "sentence restating the question ('Dès 1987, il "
+                                                             "abandonne…'), not the one before naming Museveni")),
 ])
 def test_shipped_reader_on_the_reported_validation_questions(tmp_path, embedder, question, names):
     """The questions the earlier answerer got wrong (they are in the validation articles, never trained on):
@@ -210,3 +209,85 @@ def test_shipped_reader_on_the_reported_validation_questions(tmp_path, embedder,
     assert reply.found and right, reply.text
     assert any(n in reply.text[a:b] or reply.text[a:b] in n for a, b in reply.highlights for n in right), \
         reply.highlights
+
+
+@pytest.mark.unit
+def test_reader_weight_trades_the_learned_score_against_the_reader_score():
+    from aidsearch.answer import with_reader
+
+    learned = np.array([2.0, 1.0, 0.0, -np.inf])
+    reader = np.array([1.0, 3.0, 4.0, -np.inf])
+    assert with_reader(learned, reader, None) == 2  # the reader alone
+    assert with_reader(learned, reader, 0.0) == 0  # the learned ranker alone
+    assert with_reader(learned, reader, 0.7) == 1  # 2.7, 3.1, 2.8
+    assert with_reader(learned, reader, 0.1) == 0  # 2.1, 1.3, 0.4
+    no_span = np.array([-np.inf, 1.0, 3.0])  # the first sentence holds no span: it counts as 1.0, not -inf
+    assert with_reader(np.array([5.0, 0.0, 0.0]), no_span, 1.0) == 0 and with_reader(np.zeros(3), no_span, None) == 2
+
+
+@pytest.mark.unit
+def test_weight_accuracy_counts_the_choices_that_hold_the_answer():
+    from aidsearch.train import READER_WEIGHTS, weight_accuracy
+
+    rows = [(np.array([2.0, 0.0]), np.array([0.0, 5.0]), np.array([False, True])),  # the reader is right
+            (np.array([2.0, 0.0]), np.array([1.0, 1.5]), np.array([True, False]))]  # the learned ranker is right
+    figures = weight_accuracy(rows)
+    assert list(figures) == [str(w) for w in READER_WEIGHTS[:-1]] + ["reader alone"]
+    assert figures["0.0"] == 0.5 and figures["reader alone"] == 0.5
+    assert figures["1.0"] == 1.0  # 2.0 vs 5.0, then 3.0 vs 1.5: both right
+    assert weight_accuracy([]) == {k: 0.0 for k in figures}
+
+
+@pytest.mark.model
+def test_committed_reader_weight_is_fitted_on_the_train_parts_and_used_by_the_reader_answerer(shipped_ix):
+    from aidsearch.reader import WEIGHT_FILE, shipped_weight
+    from aidsearch.train import READER_WEIGHTS, data_hash
+
+    fitted = json.loads(WEIGHT_FILE.read_text(encoding="utf-8"))
+    root = Path(__file__).resolve().parent.parent
+    train_files = [root / "eval/qa/build/piaf/train.jsonl", root / "eval/qa/build/xquad/train.jsonl",
+                   root / "eval/dev/train.jsonl"]
+    if all(p.exists() for p in train_files):  # the QA sets are built by make eval-data
+        assert fitted["data"] == data_hash(train_files)
+    assert fitted["weight"] in READER_WEIGHTS and shipped_weight() == fitted["weight"]
+    train = fitted["sentence_has_answer"]["train"]
+    assert sorted(train) == ["dev", "piaf", "xquad"]
+    key = "reader alone" if fitted["weight"] is None else str(fitted["weight"])
+    mean = {k: np.mean([f[k] for f in train.values()]) for k in train["piaf"]}
+    assert mean[key] == max(mean.values()) and mean[key] > mean["0.0"]
+    shipped_ix.ask("Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?")
+    assert shipped_ix.models.reader is not None and shipped_ix.models.reader_weight == fitted["weight"]
+
+
+@pytest.mark.model
+def test_fitting_the_reader_weight_picks_the_best_weight_on_the_train_questions(shipped_ix, tmp_path):
+    from aidsearch.evaluate import Question
+    from aidsearch.train import READER_WEIGHTS, Source, fit_reader_weight
+
+    questions = [Question("g1", "Which programme previously received the fund's largest grant?", "en",
+                          ("grants.txt",), ("Mwanza",)),
+                 Question("g2", "Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?", "fr",
+                          ("fouta.txt",), ("Fouta-Djalon",)),
+                 Question("g3", "Combien d'hectares le projet reboise-t-il ?", "fr", ("fouta.txt",), ("4 000",))]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(q.__dict__) + "\n" for q in questions), encoding="utf-8")
+    fitted = fit_reader_weight([Source("tiny", shipped_ix, questions, path)])
+    figures = fitted["sentence_has_answer"]["train"]["tiny"]
+    assert fitted["weight"] in READER_WEIGHTS and fitted["sets"] == {"tiny": 3}
+    key = "reader alone" if fitted["weight"] is None else str(fitted["weight"])
+    assert figures[key] == max(figures.values()) and all(0.0 <= v <= 1.0 for v in figures.values())
+    assert max(figures.values()) >= 2 / 3, figures
+
+
+@pytest.mark.model
+def test_the_reader_shares_the_word_embedding_table_of_the_embedder(embedder):
+    """The reader's low-rank updates leave the word embeddings alone: the 250k-row table is held once."""
+    import torch
+
+    from aidsearch.reader import shared_reader
+
+    reader = shared_reader(model_path(Settings()))
+    assert reader is not None
+    mine = reader.model.embeddings.word_embeddings
+    theirs = embedder.model[0].auto_model.embeddings.word_embeddings
+    assert mine is theirs and mine.weight.dtype == torch.float16 and mine.weight.shape[0] > 200_000

@@ -217,7 +217,9 @@ class AnswerModels:
     to read. A sentence joins the best one when it is its neighbour or scores within ``near_score`` of it, and
     one short sentence within ``close_score`` when the best one alone is over ``max_words`` (all chosen on the
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
-    answer is "no answer" below ``min_probability`` (set by the trainer from the train parts)."""
+    answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
+    the quoted sentence of the best passage is the best of learned + ``reader_weight`` × reader span score (the
+    reader's choice alone when None)."""
 
     sentence: LinearModel
     abstain: LinearModel
@@ -229,6 +231,7 @@ class AnswerModels:
     close_score: float = 1.0
     min_span_probability: float = 0.3
     reader: Reader | None = None
+    reader_weight: float | None = None
 
     @classmethod
     def shipped(cls) -> AnswerModels:
@@ -310,16 +313,35 @@ def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_pro
     return spans[best] if probs[best] / probs.sum() >= min_probability else None
 
 
-def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray) -> tuple[np.ndarray, Span | None]:
-    """The reader's choice within the passage of the best-scored sentence: that passage's sentence holding the
-    best answer span goes first in ``order``, and the span, relative to its sentence."""
+def passage_scores(reading: Reading, passage: int) -> np.ndarray:
+    """The learned score of each sentence of passage ``passage`` of ``reading`` (-inf for one not scored)."""
+    out = np.full(len(reading.sentences[passage]), -np.inf)
+    for i, c in enumerate(reading.candidates):
+        if c.passage == passage:
+            out[c.index] = reading.scores[i]
+    return out
+
+
+def with_reader(learned: np.ndarray, reader: np.ndarray, weight: float | None) -> int:
+    """The sentence of a passage to quote given its sentences' learned scores and the reader's best span score in
+    each: the reader's choice alone when ``weight`` is None, else the best learned + ``weight`` × reader score (a
+    sentence holding no span counts as the passage's lowest reader score)."""
+    finite = np.isfinite(reader)
+    reader = np.where(finite, reader, reader[finite].min())
+    return int(np.argmax(reader if weight is None else learned + weight * reader))
+
+
+def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray,
+                       weight: float | None) -> tuple[np.ndarray, Span | None]:
+    """The reader's choice within the passage of the best-scored sentence (with the learned scores, by
+    ``weight``): that sentence goes first in ``order``, and the reader's span in it, relative to the sentence."""
     p = reading.candidates[int(order[0])].passage
     sentences = reading.sentences[p]
     logits = reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
     scores = logits.span_scores([(s.start, s.end) for s in sentences])
     if not len(scores) or not np.isfinite(scores.max()):
         return order, None
-    index = int(np.argmax(scores))
+    index = with_reader(passage_scores(reading, p), scores, weight)
     pick = next((i for i in order if reading.candidates[int(i)].passage == p and
                  reading.candidates[int(i)].index == index), None)
     if pick is None:
@@ -344,7 +366,7 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     order = np.argsort(-reading.scores, kind="stable")
     reader_span = None
     if models.reader is not None:
-        order, reader_span = _read_best_passage(reading, models.reader, order)
+        order, reader_span = _read_best_passage(reading, models.reader, order, models.reader_weight)
     best = reading.candidates[int(order[0])]
     top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id

@@ -163,12 +163,12 @@ class Aidsearch:
             answer = compose(r.text, lang, r.retrieval.hits, r.qv, r.retriever.sentence_vectors, self.policy)
         else:
             answer = compose_learned(r.text, lang, r.retrieval, r.qv, r.retriever.sentence_vectors,
-                                     self._answer_models(), r.retriever.gen.documents.get)
+                                     self.answer_models(), r.retriever.gen.documents.get)
         t3 = time.perf_counter()
         r.timings.update(answer=(t3 - t2) * 1000, total=(t3 - r.started) * 1000)
         return replace(answer, timings_ms=r.timings, filters=r.filters)
 
-    def _answer_models(self) -> AnswerModels:
+    def answer_models(self) -> AnswerModels:
         """The learned stages, with the answer reader when the ``answerer`` setting asks for it (loaded on first
         use)."""
         if self.settings.answerer != "reader":
@@ -178,7 +178,7 @@ class Aidsearch:
             if loaded is None:
                 raise ConfigError(f"answerer 'reader' needs the reader's weights ({reader.READER_FILE.name}): "
                                   "run make train-reader")
-            self.models = replace(self.models, reader=loaded)
+            self.models = replace(self.models, reader=loaded, reader_weight=reader.shipped_weight())
         return self.models
 
     def document(self, doc_id: str) -> Document | None:

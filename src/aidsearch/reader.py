@@ -18,6 +18,7 @@ from .linear import PARAMS_DIR
 log = logging.getLogger(__name__)
 
 READER_FILE = PARAMS_DIR / "reader.safetensors"
+WEIGHT_FILE = PARAMS_DIR / "reader_weight.json"
 QUESTION_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 MAX_TOKENS = 256
@@ -150,6 +151,15 @@ def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id:
     return scores[..., 0], scores[..., 1]
 
 
+def shipped_weight() -> float | None:
+    """How much the reader's span scores weigh against the learned sentence scores (``params/reader_weight.json``,
+    written by ``python -m aidsearch.train --reader-weight``); None, the reader alone, when not fitted."""
+    if not WEIGHT_FILE.exists():
+        return None
+    weight = json.loads(WEIGHT_FILE.read_text(encoding="utf-8")).get("weight")
+    return None if weight is None else float(weight)
+
+
 _SHARED: dict[str, Reader | None] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -185,7 +195,7 @@ def load_reader(folder: Path, path: Path | None = None) -> Reader | None:
         head = torch.nn.Linear(model.config.hidden_size, 2)
         head.weight.copy_(tensors["head.weight"])
         head.bias.copy_(tensors["head.bias"])
-    half_word_embeddings(model)
+    half_word_embeddings(model, shared_as=str(folder))
     release_freed_memory()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")))

@@ -3,7 +3,8 @@
 ``python -m aidsearch.train --set NAME=INDEX_DIR:QUESTIONS.jsonl ... [--validate NAME=INDEX_DIR:QUESTIONS.jsonl ...]``
 writes ``params/{fusion,sentence,abstain,span}.json`` with the hash of the data, the counts and the validation
 figures they reached (``make train`` runs it on the shipped sets). Nothing is random: the same data gives the
-same parameters.
+same parameters. With ``--reader-weight`` it fits only how much the answer reader's span scores weigh against the
+learned sentence scores (``params/reader_weight.json``; ``make train-reader`` runs it after training the reader).
 """
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .answer import AnswerModels, read
+from .answer import AnswerModels, passage_scores, read, with_reader
 from .api import Aidsearch, open_index
+from .embed import model_path
 from .evaluate import Question, load_questions
 from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
 from .learned import load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
+from .reader import WEIGHT_FILE, Reader, shared_reader
 from .spans import SPAN_FEATURES, span_candidates, token_f1
 
 _ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
@@ -215,6 +218,59 @@ def measure(sources: Sequence[tuple[Source, list[Example]]], fusion: LinearModel
     return out
 
 
+READER_WEIGHTS: tuple[float | None, ...] = (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, None)
+
+
+def reader_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels,
+                reader: Reader) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each question with answer strings: the learned and the reader's scores of the sentences of the passage
+    that holds the best-scored sentence (the one the reader reads), and which of them hold a gold answer."""
+    rows = []
+    for ex, reading, labels in _readings(ix, examples, models):
+        if not len(reading.scores):
+            continue
+        p = reading.candidates[int(np.argmax(reading.scores))].passage
+        spans = [(x.start, x.end) for x in reading.sentences[p]]
+        scores = reader.logits(ex.question.query, [reading.top[p].chunk.text])[0].span_scores(spans)
+        gold = np.zeros(len(spans), dtype=bool)
+        for c, label in zip(reading.candidates, labels):
+            if c.passage == p:
+                gold[c.index] = label
+        learned = passage_scores(reading, p)
+        rows.append((learned, scores if np.isfinite(scores).any() else learned, gold))
+    return rows
+
+
+def weight_accuracy(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """For each weight of ``READER_WEIGHTS`` ("reader alone" for None), how often the chosen sentence holds a
+    gold answer."""
+    return {"reader alone" if w is None else str(w):
+            round(float(np.mean([g[with_reader(a, b, w)] for a, b, g in rows] or [0.0])), 4) for w in READER_WEIGHTS}
+
+
+def fit_reader_weight(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
+                      log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """The weight of ``READER_WEIGHTS`` whose choices hold a gold answer most often on the train parts (each set
+    counting alike; the smaller weight on a tie), with the figures of every weight on the train and the
+    validation parts."""
+    models = AnswerModels.shipped()
+    folder = model_path(train_sets[0].ix.settings)
+    reader = shared_reader(folder) if folder is not None else None
+    if reader is None:
+        raise SystemExit("error: no reader weights: run python -m aidsearch.train_reader first")
+    figures: dict[str, dict[str, dict[str, float]]] = {"train": {}, "validation": {}}
+    for part, sources in (("train", train_sets), ("validation", validation)):
+        for s in sources:
+            log(f"reader weight: {part} {s.name}")
+            figures[part][s.name] = weight_accuracy(reader_rows(s.ix, s.examples(), models, reader))
+    keys = list(figures["train"][train_sets[0].name])
+    mean = {k: float(np.mean([f[k] for f in figures["train"].values()])) for k in keys}
+    best = max(keys, key=lambda k: (mean[k], -keys.index(k)))
+    return {"weight": None if best == "reader alone" else float(best), "data": data_hash([s.path for s in train_sets]),
+            "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sets": {s.name: len(s.questions) for s in train_sets}, "sentence_has_answer": figures}
+
+
 def data_hash(paths: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
@@ -279,11 +335,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validate", action="append", default=[], help="NAME=INDEX_DIR:QUESTIONS.jsonl")
     parser.add_argument("--out", type=Path, default=PARAMS_DIR)
     parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--reader-weight", action="store_true", help="fit only the weight of the answer reader")
     args = parser.parse_args(argv)
     shared: dict[str, Any] = {}
     sources = [_source(s, shared) for s in args.sets]
     validation = [_source(s, shared) for s in args.validate]
-    fitted = train(sources, validation, steps=args.steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.reader_weight:
+        fitted_weight = fit_reader_weight(sources, validation, log=say)
+        out = args.out / WEIGHT_FILE.name
+        out.write_text(json.dumps(fitted_weight, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps({"out": str(out), **fitted_weight}, indent=1))
+        return
+    fitted = train(sources, validation, steps=args.steps, log=say)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, model in fitted.items():
         model.save(args.out / f"{name}.json")
