@@ -6,7 +6,8 @@ Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answe
 Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
 rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = learned fusion, answer ranker and
 span, field answers and abstention (``retrieval learned``, ``answerer learned``); "reader" = the same with the
-answer reader choosing the quoted sentence and span (``answerer reader``); "dense" and "bm25" = one ranking alone,
+answer reader's span scores weighed with the learned sentence scores to choose the quoted sentence, and its span
+(``answerer reader``); "reader alone" = the reader's choice alone; "dense" and "bm25" = one ranking alone,
 for the fusion comparison. The Markdown
 report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
 """
@@ -49,8 +50,8 @@ SETS = (
     EvalSet("development validation", "validation", "eval/index-e5", "eval/dev/validation.jsonl"),
     EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
 )
-CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader": ("learned", "reader"),
-           "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
+CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
+           "reader": ("learned", "reader"), "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
 
@@ -73,6 +74,8 @@ def run(limit: int | None) -> dict[str, Any]:
         results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
         for name, (mode, answerer) in CONFIGS.items():
             ix = type(base)(replace(base.settings, answerer=answerer), embedder)
+            if name == "reader alone":
+                ix.models = replace(ix.answer_models(), reader_weight=None)
             report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
                               answers=name not in RETRIEVAL_ONLY)
             groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
@@ -108,8 +111,10 @@ def render(data: dict[str, Any]) -> str:
         "from data anything was fitted on, except that the rule answerer's constants (*earlier*) were tuned on the "
         "100 development questions, development validation included. *earlier*: reciprocal rank fusion and the "
         "rule-based answerer (`retrieval hybrid`, `answerer rules`); *learned*: learned fusion, answer sentence "
-        "and span, fiche-field answers and learned abstention; *reader*: the same with the answer reader (fitted "
-        "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *dense* / *bm25*: one "
+        "and span, fiche-field answers and learned abstention; *reader alone*: the same with the answer reader (fitted "
+        "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *reader*: the reader's "
+        "span scores weighed with the learned sentence scores (the weight chosen on the train parts: "
+        "`params/reader_weight.json`); *dense* / *bm25*: one "
         "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "
