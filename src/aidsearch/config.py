@@ -27,7 +27,7 @@ class Settings:
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact);
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
-    answerer "reader": the learned stages plus the answer reader, when its weights have been trained)."""
+    answerer "reader", the default: the learned stages plus the answer reader)."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -45,7 +45,7 @@ class Settings:
     max_uploads_per_day: int = 100
     max_upload_mb_per_day: int = 500
     auth: str = ""
-    answerer: str = "learned"
+    answerer: str = "reader"
     retrieval: str = "learned"
     public_without_login: bool = False
     uploads: bool = True
