@@ -138,11 +138,11 @@ def _scale(r: dict[str, Any]) -> list[str]:
     largest = max(rows, key=lambda row: row["passages"])
     met = [f"{name} {largest[key]:.0f} {unit} (goal ≤ {limit:.0f}): {'met' if largest[key] <= limit else 'NOT met'}"
            for key, (name, limit, unit) in GOALS.items()]
-    out += ["", f"Goals at {largest['passages']:,} passages — " + "; ".join(met) + "."]
     if "answerer" not in r:
         out += ["", "Measured before the answer reader became the default answerer: the ask times are without it. "
                     "The reader adds one encoder pass over one passage per question (ms/question, learned → reader, "
                     "in the answers report above)."]
+    out += ["", f"Goals at {largest['passages']:,} passages — " + "; ".join(met) + "."]
     return out
 
 
