@@ -219,7 +219,11 @@ def serve(settings: Settings, echo: Callable[[str], None] | None = None) -> None
     if open_to_network(settings):
         say(f"aidsearch: WARNING: serving on {settings.host} without a login (--public-without-login): anyone on "
             "the network can ask and upload documents")
-    app = build_app(ensure_index(settings, say))
+    engine = ensure_index(settings, say)
+    if settings.answerer == "reader":
+        say("aidsearch: loading the answer reader…")
+        engine.answer_models()  # now rather than on the first question
+    app = build_app(engine)
     say(f"aidsearch: open http://{settings.host}:{settings.port}/  (API docs: /docs)"
         + ("  [login required]" if settings.auth else ""))
     uvicorn.run(app, host=settings.host, port=int(settings.port), log_level="warning")
