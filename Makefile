@@ -70,10 +70,12 @@ train: eval-data
 # Fits the answer reader (low-rank updates of the bundled encoder and a start/end head) on the train articles of the
 # public QA sets and writes src/aidsearch/params/reader.safetensors with its validation figures (about an hour on 2 cores),
 # then how much its span scores weigh against the learned sentence scores on the train parts
-# (src/aidsearch/params/reader_weight.json, with the figures of every weight on the train and validation parts).
+# (src/aidsearch/params/reader_weight.json, with the figures of every weight on the train and validation parts),
+# and its answer head (does a passage answer the question: params/reader_answer.json, with its validation figures).
 train-reader: eval-data
 	$(PY) -m aidsearch.train_reader --qa eval/qa
 	$(PY) -m aidsearch.train --reader-weight $(TRAIN_SETS)
+	$(PY) -m aidsearch.train_reader --qa eval/qa --answer-head
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

@@ -291,3 +291,100 @@ def test_the_reader_shares_the_word_embedding_table_of_the_embedder(embedder):
     mine = reader.model.embeddings.word_embeddings
     theirs = embedder.model[0].auto_model.embeddings.word_embeddings
     assert mine is theirs and mine.weight.dtype == torch.float16 and mine.weight.shape[0] > 200_000
+
+
+@pytest.mark.unit
+def test_answer_pairs_give_each_question_its_paragraph_and_one_that_does_not_answer_it():
+    from aidsearch.train_reader import answer_pairs
+
+    sibling, other = "Le projet a démarré en 2015.", "Another article entirely."
+    a = [QAExample("t", f"Question {i} ?", PERLE, ("Botswana",), 3, 11, (sibling, "Le Botswana est au sud."))
+         for i in range(4)]
+    b = [QAExample("t", "Who?", QUARTERBACK, ("John Elway",), 0, 1, (other,))]
+    pairs = answer_pairs(a + b)
+    assert [(p[0].question, p[2]) for p in pairs if p[2]] == [(e.question, True) for e in a + b]
+    negatives = [(ex, text) for ex, text, label in pairs if not label]
+    assert len(negatives) == 5 and all(text != ex.text and not any(x in text for x in ex.answers)
+                                       for ex, text in negatives)
+    assert [text for ex, text in negatives[:4:2]] == [sibling, sibling]  # of its article, without the answer
+    assert all(text == QUARTERBACK for ex, text in negatives[1:4:2])  # of another article
+    assert answer_pairs(a + b) == pairs  # seeded
+
+
+@pytest.mark.unit
+def test_auc_counts_the_pairs_ranked_right():
+    from aidsearch.evaluate import auc
+
+    assert auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert auc([1.0, 1.0], [True, False]) == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        auc([1.0], [True])
+
+
+@pytest.mark.model
+def test_committed_answer_head_tells_the_answering_paragraph_from_others():
+    """Hand-written: for each question, its paragraph scores above a paragraph on the same subject that does not
+    answer it and above one on another subject."""
+    from aidsearch.reader import ANSWER_FILE
+    from aidsearch.train import data_hash
+
+    reader = load_reader(model_path(Settings()))
+    assert reader is not None and reader.answer_head is not None
+    info = json.loads(ANSWER_FILE.read_text(encoding="utf-8"))["info"]
+    qa = Path(__file__).resolve().parent.parent / "eval" / "qa"
+    assert info["data"] == data_hash(list(qa.glob("*_dev_*.jsonl.gz"))) and info["pairs"] > 2000
+    assert all(f["auc"] > 0.8 and f["pairs"] >= 300 for f in info["validation"].values()), info["validation"]
+    grants_2020 = ("In 2020 the fund made smaller grants to rural boreholes in Tanzania and to school latrines in "
+                   "Uganda. Most were managed from the regional office in Nairobi.")
+    cases = [("Which programme previously received the fund's largest grant?", GRANTS, grants_2020),
+             ("Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?", CHATEAU, GRANTS),
+             ("Who held the record for the oldest quarterback before Manning?", QUARTERBACK, PERLE)]
+    for question, own, *others in cases:
+        scores = [x.answers for x in reader.logits(question, [own, *others])]
+        assert all(s is not None for s in scores)
+        assert scores[0] > max(scores[1:]), (question, scores)
+
+
+@pytest.mark.model
+def test_the_reader_abstention_model_decides_when_the_reader_answers(shipped_ix):
+    from dataclasses import replace
+
+    from aidsearch.answer import READER_ABSTAIN_FEATURES
+    from aidsearch.linear import LinearModel
+
+    question = "Which programme previously received the fund's largest grant?"
+    assert shipped_ix.ask(question).found
+    models = shipped_ix.answer_models()
+
+    def only_reader(bias: float) -> LinearModel:  # the answer head's score alone, shifted by ``bias``
+        return LinearModel(READER_ABSTAIN_FEATURES, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), bias)
+
+    try:
+        shipped_ix.models = replace(models, reader_abstain=only_reader(-50.0))
+        refused = shipped_ix.ask(question)
+        assert not refused.found and refused.confidence is not None and refused.confidence < 1e-6
+        shipped_ix.models = replace(models, reader_abstain=only_reader(50.0))
+        assert shipped_ix.ask(question).found
+    finally:
+        shipped_ix.models = models
+
+
+@pytest.mark.model
+def test_fitting_the_reader_abstention_on_a_small_set(shipped_ix, tmp_path):
+    from aidsearch.answer import READER_ABSTAIN_FEATURES
+    from aidsearch.evaluate import Question
+    from aidsearch.train import Source, fit_reader_abstain
+
+    questions = [Question("g1", "Which programme previously received the fund's largest grant?", "en",
+                          ("grants.txt",), ("Mwanza",)),
+                 Question("g2", "Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?", "fr",
+                          ("fouta.txt",), ("Fouta-Djalon",)),
+                 Question("u1", "How much did the fund grant to the Kampala drainage project?", "en", (), ())]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(q.__dict__) + "\n" for q in questions), encoding="utf-8")
+    source = Source("tiny", shipped_ix, questions, path)
+    model = fit_reader_abstain([source], [source])
+    assert model.features == READER_ABSTAIN_FEATURES and model.info is not None
+    assert model.info["rows"] == 5 and model.info["sets"] == {"tiny": 3}  # 2 answered, 2 with the answer hidden, 1
+    assert 0.0 < model.info["threshold"] < 1.0
+    assert set(model.info["validation"]["tiny"]) == {"rows", "auc_abstain", "auc_with_reader"}

@@ -17,7 +17,7 @@ from .lexicon import ASKED_KINDS, LABEL_KINDS, PLACE_ASK, fold
 from .linear import LinearModel
 from .retrieve import Retrieval
 from .fields import field_answer
-from .reader import Reader
+from .reader import PassageLogits, Reader
 from .spans import Span, span_candidates
 from .types import Answer, Citation, Document, Hit
 
@@ -219,7 +219,9 @@ class AnswerModels:
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
     answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
     the quoted sentence of the best passage is the best of learned + ``reader_weight`` × reader span score (the
-    reader's choice alone when None)."""
+    reader's choice alone when None), and with ``reader_abstain`` too the answer is "no answer" when that model,
+    given the abstention score and the reader's answer-head score of the passage, is below
+    ``min_reader_probability``."""
 
     sentence: LinearModel
     abstain: LinearModel
@@ -232,6 +234,8 @@ class AnswerModels:
     min_span_probability: float = 0.3
     reader: Reader | None = None
     reader_weight: float | None = None
+    reader_abstain: LinearModel | None = None
+    min_reader_probability: float = 0.5
 
     @classmethod
     def shipped(cls) -> AnswerModels:
@@ -281,8 +285,13 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
     reading = read(question, retrieval, query_vector, vectors, models)
     if reading.abstain_features is None or not len(reading.scores):
         return Answer(question, language, False, MESSAGES[language]["none"])
-    confidence = float(models.abstain.probability(reading.abstain_features[None, :])[0])
-    if confidence < models.min_probability:
+    row = reading.abstain_features[None, :]
+    confidence, threshold = float(models.abstain.probability(row)[0]), models.min_probability
+    passage = read_passage(reading, models.reader) if models.reader is not None else None
+    if models.reader_abstain is not None and passage is not None and passage[1].answers is not None:
+        both = np.array([[float(models.abstain.scores(row)[0]), passage[1].answers]])
+        confidence, threshold = float(models.reader_abstain.probability(both)[0]), models.min_reader_probability
+    if confidence < threshold:
         return Answer(question, language, False, MESSAGES[language]["none"], confidence=confidence)
     top = reading.top
     doc = documents(top[0].chunk.doc_id)
@@ -299,7 +308,10 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
                 text += f"{line} [1] "
             return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
                           highlights=tuple(marks))
-    return _quote(question, language, reading, models, confidence)
+    return _quote(question, language, reading, models, confidence, passage)
+
+
+READER_ABSTAIN_FEATURES = ("abstain_score", "reader_answers")
 
 
 def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_probability: float) -> Span | None:
@@ -331,13 +343,18 @@ def with_reader(learned: np.ndarray, reader: np.ndarray, weight: float | None) -
     return int(np.argmax(reader if weight is None else learned + weight * reader))
 
 
-def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray,
+def read_passage(reading: Reading, reader: Reader) -> tuple[int, PassageLogits]:
+    """The passage the reader reads (the one holding the best learned sentence) and its reading."""
+    p = reading.candidates[int(np.argmax(reading.scores))].passage
+    return p, reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
+
+
+def _read_best_passage(reading: Reading, passage: tuple[int, PassageLogits], order: np.ndarray,
                        weight: float | None) -> tuple[np.ndarray, Span | None]:
-    """The reader's choice within the passage of the best-scored sentence (with the learned scores, by
-    ``weight``): that sentence goes first in ``order``, and the reader's span in it, relative to the sentence."""
-    p = reading.candidates[int(order[0])].passage
+    """The reader's choice within the passage it read (with the learned scores, by ``weight``): that sentence goes
+    first in ``order``, and the reader's span in it, relative to the sentence."""
+    p, logits = passage
     sentences = reading.sentences[p]
-    logits = reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
     scores = logits.span_scores([(s.start, s.end) for s in sentences])
     if not len(scores) or not np.isfinite(scores.max()):
         return order, None
@@ -357,16 +374,17 @@ def _read_best_passage(reading: Reading, reader: Reader, order: np.ndarray,
     return order, span
 
 
-def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float) -> Answer:
+def _quote(question: str, language: str, reading: Reading, models: AnswerModels, confidence: float,
+           passage: tuple[int, PassageLogits] | None = None) -> Answer:
     """The best-scored sentence, with its neighbours and the sentences scored within ``near_score`` of it in the
     same document while the answer stays within ``max_words``, in reading order, each with the number of its
     passage; the sentence before, whatever its length, when the best one starts with a pronoun ("Il abandonne…",
-    "Ce fonds…": it names what the pronoun stands for); the
-    answer span of the best sentence highlighted."""
+    "Ce fonds…": it names what the pronoun stands for); the answer span of the best sentence highlighted.
+    ``passage``: the reader's reading of the passage of the best sentence, when there is a reader."""
     order = np.argsort(-reading.scores, kind="stable")
     reader_span = None
-    if models.reader is not None:
-        order, reader_span = _read_best_passage(reading, models.reader, order, models.reader_weight)
+    if passage is not None:
+        order, reader_span = _read_best_passage(reading, passage, order, models.reader_weight)
     best = reading.candidates[int(order[0])]
     top_score = float(reading.scores[int(order[0])])
     doc = reading.top[best.passage].chunk.doc_id

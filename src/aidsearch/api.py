@@ -172,13 +172,18 @@ class Aidsearch:
         """The learned stages, with the answer reader when the ``answerer`` setting asks for it (loaded on first
         use)."""
         if self.settings.answerer != "reader":
-            return replace(self.models, reader=None) if self.models.reader is not None else self.models
+            return replace(self.models, reader=None, reader_abstain=None) if self.models.reader is not None \
+                else self.models
         if self.models.reader is None:
             loaded = reader.shared_reader(bundled.ensure_bundled(self.settings.cache_dir / "models"))
             if loaded is None:
                 raise ConfigError(f"answerer 'reader' needs the reader's weights ({reader.READER_FILE.name}): "
                                   "run make train-reader")
-            self.models = replace(self.models, reader=loaded, reader_weight=reader.shipped_weight())
+            abstain = reader.shipped_abstain()
+            self.models = replace(self.models, reader=loaded, reader_weight=reader.shipped_weight(),
+                                  reader_abstain=abstain,
+                                  min_reader_probability=float((abstain.info or {}).get("threshold", 0.5))
+                                  if abstain is not None else 0.5)
         return self.models
 
     def document(self, doc_id: str) -> Document | None:

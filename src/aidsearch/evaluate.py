@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -128,6 +129,17 @@ def split_part(key: str, validation_share: float = 0.4) -> str:
 def dedupe(keys: Iterable[str]) -> list[str]:
     """``keys`` without repeats, first occurrence kept (passages → documents in rank order)."""
     return list(dict.fromkeys(keys))
+
+
+def auc(scores: Iterable[float], labels: Iterable[bool]) -> float:
+    """The chance that a random positive scores above a random negative (ties count half)."""
+    pairs = list(zip(map(float, scores), map(bool, labels)))
+    pos = [x for x, y in pairs if y]
+    neg = sorted(x for x, y in pairs if not y)
+    if not pos or not neg:
+        raise ValueError("AUC needs both classes")
+    wins = sum(bisect_left(neg, x) + 0.5 * (bisect_right(neg, x) - bisect_left(neg, x)) for x in pos)
+    return wins / (len(pos) * len(neg))
 
 
 def recall_at(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
@@ -512,8 +524,8 @@ def render_markdown(report: EvalReport, failures: bool = True) -> str:
 
 
 __all__ = [
-    "Confusion", "EvalError", "EvalReport", "GroupMetrics", "Question", "QuestionResult", "answer_matches",
-    "breakdown", "dedupe", "direction", "evaluate", "group_by_direction", "load_questions", "mean",
-    "ndcg_at", "no_answer_confusion", "parse_questions", "recall_at", "reciprocal_rank", "render_markdown",
-    "render_table", "score_question", "summarize",
+    "Confusion", "EvalError", "EvalReport", "GroupMetrics", "Question", "QuestionResult", "answer_matches", "auc",
+    "breakdown", "dedupe", "direction", "evaluate", "group_by_direction", "load_questions", "mean", "ndcg_at",
+    "no_answer_confusion", "parse_questions", "recall_at", "reciprocal_rank", "render_markdown", "render_table",
+    "score_question", "summarize",
 ]

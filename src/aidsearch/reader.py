@@ -1,6 +1,7 @@
 """The answer reader: the bundled encoder, adapted by small learned low-rank weights (``params/reader.safetensors``,
 written by ``aidsearch.train_reader``), reads a question together with one passage and scores each token as the
-start or the end of the answer. It picks the sentence of a passage that answers and the exact span inside it."""
+start or the end of the answer. It picks the sentence of a passage that answers and the exact span inside it, and a
+small linear head over its states (``params/reader_answer.json``) scores whether the passage answers at all."""
 from __future__ import annotations
 
 import json
@@ -13,12 +14,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .embed import half_word_embeddings, release_freed_memory
-from .linear import PARAMS_DIR
+from .linear import PARAMS_DIR, LinearModel
 
 log = logging.getLogger(__name__)
 
 READER_FILE = PARAMS_DIR / "reader.safetensors"
 WEIGHT_FILE = PARAMS_DIR / "reader_weight.json"
+ANSWER_FILE = PARAMS_DIR / "reader_answer.json"
+ABSTAIN_FILE = PARAMS_DIR / "reader_abstain.json"
 QUESTION_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 MAX_TOKENS = 256
@@ -27,12 +30,14 @@ MAX_SPAN_TOKENS = 25
 
 @dataclass(frozen=True)
 class PassageLogits:
-    """Start and end scores of the tokens of ``text``; ``offsets[i]`` is token ``i``'s character span in ``text``."""
+    """Start and end scores of the tokens of ``text``; ``offsets[i]`` is token ``i``'s character span in ``text``;
+    ``answers``: the answer head's score that ``text`` answers the question (its best window; None without a head)."""
 
     text: str
     starts: np.ndarray
     ends: np.ndarray
     offsets: np.ndarray
+    answers: float | None = None
 
     def best_span(self, start: int = 0, end: int | None = None) -> tuple[int, int, float] | None:
         """The best-scored answer span inside ``text[start:end]``: its character offsets and score."""
@@ -76,8 +81,10 @@ class Reader:
     """Scores answer spans of passages for a question with the adapted encoder; one forward pass per window of
     ``MAX_TOKENS`` tokens."""
 
-    def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any]):
+    def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any],
+                 answer_head: LinearModel | None = None):
         self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
+        self.answer_head = answer_head
         self._lock = threading.Lock()
 
     def encode(self, question: str, text: str) -> list[dict[str, Any]]:
@@ -112,7 +119,12 @@ class Reader:
         if not items:
             return []
         with self._lock, torch.inference_mode():
-            starts, ends = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+            starts, ends, states = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+        answers: list[float | None] = [None] * len(texts)
+        if self.answer_head is not None:
+            best = np.full(len(texts), -np.inf)
+            np.maximum.at(best, np.array(owner), self.answer_head.scores(states))
+            answers = [float(b) for b in best]
         merged: list[dict[tuple[int, int], list[float]]] = [{} for _ in texts]
         for t, item, s, e in zip(owner, items, starts, ends):
             for k, off in enumerate(item["offsets"]):
@@ -120,10 +132,11 @@ class Reader:
                     prev = merged[t].get(off)
                     merged[t][off] = [max(prev[0], s[k]), max(prev[1], e[k])] if prev else [s[k], e[k]]
         out = []
-        for text, tokens in zip(texts, merged):
+        for text, tokens, answer in zip(texts, merged, answers):
             offs = sorted(tokens)
             arr = np.array([tokens[o] for o in offs], dtype=np.float64).reshape(-1, 2)
-            out.append(PassageLogits(text, arr[:, 0], arr[:, 1], np.array(offs, dtype=np.int64).reshape(-1, 2)))
+            out.append(PassageLogits(text, arr[:, 0], arr[:, 1], np.array(offs, dtype=np.int64).reshape(-1, 2),
+                                     answer))
         return out
 
 
@@ -143,12 +156,19 @@ def pad_batch(items: Sequence[dict[str, Any]], pad_id: int):
     return ids, att, passage
 
 
+ANSWER_FEATURES = tuple(f"{part}_{i}" for part in ("first", "passage") for i in range(384))
+
+
 def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id: int):
-    """Start and end scores per token of each item (passage tokens only; others at -10000)."""
+    """Start and end scores per token of each item (passage tokens only; others at -10000), and each item's
+    answer-head features (``ANSWER_FEATURES``: the first token's state and the mean state of the passage tokens)."""
     ids, att, passage = pad_batch(items, pad_id)
     h = model(input_ids=ids, attention_mask=att).last_hidden_state
     scores = head(h).masked_fill(~passage[..., None], -1e4)
-    return scores[..., 0], scores[..., 1]
+    mask = passage[..., None].to(h.dtype)
+    pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    states = np.concatenate([h[:, 0].detach().numpy(), pooled.detach().numpy()], axis=1).astype(np.float64)
+    return scores[..., 0], scores[..., 1], states
 
 
 def shipped_weight() -> float | None:
@@ -158,6 +178,12 @@ def shipped_weight() -> float | None:
         return None
     weight = json.loads(WEIGHT_FILE.read_text(encoding="utf-8")).get("weight")
     return None if weight is None else float(weight)
+
+
+def shipped_abstain() -> LinearModel | None:
+    """The abstention model that weighs the reader's answer-head score (``params/reader_abstain.json``, written by
+    ``python -m aidsearch.train --reader-abstain``), with its threshold in ``info``; None when not fitted."""
+    return LinearModel.load(ABSTAIN_FILE) if ABSTAIN_FILE.exists() and ANSWER_FILE.exists() else None
 
 
 _SHARED: dict[str, Reader | None] = {}
@@ -172,9 +198,10 @@ def shared_reader(folder: Path) -> Reader | None:
         return _SHARED[str(folder)]
 
 
-def load_reader(folder: Path, path: Path | None = None) -> Reader | None:
+def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None = None) -> Reader | None:
     """The reader for the bundled model in ``folder`` with the weights in ``path`` (default: the committed ones)
-    merged in; None when there are none."""
+    merged in, and the answer head in ``answer_path`` when it exists (default: the committed one, only with the
+    committed weights); None when there are no weights."""
     path = path or READER_FILE
     if not path.exists():
         return None
@@ -198,4 +225,6 @@ def load_reader(folder: Path, path: Path | None = None) -> Reader | None:
     half_word_embeddings(model, shared_as=str(folder))
     release_freed_memory()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")))
+    answer_path = answer_path or (ANSWER_FILE if path == READER_FILE else None)
+    answer_head = LinearModel.load(answer_path) if answer_path is not None and answer_path.exists() else None
+    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), answer_head)

@@ -20,14 +20,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .answer import AnswerModels, passage_scores, read, with_reader
+from .answer import READER_ABSTAIN_FEATURES, AnswerModels, passage_scores, read, read_passage, with_reader
 from .api import Aidsearch, open_index
 from .embed import model_path
-from .evaluate import Question, load_questions
+from .evaluate import Question, auc, load_questions
 from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
 from .learned import load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
-from .reader import WEIGHT_FILE, Reader, shared_reader
+from .reader import ABSTAIN_FILE, WEIGHT_FILE, Reader, shared_reader
 from .spans import SPAN_FEATURES, span_candidates, token_f1
 
 _ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
@@ -226,19 +226,79 @@ def reader_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels
     """For each question with answer strings: the learned and the reader's scores of the sentences of the passage
     that holds the best-scored sentence (the one the reader reads), and which of them hold a gold answer."""
     rows = []
-    for ex, reading, labels in _readings(ix, examples, models):
+    for _, reading, labels in _readings(ix, examples, models):
         if not len(reading.scores):
             continue
-        p = reading.candidates[int(np.argmax(reading.scores))].passage
-        spans = [(x.start, x.end) for x in reading.sentences[p]]
-        scores = reader.logits(ex.question.query, [reading.top[p].chunk.text])[0].span_scores(spans)
-        gold = np.zeros(len(spans), dtype=bool)
+        p, logits = read_passage(reading, reader)
+        scores = logits.span_scores([(x.start, x.end) for x in reading.sentences[p]])
+        gold = np.zeros(len(scores), dtype=bool)
         for c, label in zip(reading.candidates, labels):
             if c.passage == p:
                 gold[c.index] = label
         learned = passage_scores(reading, p)
         rows.append((learned, scores if np.isfinite(scores).any() else learned, gold))
     return rows
+
+
+def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels,
+                        reader: Reader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As ``abstain_rows``, with the features of ``READER_ABSTAIN_FEATURES``: the abstention model's score and the
+    reader's answer-head score of the passage it reads."""
+    rows: list[list[float]] = []
+    labels: list[bool] = []
+    real: list[bool] = []
+    for ex in examples:
+        cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
+        for hide, label in cases:
+            retriever, r = _retrieval(ix, ex, hide_answer=hide)
+            reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
+            if reading.abstain_features is None or not len(reading.scores):
+                continue
+            answers = read_passage(reading, reader)[1].answers
+            if answers is None:
+                raise SystemExit("error: the reader has no answer head: run python -m aidsearch.train_reader "
+                                 "--answer-head first")
+            rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), answers])
+            labels.append(label)
+            real.append(not hide)
+    return np.array(rows).reshape(-1, len(READER_ABSTAIN_FEATURES)), np.array(labels), np.array(real)
+
+
+VALIDATION_QUESTIONS = 200  # per validation set, for the figures of the reader's abstention
+
+
+def fit_reader_abstain(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
+                       log: Callable[[str], None] = lambda _: None) -> LinearModel:
+    """The abstention model over the abstention score and the reader's answer-head score, fitted like abstention
+    (the answer present and hidden, each set counting alike, threshold by ``choose_threshold``), with the AUC of
+    the abstention score alone and of the fitted model on the first ``VALIDATION_QUESTIONS`` questions of each
+    validation set."""
+    models = AnswerModels.shipped()
+    folder = model_path(train_sets[0].ix.settings)
+    reader = shared_reader(folder) if folder is not None else None
+    if reader is None:
+        raise SystemExit("error: no reader weights: run python -m aidsearch.train_reader first")
+    parts = []
+    for s in train_sets:
+        log(f"reader abstention: train {s.name}")
+        parts.append(reader_abstain_rows(s.ix, s.examples(), models, reader))
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    weight = np.concatenate([np.full(len(p[1]), 1.0 / max(len(p[1]), 1)) for p in parts])
+    info: dict[str, Any] = {"data": data_hash([s.path for s in train_sets]), "rows": len(y),
+                            "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "sets": {s.name: len(s.questions) for s in train_sets},
+                            "threshold": choose_threshold(parts)}
+    model = fit_binary(x, y, READER_ABSTAIN_FEATURES, info=info, sample_weight=weight)
+    figures = {}
+    for s in validation:
+        log(f"reader abstention: validation {s.name}")
+        vx, vy, _ = reader_abstain_rows(s.ix, s.examples()[:VALIDATION_QUESTIONS], models, reader)
+        if 0 < vy.sum() < len(vy):
+            figures[s.name] = {"rows": len(vy), "auc_abstain": round(auc(vx[:, 0], vy), 4),
+                               "auc_with_reader": round(auc(model.scores(vx), vy), 4)}
+    info["validation"] = figures
+    return model
 
 
 def weight_accuracy(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -336,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PARAMS_DIR)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--reader-weight", action="store_true", help="fit only the weight of the answer reader")
+    parser.add_argument("--reader-abstain", action="store_true",
+                        help="fit only the abstention that weighs the reader's answer head")
     args = parser.parse_args(argv)
     shared: dict[str, Any] = {}
     sources = [_source(s, shared) for s in args.sets]
@@ -346,6 +408,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = args.out / WEIGHT_FILE.name
         out.write_text(json.dumps(fitted_weight, indent=1) + "\n", encoding="utf-8")
         print(json.dumps({"out": str(out), **fitted_weight}, indent=1))
+        return
+    if args.reader_abstain:
+        fitted_abstain = fit_reader_abstain(sources, validation, log=say)
+        out = args.out / ABSTAIN_FILE.name
+        fitted_abstain.save(out)
+        print(json.dumps({"out": str(out), **fitted_abstain.to_dict()}, indent=1))
         return
     fitted = train(sources, validation, steps=args.steps, log=say)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,10 @@
 updates of its linear layers (rank ``--rank``) and a start/end head, trained on the question–paragraph pairs of the
 train articles only (the split of ``eval/qa/build.py``), and writes them with the data hash and the figures reached on
 the validation articles. Seeded: the same data and the same thread count give the same weights.
+
+``python -m aidsearch.train_reader --qa eval/qa --answer-head`` then fits the answer head of the committed reader
+(``params/reader_answer.json``): a logistic model over the reader's states that tells a question's own paragraph
+from a paragraph of the same article without the answer and from a paragraph of another article.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,7 +28,8 @@ import numpy as np
 from .chunk import passage_sentences
 from .config import Settings
 from .evaluate import split_part
-from .reader import READER_FILE, Reader, token_logits
+from .linear import fit_binary
+from .reader import ANSWER_FEATURES, ANSWER_FILE, READER_FILE, Reader, load_reader, token_logits
 from .spans import token_f1
 from .train import data_hash
 
@@ -33,7 +38,8 @@ VALIDATION_SHARE = 0.4
 
 @dataclass(frozen=True)
 class QAExample:
-    """A question over one paragraph with the character range of its first gold answer."""
+    """A question over one paragraph with the character range of its first gold answer; ``others``: the other
+    paragraphs of its article."""
 
     set: str
     question: str
@@ -41,6 +47,7 @@ class QAExample:
     answers: tuple[str, ...]
     start: int
     end: int
+    others: tuple[str, ...] = ()
 
 
 def load_qa(folder: Path) -> dict[str, list[QAExample]]:
@@ -50,12 +57,17 @@ def load_qa(folder: Path) -> dict[str, list[QAExample]]:
         name = questions.name.removesuffix("_dev_questions.jsonl.gz")
         with gzip.open(folder / f"{name}_dev_paragraphs.jsonl.gz", "rt", encoding="utf-8") as f:
             paragraphs = {p["para_id"]: p["text"] for p in map(json.loads, f)}
+        articles: dict[str, list[str]] = {}
+        for pid in paragraphs:
+            articles.setdefault(pid.rsplit("-p", 1)[0], []).append(pid)
         with gzip.open(questions, "rt", encoding="utf-8") as f:
             for q in map(json.loads, f):
-                part = split_part(q["para_id"].rsplit("-p", 1)[0], VALIDATION_SHARE)
+                article = q["para_id"].rsplit("-p", 1)[0]
                 start = int(q["answer_starts"][0])
-                parts[part].append(QAExample(name, q["question"], paragraphs[q["para_id"]], tuple(q["answers"]),
-                                             start, start + len(q["answers"][0])))
+                others = tuple(paragraphs[p] for p in articles[article] if p != q["para_id"])
+                parts[split_part(article, VALIDATION_SHARE)].append(
+                    QAExample(name, q["question"], paragraphs[q["para_id"]], tuple(q["answers"]), start,
+                              start + len(q["answers"][0]), others))
     return parts
 
 
@@ -106,7 +118,7 @@ def mean_loss(reader: Reader, items: Sequence[dict[str, Any]], batch: int = 16) 
     with torch.inference_mode():
         for i in range(0, len(items), batch):
             part = items[i:i + batch]
-            starts, ends = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id)
+            starts, ends, _ = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id)
             total += float(torch.nn.functional.cross_entropy(starts, torch.tensor([it["start"] for it in part]),
                                                              reduction="sum"))
             total += float(torch.nn.functional.cross_entropy(ends, torch.tensor([it["end"] for it in part]),
@@ -168,7 +180,7 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
         rng.shuffle(batches)
         for chosen in batches[: steps - step]:
             part = [items[i] for i in chosen]
-            starts, ends = token_logits(model, head, part, tokenizer.pad_token_id)
+            starts, ends, _ = token_logits(model, head, part, tokenizer.pad_token_id)
             loss = (torch.nn.functional.cross_entropy(starts, torch.tensor([it["start"] for it in part])) +
                     torch.nn.functional.cross_entropy(ends, torch.tensor([it["end"] for it in part]))) / 2
             loss.backward()
@@ -206,6 +218,67 @@ def save_reader(path: Path, tensors: dict[str, Any], info: dict[str, Any]) -> No
     tmp.replace(path)
 
 
+def answer_pairs(examples: Sequence[QAExample], seed: int = 0) -> list[tuple[QAExample, str, bool]]:
+    """Each example with its own paragraph (answers), and one paragraph that does not: of its article, without any
+    of its answers, for every other question that has one; else of another article."""
+    rng = random.Random(seed)
+    pairs: list[tuple[QAExample, str, bool]] = []
+    for i, ex in enumerate(examples):
+        pairs.append((ex, ex.text, True))
+        siblings = [t for t in ex.others if not any(a in t for a in ex.answers)]
+        if siblings and i % 2 == 0:
+            pairs.append((ex, rng.choice(siblings), False))
+        else:
+            stranger = next((o for o in (rng.choice(examples) for _ in range(20))
+                             if o.text != ex.text and o.text not in ex.others), None)
+            if stranger is not None:
+                pairs.append((ex, stranger.text, False))
+    return pairs
+
+
+def answer_rows(reader: Reader, pairs: Sequence[tuple[QAExample, str, bool]], batch: int = 16,
+                log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, np.ndarray]:
+    """The answer-head features of each pair's first input window, and its label."""
+    import torch
+
+    items = [reader.encode(ex.question, text)[0] for ex, text, _ in pairs]
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+    x = np.zeros((len(items), len(ANSWER_FEATURES)))
+    started = time.monotonic()
+    with torch.inference_mode():
+        for b in range(0, len(order), batch):
+            chosen = order[b:b + batch]
+            x[chosen] = token_logits(reader.model, reader.head, [items[i] for i in chosen],
+                                     reader.tokenizer.pad_token_id)[2]
+            if (b // batch) % 20 == 0:
+                log(f"answer rows {b + len(chosen)}/{len(items)} ({time.monotonic() - started:.0f} s)")
+    return x, np.array([label for _, _, label in pairs])
+
+
+def fit_answer_head(reader: Reader, train: Sequence[QAExample], validation: Sequence[QAExample], *,
+                    l2: float = 0.05, log: Callable[[str], None] = lambda _: None):
+    """The answer head fitted on pairs of the train examples, each set counting alike, with its accuracy and
+    ranking quality (AUC) on pairs of the validation examples, by set."""
+    from .evaluate import auc
+
+    pairs = answer_pairs(train)
+    x, y = answer_rows(reader, pairs, log=log)
+    sets = np.array([ex.set for ex, _, _ in pairs])
+    weight = np.array([1.0 / np.mean(sets == s) for s in sets])
+    model = fit_binary(x, y, ANSWER_FEATURES, l2=l2, steps=800, sample_weight=weight)
+    figures: dict[str, dict[str, float]] = {}
+    for name in sorted({ex.set for ex in validation}):
+        chosen = [ex for ex in validation if ex.set == name][:VALIDATION_QUESTIONS]
+        vx, vy = answer_rows(reader, answer_pairs(chosen), log=log)
+        p = model.probability(vx)
+        figures[name] = {"pairs": len(vy), "accuracy": round(float(np.mean((p >= 0.5) == vy)), 4),
+                         "auc": round(auc(p, vy), 4)}
+    return model, {"pairs": len(y), "l2": l2, "validation": figures}
+
+
+VALIDATION_QUESTIONS = 200  # per set, for the answer head's validation figures
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qa", type=Path, default=Path("eval/qa"), help="folder of the public QA sets")
@@ -213,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--limit", type=int, default=0, help="train on the first N train examples only")
+    parser.add_argument("--answer-head", action="store_true",
+                        help="fit only the answer head of the committed reader (written to params/reader_answer.json)")
     args = parser.parse_args(argv)
     from .embed import model_path
 
@@ -221,6 +296,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = load_qa(args.qa)
     train = parts["train"][: args.limit] if args.limit else parts["train"]
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.answer_head:
+        base = load_reader(folder)
+        if base is None:
+            sys.exit(f"aidsearch: no reader weights at {READER_FILE}; run python -m aidsearch.train_reader first")
+        head, figures = fit_answer_head(base, train, parts["validation"], log=say)
+        out = args.out if args.out != READER_FILE else ANSWER_FILE
+        head_info = {"data": data_hash(list(args.qa.glob("*_dev_*.jsonl.gz"))), "train": len(train), **figures,
+                     "trained": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        replace(head, info=head_info).save(out)
+        print(json.dumps({"out": str(out), "validation": figures["validation"]}, indent=1))
+        return
     reader, tensors, settings = train_reader(folder, train, rank=args.rank, epochs=args.epochs, log=say)
     by_set: dict[str, list[QAExample]] = {}
     for ex in parts["validation"]:
