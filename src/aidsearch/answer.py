@@ -287,7 +287,8 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         return Answer(question, language, False, MESSAGES[language]["none"])
     row = reading.abstain_features[None, :]
     confidence, threshold = float(models.abstain.probability(row)[0]), models.min_probability
-    passage = read_passage(reading, models.reader) if models.reader is not None else None
+    passage = read_passage(reading, models.reader) if models.reader is not None and \
+        models.reader_abstain is not None else None
     if models.reader_abstain is not None and passage is not None and passage[1].answers is not None:
         both = np.array([[float(models.abstain.scores(row)[0]), passage[1].answers]])
         confidence, threshold = float(models.reader_abstain.probability(both)[0]), models.min_reader_probability
@@ -308,6 +309,8 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
                 text += f"{line} [1] "
             return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
                           highlights=tuple(marks))
+    if passage is None and models.reader is not None:
+        passage = read_passage(reading, models.reader)
     return _quote(question, language, reading, models, confidence, passage)
 
 
