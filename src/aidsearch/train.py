@@ -135,23 +135,25 @@ def span_groups(ix: Aidsearch, examples: Sequence[Example],
     return groups
 
 
-def abstain_rows(ix: Aidsearch, examples: Sequence[Example],
-                 models: AnswerModels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, labels (the documents answer) and whether the row is a real question (not a case built
-    by hiding the answer's article)."""
-    rows: list[np.ndarray] = []
-    labels: list[bool] = []
-    real: list[bool] = []
+def _abstain_readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
+    """Each question as asked, and each answerable one again with its answer's article hidden: the reading, whether
+    the documents answer it and whether it is the real question."""
     for ex in examples:
         cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
         for hide, label in cases:
             retriever, r = _retrieval(ix, ex, hide_answer=hide)
             reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
             if reading.abstain_features is not None:
-                rows.append(reading.abstain_features)
-                labels.append(label)
-                real.append(not hide)
-    return np.array(rows), np.array(labels), np.array(real)
+                yield reading, label, not hide
+
+
+def abstain_rows(ix: Aidsearch, examples: Sequence[Example],
+                 models: AnswerModels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (the documents answer) and whether the row is a real question (not a case built
+    by hiding the answer's article)."""
+    cases = list(_abstain_readings(ix, examples, models))
+    return (np.array([r.abstain_features for r, _, _ in cases]), np.array([y for _, y, _ in cases]),
+            np.array([real for _, _, real in cases]))
 
 
 UNANSWERABLE_SHARE = 0.1  # about one question in ten cannot be answered from the documents (the development set)
@@ -247,20 +249,16 @@ def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: Answ
     rows: list[list[float]] = []
     labels: list[bool] = []
     real: list[bool] = []
-    for ex in examples:
-        cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
-        for hide, label in cases:
-            retriever, r = _retrieval(ix, ex, hide_answer=hide)
-            reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
-            if reading.abstain_features is None or not len(reading.scores):
-                continue
-            answers = read_passage(reading, reader)[1].answers
-            if answers is None:
-                raise SystemExit("error: the reader has no answer head: run python -m aidsearch.train_reader "
-                                 "--answer-head first")
-            rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), answers])
-            labels.append(label)
-            real.append(not hide)
+    for reading, label, is_real in _abstain_readings(ix, examples, models):
+        if not len(reading.scores):
+            continue
+        answers = read_passage(reading, reader)[1].answers
+        if answers is None:
+            raise SystemExit("error: the reader has no answer head: run python -m aidsearch.train_reader "
+                             "--answer-head first")
+        rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), answers])
+        labels.append(label)
+        real.append(is_real)
     return np.array(rows).reshape(-1, len(READER_ABSTAIN_FEATURES)), np.array(labels), np.array(real)
 
 
