@@ -388,3 +388,40 @@ def test_fitting_the_reader_abstention_on_a_small_set(shipped_ix, tmp_path):
     assert model.info["rows"] == 5 and model.info["sets"] == {"tiny": 3}  # 2 answered, 2 with the answer hidden, 1
     assert 0.0 < model.info["threshold"] < 1.0
     assert set(model.info["validation"]["tiny"]) == {"rows", "auc_abstain", "auc_with_reader"}
+
+
+class _CountingReader:
+    """Reads each text as answering by its length: what the re-ranking needs of a reader."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def logits(self, question: str, texts):
+        self.batches.append(list(texts))
+        return [PassageLogits(t, np.zeros(0), np.zeros(0), np.zeros((0, 2), dtype=np.int64), float(len(t)))
+                for t in texts]
+
+
+@pytest.mark.unit
+def test_the_reader_reads_the_passages_of_the_best_sentences_in_one_batch_and_quotes_the_most_answering():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from aidsearch.answer import most_answering, read_passages
+
+    texts = ["short", "the longest passage of all", "medium text", "unread"]
+    reading = SimpleNamespace(
+        question=SimpleNamespace(text="q"), top=[SimpleNamespace(chunk=SimpleNamespace(text=t)) for t in texts],
+        scores=np.array([0.1, 3.0, 2.5, 2.0, 1.0, -1.0]),
+        candidates=[SimpleNamespace(passage=p) for p in (3, 2, 2, 0, 1, 1)])
+    reader = _CountingReader()
+    one = read_passages(reading, reader)
+    assert [p for p, _ in one] == [2] and reader.batches == [["medium text"]]
+    three = read_passages(reading, reader, 3)
+    assert [p for p, _ in three] == [2, 0, 1] and reader.batches[-1] == ["medium text", "short", texts[1]]
+    assert most_answering(three)[0] == 1
+    assert len(read_passages(reading, reader, 10)) == 4
+    tie = [(5, PassageLogits("a", np.zeros(0), np.zeros(0), np.zeros((0, 2)), 1.0)),
+           (6, PassageLogits("b", np.zeros(0), np.zeros(0), np.zeros((0, 2)), 1.0))]
+    assert most_answering(tie)[0] == 5
+    assert most_answering([(p, replace(x, answers=None)) for p, x in three])[0] == 2
