@@ -1,7 +1,7 @@
 """Retrieval and answers, earlier and current answerer side by side in one run, on the validation parts and the
 held-out set (never on the train parts the learned stages were fitted on).
 
-Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answers.md] [--limit N]
+Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answers.md] [--limit N] [--config NAME]...
 
 Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
 rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = learned fusion, answer ranker and
@@ -62,7 +62,7 @@ def answer_words(text: str | None) -> int:
     return len(_MARKERS.sub("", text or "").split())
 
 
-def run(limit: int | None) -> dict[str, Any]:
+def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS) -> dict[str, Any]:
     from aidsearch.api import open_index
     from aidsearch.evaluate import evaluate, load_questions
     from aidsearch.spans import token_f1
@@ -74,7 +74,7 @@ def run(limit: int | None) -> dict[str, Any]:
         base = open_index(ROOT / s.index, embedder=embedder)
         embedder = base.embedder
         results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
-        for name, (mode, answerer) in CONFIGS.items():
+        for name, (mode, answerer) in configs.items():
             ix = type(base)(replace(base.settings, answerer=answerer), embedder)
             if name == "reader alone":
                 ix.models = replace(ix.answer_models(), reader_weight=None)
@@ -155,14 +155,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON beside it")
+    parser.add_argument("--config", action="append", choices=list(CONFIGS),
+                        help="measure only these configurations (repeatable; default: all)")
     args = parser.parse_args()
     json_path = args.out.with_suffix(".json")
     if args.render:
         args.out.write_text(render(json.loads(json_path.read_text(encoding="utf-8"))), encoding="utf-8")
         return
     with ForeignCpu() as foreign:
-        sets = run(args.limit)
-    data = {"command": COMMAND + (f" --limit {args.limit}" if args.limit else ""),
+        sets = run(args.limit, {n: CONFIGS[n] for n in args.config} if args.config else CONFIGS)
+    data = {"command": COMMAND + (f" --limit {args.limit}" if args.limit else "") +
+            "".join(f" --config '{n}'" for n in args.config or ()),
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "contention": f"{foreign.share:.0%}", "sets": sets}
