@@ -257,3 +257,75 @@ def test_cli_ask_generate(gen_engine, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "quoting the documents instead" in out.err and "[1]" in out.out and SECRET not in out.out + out.err
 
+
+def _events(resp: httpx.Response) -> list[dict]:
+    return [json.loads(line[5:]) for line in resp.iter_lines() if line.startswith("data:") and "[DONE]" not in line]
+
+
+@pytest.mark.model
+def test_ask_stream_sends_deltas_then_the_checked_answer(gen_engine):
+    from aidsearch.web import build_app
+    from browser_helpers import start_server
+
+    live = start_server(build_app(_engine_with(gen_engine, llm_timeout=120)))
+    try:
+        with httpx.Client(base_url=live.url, timeout=600) as client:
+            with client.stream("POST", "/api/ask/stream", json={"question": QUESTION, "mode": "generative"}) as resp:
+                assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+                events = _events(resp)
+            assert events[-1]["type"] == "answer" and all(e["type"] in ("delta", "replace") for e in events[:-1])
+            gen = events[-1]["answer"]["generation"]
+            if "format" in gen:  # the model wrote something before the check (not a timeout)
+                assert any(e["type"] == "delta" and e["text"] for e in events[:-1])
+            bad = client.post("/api/ask/stream", json={"question": "  "})
+            assert bad.status_code == 400 and bad.json()["kind"] == "bad_request"
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_client(gen_engine):
+    """The web app of an engine without a model server, behind a login, for the OpenAI-compatible routes."""
+    from aidsearch.web import build_app
+    from browser_helpers import start_server
+
+    live = start_server(build_app(_engine_with(gen_engine, llm_url="", auth="alice:secret")))
+    with httpx.Client(base_url=live.url, timeout=300, headers={"Authorization": "Bearer alice:secret"}) as client:
+        yield client
+    live.stop()
+
+
+@pytest.mark.model
+def test_openai_models_and_login(openai_client):
+    assert openai_client.get("/v1/models").json()["data"][0]["id"] == "aidsearch"
+    url = str(openai_client.base_url).rstrip("/") + "/v1/models"
+    assert httpx.get(url).status_code == 401
+    wrong = httpx.get(url, headers={"Authorization": "Bearer alice:nope"})
+    assert wrong.status_code == 401
+
+
+@pytest.mark.model
+def test_openai_chat_completion_with_sources_and_follow_up(openai_client):
+    body = {"model": "aidsearch", "messages": [
+        {"role": "user", "content": "What is the total budget of the Lao-Luxembourg health programme phase II?"},
+        {"role": "assistant", "content": "…"},
+        {"role": "user", "content": [{"type": "text", "text": "and its duration?"}]}]}
+    data = openai_client.post("/v1/chat/completions", json=body).json()
+    content = data["choices"][0]["message"]["content"]
+    assert data["object"] == "chat.completion" and data["choices"][0]["finish_reason"] == "stop"
+    assert "84 months" in content and "Sources:" in content and "[1] Lao-Luxembourg Health Sector" in content
+
+
+@pytest.mark.model
+def test_openai_chat_completion_streams(openai_client):
+    body = {"stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    with openai_client.stream("POST", "/v1/chat/completions", json=body) as resp:
+        lines = [line for line in resp.iter_lines() if line.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[5:]) for line in lines[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant" and chunks[-1]["choices"][0]["finish_reason"]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert "28,400,000 EUR" in text and len(chunks) > 5
+    bad = openai_client.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "hi"}]})
+    assert bad.status_code == 400 and bad.json()["error"] == "the conversation has no user message to answer"
