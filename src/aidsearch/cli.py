@@ -147,9 +147,7 @@ def _print_answer(answer: Answer) -> None:
     if answer.citations:
         typer.echo(f"\n{MESSAGES[answer.language]['sources']}:")
     for c in answer.citations:
-        chunk = c.hit.chunk
-        page = f", p.{chunk.page}" if chunk.page else ""
-        typer.echo(f"[{c.n}] {chunk.title} ({chunk.source}{page}, {chunk.lang})")
+        typer.echo(c.label())
     if answer.mode == "generative":
         typer.echo(f"\n(written by {gen.get('model')}, checked against the sources)")
 

@@ -117,6 +117,12 @@ class Citation:
         d["page"] = self.page
         return {"n": self.n, **d, "highlights": [list(s) for s in self.sentences]}
 
+    def label(self) -> str:
+        """"[n] title (source, p.N, lang)": the line that lists this source under an answer in plain text."""
+        c = self.hit.chunk
+        page = f", p.{c.page}" if c.page else ""
+        return f"[{self.n}] {c.title} ({c.source}{page}, {c.lang})"
+
     @property
     def page(self) -> int | None:
         """The page of the first quoted sentence (or of the passage start)."""

@@ -51,10 +51,7 @@ def render_markdown(answer: Answer) -> str:
         lines.append(f"_({gen['notice']}: quoting the documents instead)_")
     if answer.citations:
         lines.append(f"\n{MESSAGES[answer.language]['sources']}:")
-        for c in answer.citations:
-            chunk = c.hit.chunk
-            page = f", p.{c.page}" if c.page else ""
-            lines.append(f"[{c.n}] {chunk.title} ({chunk.source}{page}, {chunk.lang})")
+        lines += [c.label() for c in answer.citations]
     if answer.mode == "generative":
         lines.append(f"\n_written by {gen.get('model')}, checked against the sources_")
     return "\n".join(lines)
