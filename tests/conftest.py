@@ -31,6 +31,16 @@ def embedder(settings):
 
 
 @pytest.fixture(scope="module")
+def chat_model():
+    """A real OpenAI-compatible chat server (tests/llm_server.py) on a free loopback port, stopped after the module."""
+    from llm_server import start
+
+    live = start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
 def server(engine):
     """The web app of the module's ``engine``, served by uvicorn on a free loopback port."""
     from aidsearch.web import build_app

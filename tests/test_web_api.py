@@ -169,7 +169,8 @@ def test_rendered_answer_marks_the_answer_span():
 def test_health(client):
     resp = client.get("/api/health")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "documents": 6}
+    assert resp.json() == {"status": "ok", "documents": 6, "generation": {
+        "configured": False, "reachable": False, "detail": "no model server set (llm_url)"}}
 
 
 @pytest.mark.model

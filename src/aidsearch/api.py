@@ -7,9 +7,9 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Generator, Iterator, Literal, Sequence
 
-from . import bundled, reader
+from . import bundled, generate, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Mode, Settings, load_settings
 from .embed import Embedder, load_embedder
@@ -19,9 +19,11 @@ from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
 from .retrieve import Filters, Retrieval, Retriever, parse_filters
 from .store import CURRENT, IndexStore
-from .types import Answer, Document, SearchResult
+from .types import Answer, Citation, Document, SearchResult
 
 MAX_QUESTION_CHARS = 2000
+AnswerMode = Literal["extractive", "generative"]
+CHECK_FILE = Path(__file__).parent / "params" / "check.json"
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]", re.UNICODE)
 
 
@@ -152,10 +154,25 @@ class Aidsearch:
         return SearchResult(r.text, detect_en_fr(r.text), tuple(r.retrieval.hits), r.timings, r.filters)
 
     def ask(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
-            mode: Mode | None = None) -> Answer:
-        """The answer to ``question`` in its language, quoting and citing the passages it comes from, or "no
-        answer" when the documents are unlikely to hold one. ``k``, ``filters`` and ``mode`` choose the passages as
-        in ``search``; the ``answerer`` setting chooses the answer stage. Raises QueryError on bad input."""
+            mode: Mode | None = None, answer_mode: AnswerMode | None = None) -> Answer:
+        """The answer to ``question`` in its language, citing the passages it comes from, or "no answer" when the
+        documents are unlikely to hold one. ``k``, ``filters`` and ``mode`` choose the passages as in ``search``.
+        ``answer_mode`` "extractive" quotes the documents (the ``answerer`` setting chooses how); "generative" (the
+        default when ``llm_url`` is set) has the configured model write the answer, checks it against the passages
+        and falls back to the quotes with a one-line notice when it fails. Raises QueryError on bad input."""
+        answer: Answer | None = None
+        for item in self.ask_stream(question, k=k, filters=filters, mode=mode, answer_mode=answer_mode):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def ask_stream(self, question: str, *, k: int | None = None, filters: Filters | Sequence[str] | None = None,
+                   mode: Mode | None = None, answer_mode: AnswerMode | None = None) -> Iterator[str | Answer]:
+        """``ask`` as it happens: the generated text so far (a growing string, before the check) while the model
+        writes, then the checked ``Answer`` last. An extractive answer comes alone."""
+        generative = (answer_mode or ("generative" if self.settings.llm_url else "extractive")) == "generative"
+        server = self.chat_server() if generative else None
         r = self._retrieve(question, k, filters, None, mode)
         t2 = time.perf_counter()
         lang = detect_en_fr(r.text)
@@ -165,8 +182,103 @@ class Aidsearch:
             answer = compose_learned(r.text, lang, r.retrieval, r.qv, r.retriever.sentence_vectors,
                                      self.answer_models(), r.retriever.gen.documents.get)
         t3 = time.perf_counter()
-        r.timings.update(answer=(t3 - t2) * 1000, total=(t3 - r.started) * 1000)
-        return replace(answer, timings_ms=r.timings, filters=r.filters)
+        r.timings.update(answer=(t3 - t2) * 1000)
+        answer = replace(answer, filters=r.filters)
+        if server is not None:
+            answer = yield from self._generate(server, r, lang, answer)
+        r.timings["total"] = (time.perf_counter() - r.started) * 1000
+        yield replace(answer, timings_ms=r.timings)
+
+    def generation_status(self) -> dict[str, Any]:
+        """Whether generative answers are configured and the model server reachable (never the key)."""
+        return generate.status(self.chat_server() if self.settings.llm_url else None)
+
+    def chat_server(self) -> generate.ChatServer:
+        """The configured chat server, or a ConfigError naming the missing setting."""
+        s = self.settings
+        if not s.llm_url:
+            raise ConfigError("generative answers need a model server: set llm_url (and llm_model)",
+                              hint="set AIDSEARCH_LLM_URL, e.g. http://localhost:11434/v1 for Ollama")
+        return generate.ChatServer(s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout)
+
+    def _generate(self, server: generate.ChatServer, r: _Retrieved, lang: str,
+                  extractive: Answer) -> Generator[str, None, Answer]:
+        """Have ``server`` write the answer from the retrieved passages, streaming the visible text, and return the
+        checked answer, or ``extractive`` with the one-line reason it is shown instead."""
+        info: dict[str, Any] = {"model": server.model or "default", "status": "fallback", "notice": "",
+                                "sentences": [], "extractive": extractive.to_dict()}
+        hits = r.retrieval.hits
+        if not extractive.found or not hits:
+            info.update(status="skipped", notice="no passage answers the question")
+            return replace(extractive, generation=info)
+        t0 = time.perf_counter()
+        passages = [h.chunk.text for h in hits]
+        raw, structured = "", True
+        try:
+            try:
+                raw = yield from self._stream(server, r.text, lang, passages, structured=True,
+                                             timings=r.timings, started=r.started)
+            except generate.GenerationFailed as exc:
+                if "HTTP 400" not in str(exc) and "HTTP 422" not in str(exc):
+                    raise
+                structured = False  # the server does not take a JSON schema: ask for plain text
+                raw = yield from self._stream(server, r.text, lang, passages, structured=False,
+                                             timings=r.timings, started=r.started)
+            drafts = generate.parse_json(raw) if structured else generate.parse_text(raw)
+            if not drafts:
+                raise generate.GenerationFailed("the model gave an empty answer")
+        except generate.GenerationFailed as exc:
+            r.timings["generate"] = (time.perf_counter() - t0) * 1000
+            info["notice"] = str(exc)
+            return replace(extractive, generation=info)
+        t1 = time.perf_counter()
+        checked = generate.check(drafts, passages, self._similarity, check_threshold())
+        verdict = generate.judge(checked, lang)
+        r.timings.update(generate=(t1 - t0) * 1000, check=(time.perf_counter() - t1) * 1000)
+        info.update(sentences=[c.to_dict() for c in checked], notice=verdict.notice, raw=raw,
+                    format="json" if structured else "text")
+        if not verdict.ok:
+            return replace(extractive, generation=info)
+        info["status"] = "checked"
+        return self._generated_answer(extractive, hits, verdict.sentences, info)
+
+    def _stream(self, server: generate.ChatServer, question: str, lang: str, passages: list[str], *,
+                structured: bool, timings: dict[str, float], started: float) -> Generator[str, None, str]:
+        """Stream one reply, yielding the visible text as it grows; returns the whole raw reply."""
+        messages = generate.build_messages(question, lang, passages, structured=structured)
+        schema = generate.answer_schema(len(passages)) if structured else None
+        raw, shown = "", ""
+        for piece in server.stream(messages, schema):
+            timings.setdefault("first_token", (time.perf_counter() - started) * 1000)
+            raw += piece
+            visible = generate.visible_json(raw) if structured else raw
+            if visible != shown:
+                shown = visible
+                yield visible
+        return raw
+
+    def _similarity(self, a: Sequence[str], b: Sequence[str]) -> Any:
+        return self.embedder.encode_passages(list(a)) @ self.embedder.encode_passages(list(b)).T
+
+    @staticmethod
+    def _generated_answer(extractive: Answer, hits: Sequence[Any], checked: Sequence[generate.Checked],
+                          info: dict[str, Any]) -> Answer:
+        """The answer of the checked sentences, their passages renumbered in order of first citation, each citation
+        highlighting the sentences that support the answer."""
+        order: dict[int, int] = {}
+        spans: dict[int, list[tuple[int, int]]] = {}
+        parts = []
+        for c in checked:
+            if c.status == "dropped":
+                continue
+            for n in c.cites:
+                order.setdefault(n, len(order) + 1)
+            if c.support is not None:
+                spans.setdefault(c.support[0], []).append(c.support[1:])
+            parts.append(c.text + "".join(f" [{order[n]}]" for n in c.cites))
+        citations = tuple(Citation(new, hits[n - 1], tuple(sorted(set(spans.get(n, []))))) for n, new in order.items())
+        return replace(extractive, text=" ".join(parts), citations=citations, highlights=(), generation=info,
+                       extractive=extractive)
 
     def answer_models(self) -> AnswerModels:
         """The learned stages, with the answer reader when the ``answerer`` setting asks for it (loaded on first
@@ -277,6 +389,16 @@ class Aidsearch:
         if accept is not None:
             accept(path, size)
         return save_upload(folder, name, data)
+
+
+def check_threshold() -> float:
+    """The similarity a generated sentence needs to its cited passage, calibrated on examples (params/check.json)."""
+    import json
+
+    try:
+        return float(json.loads(CHECK_FILE.read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError):
+        return 0.8
 
 
 def _remove_new(saved: Sequence[tuple[str, Path, bool]]) -> None:

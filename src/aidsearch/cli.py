@@ -33,11 +33,16 @@ def _emit(data: dict[str, Any] | str, as_json: bool) -> None:
 
 @model_app.command("info")
 def model_info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show the model: name, source, folder, dimension, fingerprint (builds the bundled model on first use)."""
+    """Show the model: name, source, folder, dimension, fingerprint (builds the bundled model on first use), and
+    whether generative answers are configured and their model server reachable."""
     from .embed import load_embedder
+    from .generate import ChatServer, status
 
-    info = load_embedder(_settings()).info
-    _emit(info.to_dict(), as_json)
+    settings = _settings()
+    info = load_embedder(settings).info
+    server = ChatServer(settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout) \
+        if settings.llm_url else None
+    _emit({**info.to_dict(), "generation": status(server)}, as_json)
 
 
 IndexDir = typer.Option(None, "--index-dir", help="Index folder (default: index/ or AIDSEARCH_INDEX_DIR).")
@@ -131,6 +136,9 @@ def _print_answer(answer: Answer) -> None:
     """The answer with its spans in bold, then its numbered sources."""
     from .answer import MESSAGES
 
+    gen = answer.generation or {}
+    if gen.get("notice"):
+        typer.echo(f"({gen['notice']}: quoting the documents instead)", err=True)
     text, pos, parts = answer.text or "", 0, []
     for start, end in answer.highlights:  # the answer itself in bold
         parts += [text[pos:start], typer.style(text[start:end], bold=True, underline=True)]
@@ -139,16 +147,22 @@ def _print_answer(answer: Answer) -> None:
     if answer.citations:
         typer.echo(f"\n{MESSAGES[answer.language]['sources']}:")
     for c in answer.citations:
-        chunk = c.hit.chunk
-        page = f", p.{chunk.page}" if chunk.page else ""
-        typer.echo(f"[{c.n}] {chunk.title} ({chunk.source}{page}, {chunk.lang})")
+        typer.echo(c.label())
+    if answer.mode == "generative":
+        typer.echo(f"\n(written by {gen.get('model')}, checked against the sources)")
 
 
 @app.command()
 def ask(question: str = typer.Argument(..., help="A question in English or French."), k: Optional[int] = K,
-        filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
-    """Answer QUESTION with sentences quoted from the documents and numbered sources."""
-    answer = _open(index_dir).ask(question, k=k, filters=filters or None)
+        filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson,
+        generate: Optional[bool] = typer.Option(None, "--generate/--extractive",
+                                                help="Have the configured model write the answer (checked against "
+                                                     "the sources), or quote the documents (default: generate when "
+                                                     "llm_url is set).")) -> None:
+    """Answer QUESTION with sentences quoted from the documents (or written by the configured model and checked
+    against them) and numbered sources."""
+    mode = None if generate is None else "generative" if generate else "extractive"
+    answer = _open(index_dir).ask(question, k=k, filters=filters or None, answer_mode=mode)
     if as_json:
         _emit(answer.to_dict(), True)
         return

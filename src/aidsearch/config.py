@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,9 @@ class Settings:
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact);
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
-    answerer "reader", the default: the learned stages plus the answer reader)."""
+    answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an
+    OpenAI-compatible chat server (``http://localhost:11434/v1``) that writes generative answers, ``llm_model`` the
+    model it serves, ``llm_api_key`` its key (never shown), ``llm_timeout`` the seconds a generation may take."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -50,6 +52,10 @@ class Settings:
     public_without_login: bool = False
     uploads: bool = True
     feedback: bool = True
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_timeout: float = 60.0
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})

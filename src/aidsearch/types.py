@@ -117,6 +117,12 @@ class Citation:
         d["page"] = self.page
         return {"n": self.n, **d, "highlights": [list(s) for s in self.sentences]}
 
+    def label(self) -> str:
+        """"[n] title (source, p.N, lang)": the line that lists this source under an answer in plain text."""
+        c = self.hit.chunk
+        page = f", p.{c.page}" if c.page else ""
+        return f"[{self.n}] {c.title} ({c.source}{page}, {c.lang})"
+
     @property
     def page(self) -> int | None:
         """The page of the first quoted sentence (or of the passage start)."""
@@ -125,8 +131,9 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """An extractive answer: ``text`` carries ``[n]`` markers pointing into ``citations``; ``highlights`` are the
-    character spans of ``text`` that are the answer itself (a name, an amount, a date), when one stands out."""
+    """An answer: ``text`` carries ``[n]`` markers pointing into ``citations``; ``highlights`` are the character
+    spans of ``text`` that are the answer itself (a name, an amount, a date), when one stands out; ``generation``
+    says what a model wrote and what the check made of it, when one was asked."""
 
     question: str
     language: str
@@ -137,6 +144,13 @@ class Answer:
     filters: dict[str, Any] = field(default_factory=dict)
     confidence: float | None = None
     highlights: tuple[tuple[int, int], ...] = ()
+    generation: dict[str, Any] | None = None
+    extractive: Answer | None = field(default=None, repr=False, compare=False)  # the quoted answer, when generated
+
+    @property
+    def mode(self) -> str:
+        """"generative" when a model wrote ``text`` and it passed the check, else "extractive"."""
+        return "generative" if self.generation and self.generation.get("status") == "checked" else "extractive"
 
     def citation(self, n: int) -> Citation:
         """The citation numbered ``n`` (1-based); out of range raises instead of wrapping around."""
@@ -155,6 +169,8 @@ class Answer:
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "filters": self.filters,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "mode": self.mode,
+            **({"generation": self.generation} if self.generation is not None else {}),
         }
 
 

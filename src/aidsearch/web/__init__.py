@@ -7,6 +7,7 @@ Modules, each using only those listed before it:
 - ``uploads``: the daily limits of uploads per user;
 - ``security``: the optional login, the check before serving to the network, messages without server paths;
 - ``routes``: the HTTP API, the document routes, ``/docs`` and the JSON errors;
+- ``openai``: ``/v1/models`` and ``/v1/chat/completions`` for OpenAI clients, and ``/api/ask/stream``;
 - ``panels``: the chat page's Gradio Blocks and its events.
 
 Here: ``Page`` (the handlers behind the page; follow-up questions are read by ``aidsearch.conversation``),
@@ -20,7 +21,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import gradio as gr
 from fastapi import FastAPI
@@ -31,7 +32,8 @@ from ..conversation import Conversation, is_followup, question_language, resolve
 from ..errors import AidsearchError
 from ..incoming import UPLOAD_FOLDER, UPLOAD_MESSAGES, UploadRejected, check_upload, safe_filename, save_upload
 from ..indexer import Progress
-from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats
+from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats, render_writing
+from .openai import add_openai_routes
 from .panels import build_blocks, footer_html
 from .routes import AskRequest, SearchRequest, add_api_docs, add_routes, error_response
 from .security import (BasicAuthMiddleware, basic_credentials, check_exposure, is_loopback, open_to_network,
@@ -88,21 +90,35 @@ class Page:
     def answer(self, question: str, state: dict[str, Any],
                filters: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
         """The rendered reply to ``question`` and the record kept for feedback."""
+        *_, (html_out, record) = self.answer_stream(question, state, filters)
+        return html_out, record or {}
+
+    def answer_stream(self, question: str, state: dict[str, Any],
+                      filters: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """The reply to ``question`` as it comes: (the text the model has written so far, None) while it writes,
+        then (the rendered reply, the record kept for feedback)."""
         turn = Conversation(state.get("subject")).turn(question)
         lang = turn.language
+        ans = None
         try:
-            ans = self.engine.ask(turn.query, filters=filters)
+            for item in self.engine.ask_stream(turn.query, filters=filters):
+                if isinstance(item, str):
+                    yield render_writing(item, lang), None
+                else:
+                    ans = item
         except AidsearchError as exc:
             message = public_message(str(exc), self.engine.settings)
-            return render_error(message, lang), {"lang": lang, "error": message}
+            yield render_error(message, lang), {"lang": lang, "error": message}
+            return
+        assert ans is not None
         state["subject"] = turn.after.subject
         state["lang"] = lang
         html_out = render_answer(ans, lang, self.engine.document, turn.followup_of)
         data = ans.to_dict()
         record = {"question": question, "query": turn.query, "language": lang, "found": data["found"],
-                  "answer": data["answer"], "filters": data["filters"],
+                  "answer": data["answer"], "filters": data["filters"], "mode": data["mode"],
                   "sources": [{k: c[k] for k in ("n", "doc_id", "source", "title", "page")} for c in data["citations"]]}
-        return html_out, record
+        yield html_out, record
 
     def feedback(self, record: Mapping[str, Any], liked: bool | str) -> None:
         """Append a rated answer to ``feedback.jsonl`` beside the index, unless feedback is turned off."""
@@ -167,6 +183,7 @@ def build_app(engine: Aidsearch) -> FastAPI:
                   description="Cross-lingual (English/French) search and extractive answers over aid-project "
                               "documents.")
     add_routes(api, engine)  # before mounting Gradio, or the routes are shadowed
+    add_openai_routes(api, engine)
     add_api_docs(api)
     demo = Page(engine).build()
     theme = gr.themes.Default(primary_hue="blue", secondary_hue="slate", neutral_hue="slate", radius_size="md",

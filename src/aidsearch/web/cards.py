@@ -116,8 +116,23 @@ def render_answer(answer: Answer, lang: str, documents: Callable[[str], Document
     marked = _marked(data["answer"], [(h["start"], h["end"]) for h in data["highlights"]])
     text = re.sub(r"\[(\d+)\]", r'<span class="as-ref">[\1]</span>', marked.replace("<mark>", '<mark class="as-span">'))
     cards = "".join(render_card(c, documents(c["doc_id"]), lang) for c in data["citations"])
-    return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>'
+    gen = answer.generation or {}
+    notes = ""
+    if answer.mode == "generative":
+        notes = f'<p class="as-written">{esc(t(lang, "written_by").format(model=gen.get("model")))}</p>'
+        if answer.extractive is not None:
+            notes += (f'<details class="as-quoted"><summary>{esc(t(lang, "show_quotes"))}</summary>'
+                      f'{render_answer(answer.extractive, lang, documents)}</details>')
+    elif gen.get("notice") and gen.get("status") != "skipped":
+        notes = f'<p class="as-notice">{esc(gen["notice"])}: {esc(t(lang, "quoting_instead"))}</p>'
+    return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>{notes}'
             f'<div class="as-sources"><div class="as-sources-title">{esc(t(lang, "sources"))}</div>{cards}</div></div>')
+
+
+def render_writing(text: str, lang: str) -> str:
+    """The answer as the model writes it, before the check."""
+    return (f'<div class="as-writing as-lang-{lang}"><p class="as-pending">{esc(t(lang, "writing"))}</p>'
+            f'<p class="as-text">{esc(text)}</p></div>')
 
 
 def render_error(message: str, lang: str) -> str:

@@ -33,8 +33,8 @@ class Chat(Protocol):
     def filters(self, country: Sequence[str] | None, langs: Sequence[str] | None, funders: Sequence[str] | None,
                 y_from: str | None, y_to: str | None) -> dict[str, list[str]]: ...
 
-    def answer(self, question: str, state: dict[str, Any],
-               filters: dict[str, list[str]]) -> tuple[str, dict[str, Any]]: ...
+    def answer_stream(self, question: str, state: dict[str, Any],
+                      filters: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, Any] | None]]: ...
 
     def feedback(self, record: Mapping[str, Any], liked: bool | str) -> None: ...
 
@@ -205,8 +205,13 @@ def _connect(demo: gr.Blocks, p: Panels, chat: Chat) -> None:
         except (ValueError, AidsearchError) as exc:
             reply, record = render_error(public_message(str(exc), engine.settings), lang), {"lang": lang}
         else:
+            reply, record = waiting, {"lang": lang}
             try:
-                reply, record = chat.answer(message, st, filters)
+                for reply, done in chat.answer_stream(message, st, filters):
+                    if done is None:  # the model is writing
+                        yield {p.chatbot: history + [{"role": "assistant", "content": reply}]}
+                    else:
+                        record = done
             except Exception:  # noqa: BLE001 - show a message instead of a stuck "searching…"
                 log.exception("answering %r failed", message)
                 reply, record = render_error("internal error (see the server log)", lang), {"lang": lang}

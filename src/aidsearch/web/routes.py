@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,9 @@ class AskRequest(BaseModel):
     conversation_id: str | None = Field(
         None, description="1 to 64 letters, digits, '-' or '_', chosen by the client: a follow-up question "
                           '("and its budget?") is read with the subject of the previous question of this conversation.')
+    mode: Literal["extractive", "generative"] | None = Field(
+        None, description="extractive: quote the documents; generative: the configured model writes the answer, "
+                          "checked against the sources (default: generative when a model server is set).")
 
 
 class SearchRequest(BaseModel):
@@ -98,7 +101,7 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
 
     @api.get("/api/health", tags=["api"], summary="Liveness check")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "documents": engine.stats()["documents"]}
+        return {"status": "ok", "documents": engine.stats()["documents"], "generation": engine.generation_status()}
 
     @api.get("/api/stats", tags=["api"], summary="Index statistics")
     def stats() -> dict[str, Any]:
@@ -108,9 +111,9 @@ def add_routes(api: FastAPI, engine: Aidsearch) -> None:
               responses=_ERROR_RESPONSES)
     def ask(body: AskRequest) -> dict[str, Any]:
         if body.conversation_id is None:
-            return engine.ask(body.question, k=body.k, filters=body.filters).to_dict()
+            return engine.ask(body.question, k=body.k, filters=body.filters, answer_mode=body.mode).to_dict()
         turn = conversations.get(body.conversation_id).turn(check_question(body.question))
-        answer = engine.ask(turn.query, k=body.k, filters=body.filters)
+        answer = engine.ask(turn.query, k=body.k, filters=body.filters, answer_mode=body.mode)
         conversations.put(body.conversation_id, turn.after)
         return {**answer.to_dict(), "question": turn.question, "query": turn.query, "followup_of": turn.followup_of,
                 "conversation_id": body.conversation_id}

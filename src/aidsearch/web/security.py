@@ -31,7 +31,11 @@ def parse_auth(spec: str) -> dict[str, str]:
 
 
 def basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
-    """User and password of an HTTP Basic ``Authorization`` header, None when it is not one."""
+    """User and password of an HTTP Basic ``Authorization`` header, or of a bearer token ``user:password`` (how
+    OpenAI clients send their API key), None when it is neither."""
+    if header and header[:7].lower() == b"bearer ":
+        user, colon, password = header[7:].strip().partition(b":")
+        return (user, password) if colon else None
     if not header or not header[:6].lower() == b"basic ":
         return None
     try:
