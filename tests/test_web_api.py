@@ -246,6 +246,7 @@ def test_filters_apply(client):
     ("/api/ask", {"question": "budget", "filters": {"planet": "Mars"}}, "unknown filter 'planet'"),
     ("/api/ask", {"question": "budget", "filters": {"year": "soon"}}, "bad year filter"),
     ("/api/ask", {"question": "budget", "k": 0}, "k: Input should be greater than or equal to 1"),
+    ("/api/ask", {"question": "budget", "mode": "generative"}, "generative answers need a model server"),
     ("/api/search", {"query": "?!"}, "no words"),
     ("/api/search", {"question": "budget"}, "query: Field required"),
 ])

@@ -194,10 +194,11 @@ class Aidsearch:
         return generate.status(self.chat_server() if self.settings.llm_url else None)
 
     def chat_server(self) -> generate.ChatServer:
-        """The configured chat server, or a ConfigError naming the missing setting."""
+        """The configured chat server, or a QueryError (the request asks for what is not set up) naming the
+        missing setting."""
         s = self.settings
         if not s.llm_url:
-            raise ConfigError("generative answers need a model server: set llm_url (and llm_model)",
+            raise QueryError("generative answers need a model server: set llm_url (and llm_model)",
                               hint="set AIDSEARCH_LLM_URL, e.g. http://localhost:11434/v1 for Ollama")
         return generate.ChatServer(s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout)
 
