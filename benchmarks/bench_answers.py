@@ -7,10 +7,9 @@ Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = re
 rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = learned fusion, answer ranker and
 span, field answers and abstention (``retrieval learned``, ``answerer learned``); "reader" = the same with the
 answer reader's span scores weighed with the learned sentence scores to choose the quoted sentence, and its span
-(``answerer reader``); "reader, head re-ranks 3" = the same, the reader reading the passages of the three best
-sentences and quoting the one its answer head scores highest; "reader alone" = the reader's choice alone;
-"dense" and "bm25" = one ranking alone, for the fusion comparison.
-The Markdown report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
+(``answerer reader``); "reader alone" = the reader's choice alone; "dense" and "bm25" = one ranking alone,
+for the fusion comparison. The Markdown
+report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
 """
 from __future__ import annotations
 
@@ -52,8 +51,7 @@ SETS = (
     EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
 )
 CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
-           "reader": ("learned", "reader"), "reader, head re-ranks 3": ("learned", "reader"),
-           "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
+           "reader": ("learned", "reader"), "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
 
@@ -78,8 +76,6 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS) -> dic
             ix = type(base)(replace(base.settings, answerer=answerer), embedder)
             if name == "reader alone":
                 ix.models = replace(ix.answer_models(), reader_weight=None)
-            elif name == "reader, head re-ranks 3":
-                ix.models = replace(ix.answer_models(), reader_passages=3)
             report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
                               answers=name not in RETRIEVAL_ONLY)
             groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
@@ -118,8 +114,7 @@ def render(data: dict[str, Any]) -> str:
         "and span, fiche-field answers and learned abstention; *reader alone*: the same with the answer reader (fitted "
         "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *reader*: the reader's "
         "span scores weighed with the learned sentence scores (the weight chosen on the train parts: "
-        "`params/reader_weight.json`); *reader, head re-ranks 3*: the same, the reader reading the passages of the "
-        "three best sentences and quoting the one its answer head scores highest; *dense* / *bm25*: one "
+        "`params/reader_weight.json`); *dense* / *bm25*: one "
         "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "

@@ -220,9 +220,8 @@ class AnswerModels:
     answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
     the quoted sentence of the best passage is the best of learned + ``reader_weight`` × reader span score (the
     reader's choice alone when None), and with ``reader_abstain`` too the answer is "no answer" when that model,
-    given the abstention score and the reader's answer-head score of that passage, is below
-    ``min_reader_probability``. The reader reads the passages of the ``reader_passages`` best learned sentences and
-    quotes the one its answer head scores highest."""
+    given the abstention score and the reader's answer-head score of the passage, is below
+    ``min_reader_probability``."""
 
     sentence: LinearModel
     abstain: LinearModel
@@ -237,7 +236,6 @@ class AnswerModels:
     reader_weight: float | None = None
     reader_abstain: LinearModel | None = None
     min_reader_probability: float = 0.5
-    reader_passages: int = 1
 
     @classmethod
     def shipped(cls) -> AnswerModels:
@@ -289,10 +287,10 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         return Answer(question, language, False, MESSAGES[language]["none"])
     row = reading.abstain_features[None, :]
     confidence, threshold = float(models.abstain.probability(row)[0]), models.min_probability
-    passages = read_passages(reading, models.reader, models.reader_passages) if models.reader is not None and \
+    passage = read_passage(reading, models.reader) if models.reader is not None and \
         models.reader_abstain is not None else None
-    if models.reader_abstain is not None and passages and passages[0][1].answers is not None:
-        both = np.array([[float(models.abstain.scores(row)[0]), passages[0][1].answers]])
+    if models.reader_abstain is not None and passage is not None and passage[1].answers is not None:
+        both = np.array([[float(models.abstain.scores(row)[0]), passage[1].answers]])
         confidence, threshold = float(models.reader_abstain.probability(both)[0]), models.min_reader_probability
     if confidence < threshold:
         return Answer(question, language, False, MESSAGES[language]["none"], confidence=confidence)
@@ -311,9 +309,9 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
                 text += f"{line} [1] "
             return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
                           highlights=tuple(marks))
-    if passages is None and models.reader is not None:
-        passages = read_passages(reading, models.reader, models.reader_passages)
-    return _quote(question, language, reading, models, confidence, most_answering(passages) if passages else None)
+    if passage is None and models.reader is not None:
+        passage = read_passage(reading, models.reader)
+    return _quote(question, language, reading, models, confidence, passage)
 
 
 READER_ABSTAIN_FEATURES = ("abstain_score", "reader_answers")
@@ -348,31 +346,10 @@ def with_reader(learned: np.ndarray, reader: np.ndarray, weight: float | None) -
     return int(np.argmax(reader if weight is None else learned + weight * reader))
 
 
-def read_passages(reading: Reading, reader: Reader, count: int = 1) -> list[tuple[int, PassageLogits]]:
-    """The passages the reader reads, with their readings (one batch): the one holding the best learned sentence,
-    then up to ``count`` - 1 others in the order of their best learned sentence."""
-    order: list[int] = []
-    for i in np.argsort(-reading.scores, kind="stable"):
-        p = reading.candidates[int(i)].passage
-        if p not in order:
-            order.append(p)
-        if len(order) == count:
-            break
-    return list(zip(order, reader.logits(reading.question.text, [reading.top[p].chunk.text for p in order])))
-
-
 def read_passage(reading: Reading, reader: Reader) -> tuple[int, PassageLogits]:
     """The passage the reader reads (the one holding the best learned sentence) and its reading."""
-    return read_passages(reading, reader)[0]
-
-
-def most_answering(passages: Sequence[tuple[int, PassageLogits]]) -> tuple[int, PassageLogits]:
-    """Of passages read in order, the first whose answer-head score is highest (the first without a head)."""
-    best = passages[0]
-    for item in passages[1:]:
-        if item[1].answers is not None and best[1].answers is not None and item[1].answers > best[1].answers:
-            best = item
-    return best
+    p = reading.candidates[int(np.argmax(reading.scores))].passage
+    return p, reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
 
 
 def _read_best_passage(reading: Reading, passage: tuple[int, PassageLogits], order: np.ndarray,
@@ -406,7 +383,7 @@ def _quote(question: str, language: str, reading: Reading, models: AnswerModels,
     same document while the answer stays within ``max_words``, in reading order, each with the number of its
     passage; the sentence before, whatever its length, when the best one starts with a pronoun ("Il abandonne…",
     "Ce fonds…": it names what the pronoun stands for); the answer span of the best sentence highlighted.
-    ``passage``: the passage the reader chose and its reading, when there is a reader."""
+    ``passage``: the reader's reading of the passage of the best sentence, when there is a reader."""
     order = np.argsort(-reading.scores, kind="stable")
     reader_span = None
     if passage is not None:
