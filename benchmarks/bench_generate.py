@@ -96,8 +96,9 @@ def render(r: dict[str, Any]) -> str:
     s, a = r["shares"], r["answers"]
     lines = [
         "# Generative answers", "",
-        f"`.venv/bin/python {r['command']}` on {r['date']} ({r['machine']}); model: {r['model']}. The machine was "
-        "shared with other work while measuring: times are only indicative.", "",
+        f"`.venv/bin/python {r['command']}` on {r['date']} ({r['machine']}); model: {r['model']}; `llm_timeout` "
+        f"{r['llm_timeout_s']:g} s. Times are from one run: compare them only with runs on an otherwise idle "
+        "machine.", "",
         f"{r['questions']} evaluation questions about the seed corpus (EN and FR), answered with "
         "`answer_mode=\"generative\"`.", "",
         "| time to first token (median) | time to the checked answer (median) | sentences | kept | re-cited | dropped "

@@ -150,7 +150,7 @@ def _generate(r: dict[str, Any]) -> list[str]:
     s, a = r["shares"], r["answers"]
     return [f"With the test model server ({r['model']}), on {r['questions']} evaluation questions about the seed "
             f"corpus: first generated token after {r['first_token_s_median']} s and the checked answer after "
-            f"{r['total_s_median']} s (medians, on a machine shared with other work); of {r['sentences']} generated "
+            f"{r['total_s_median']} s (medians of one run); of {r['sentences']} generated "
             f"sentences the check kept {s['kept']:.0%}, re-cited {s['recited']:.0%} and dropped {s['dropped']:.0%}; "
             f"{a.get('checked', 0)} answers shown as generated, {a.get('fallback', 0)} fell back to the quotes. The "
             "model is tiny and often wrong: these shares measure the check, not the answers a real model gives."]
