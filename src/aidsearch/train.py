@@ -265,17 +265,22 @@ def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: Answ
 VALIDATION_QUESTIONS = 200  # per validation set, for the figures of the reader's abstention
 
 
+def _committed_reader(source: Source) -> Reader:
+    """The committed answer reader over the bundled encoder of ``source``'s index."""
+    folder = model_path(source.ix.settings)
+    reader = shared_reader(folder) if folder is not None else None
+    if reader is None:
+        raise SystemExit("error: no reader weights: run python -m aidsearch.train_reader first")
+    return reader
+
+
 def fit_reader_abstain(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
                        log: Callable[[str], None] = lambda _: None) -> LinearModel:
     """The abstention model over the abstention score and the reader's answer-head score, fitted like abstention
     (the answer present and hidden, each set counting alike, threshold by ``choose_threshold``), with the AUC of
     the abstention score alone and of the fitted model on the first ``VALIDATION_QUESTIONS`` questions of each
     validation set."""
-    models = AnswerModels.shipped()
-    folder = model_path(train_sets[0].ix.settings)
-    reader = shared_reader(folder) if folder is not None else None
-    if reader is None:
-        raise SystemExit("error: no reader weights: run python -m aidsearch.train_reader first")
+    models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
     parts = []
     for s in train_sets:
         log(f"reader abstention: train {s.name}")
@@ -311,11 +316,7 @@ def fit_reader_weight(train_sets: Sequence[Source], validation: Sequence[Source]
     """The weight of ``READER_WEIGHTS`` whose choices hold a gold answer most often on the train parts (each set
     counting alike; the smaller weight on a tie), with the figures of every weight on the train and the
     validation parts."""
-    models = AnswerModels.shipped()
-    folder = model_path(train_sets[0].ix.settings)
-    reader = shared_reader(folder) if folder is not None else None
-    if reader is None:
-        raise SystemExit("error: no reader weights: run python -m aidsearch.train_reader first")
+    models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
     figures: dict[str, dict[str, dict[str, float]]] = {"train": {}, "validation": {}}
     for part, sources in (("train", train_sets), ("validation", validation)):
         for s in sources:
