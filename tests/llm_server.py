@@ -4,6 +4,7 @@ free loopback port. ``python tests/llm_server.py PORT`` serves until killed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -66,6 +67,58 @@ def start(port: int | None = None, timeout: float = 120.0) -> ChatModelServer:
             server.stop()
             raise RuntimeError("the chat model server did not start")
         time.sleep(0.2)
+
+
+class Gateway:
+    """A real HTTP server in front of the chat model server that behaves as other servers do: with ``refuse_schema``
+    it answers HTTP 400 to a request carrying a JSON schema (as servers without structured output do), with
+    ``status`` it answers that HTTP status to every chat request; otherwise it passes requests through, streaming.
+    ``schemas`` records, per chat request, whether it carried a schema."""
+
+    def __init__(self, upstream: str, *, refuse_schema: bool = False, status: int | None = None) -> None:
+        import http.server
+        import threading
+
+        import httpx
+
+        gateway = self
+        self.schemas: list[bool] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                gateway.schemas.append("response_format" in body)
+                if status is not None or (refuse_schema and "response_format" in body):
+                    error = json.dumps({"error": {"message": "not supported"}}).encode()
+                    self.send_response(status or 400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+                with httpx.stream("POST", upstream.rstrip("/") + self.path.removeprefix("/v1"), json=body,
+                                  timeout=600) as resp:
+                    self.send_response(resp.status_code)
+                    self.send_header("Content-Type", resp.headers.get("content-type", "text/event-stream"))
+                    self.end_headers()
+                    for chunk in resp.iter_raw():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _serve(port: int) -> None:

@@ -4,12 +4,14 @@ the protocol, streaming, fallbacks and the check, never the quality of its answe
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import httpx
 import numpy as np
 import pytest
 
-from aidsearch.generate import Draft, check, judge, parse_json, parse_text, visible_json
+from aidsearch.generate import (NOTICES, Draft, GenerationFailed, Notice, check, explain, judge, parse_json, parse_text,
+                                visible_json)
 from aidsearch.quantities import matches, quantities
 
 LAO = ("Total budget\n28,400,000 EUR\nContribution breakdown\n  • Luxembourg Government\n    25,400,000 EUR\n"
@@ -113,8 +115,27 @@ def test_judge_wants_the_question_language_and_enough_sentences():
                     lambda a, b: np.ones((len(a), len(b))), 0.5)
     assert checked[0].status == "kept"
     assert judge(checked, "fr").ok
-    assert judge(checked, "en").notice == "the model answered in French, not in English"
-    assert judge([], "en").notice == "the model gave an empty answer"
+    wrong = judge(checked, "en").notice
+    assert wrong is not None and wrong.text("en") == "the model answered in French, not in English"
+    assert wrong.text("fr") == "le modèle a répondu en français, pas en anglais"
+    assert judge([], "fr").notice == Notice("empty")
+    dropped = [replace(checked[0], status="dropped")] * 2 + checked
+    assert explain(judge(dropped, "fr").notice, "fr") == {
+        "notice": "2 of 3 generated sentences failed the check against the sources",
+        "notice_text": "2 des 3 phrases générées n'ont pas passé la vérification contre les sources",
+        "notice_code": "failed"}
+
+
+@pytest.mark.unit
+def test_every_notice_reads_in_both_languages():
+    values = {"url": "http://x/v1", "status": 503, "seconds": 5, "dropped": 1, "total": 2, "got": "fr",
+              "wanted": "en"}
+    for code, (en, _) in NOTICES.items():
+        notice = Notice.of(code, **{k: v for k, v in values.items() if "{" + k + "}" in en})
+        assert "{" not in notice.text("en") + notice.text("fr") and notice.text("en") != notice.text("fr")
+    failure = GenerationFailed("timeout", seconds="0.5")
+    assert str(failure) == "the model took more than 0.5 s"
+    assert failure.notice.text("fr") == "le modèle a mis plus de 0.5 s"
 
 
 # ------------------------------------------------------------------------------------ the bundled model
@@ -196,6 +217,47 @@ def test_timeout_gives_the_extractive_answer(gen_engine):
 def test_http_error_gives_the_extractive_answer(gen_engine, chat_model):
     answer = _engine_with(gen_engine, llm_url=chat_model.url + "/nowhere").ask(QUESTION)
     assert answer.mode == "extractive" and answer.generation["notice"] == "the model server answered HTTP 404"
+
+
+@pytest.mark.model
+def test_server_error_5xx_gives_the_extractive_answer(gen_engine, chat_model):
+    from llm_server import Gateway
+
+    gateway = Gateway(chat_model.url, status=503)
+    try:
+        answer = _engine_with(gen_engine, llm_url=gateway.url).ask(QUESTION)
+    finally:
+        gateway.stop()
+    assert answer.mode == "extractive" and answer.found
+    assert answer.generation["notice"] == "the model server answered HTTP 503" and gateway.schemas == [True]
+
+
+@pytest.mark.model
+def test_a_server_refusing_the_schema_is_asked_for_plain_text(gen_engine, chat_model):
+    from llm_server import Gateway
+
+    gateway = Gateway(chat_model.url, refuse_schema=True)
+    try:
+        auto = _engine_with(gen_engine, llm_url=gateway.url).ask(QUESTION)
+        assert gateway.schemas == [True, False]
+        assert auto.generation["format"] == "text" and not auto.generation["raw"].lstrip().startswith("{")
+        assert auto.generation["sentences"] or auto.generation["notice"] == "the model gave an empty answer"
+        strict = _engine_with(gen_engine, llm_url=gateway.url, llm_format="json").ask(QUESTION)
+        assert gateway.schemas == [True, False, True]
+        assert strict.mode == "extractive" and strict.generation["notice"] == "the model server answered HTTP 400"
+        text = _engine_with(gen_engine, llm_url=gateway.url, llm_format="text").ask(QUESTION)
+        assert gateway.schemas == [True, False, True, False] and text.generation["format"] == "text"
+    finally:
+        gateway.stop()
+
+
+def test_llm_format_setting_is_checked():
+    from aidsearch.config import load_settings
+    from aidsearch.errors import ConfigError
+
+    assert load_settings(llm_format="text").llm_format == "text"
+    with pytest.raises(ConfigError, match="setting llm_format must be one of auto, json, text, got 'yaml'"):
+        load_settings(llm_format="yaml")
 
 
 @pytest.mark.model

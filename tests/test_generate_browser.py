@@ -1,5 +1,6 @@
 """The chat page with generative answers, in headless Chromium: the answer streams in and comes back checked, and
-when the model server stops mid-conversation the next answer is the quoted one with a one-line notice."""
+when the model server stops mid-conversation the next answer is the quoted one with a one-line notice in the
+question's language."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,13 +57,13 @@ def test_streamed_checked_answer_then_fallback_when_the_server_stops(site, chat_
             assert first.locator(".as-notice").inner_text().endswith(": quoting the documents instead")
             assert "28,400,000 EUR" in first.locator(":scope > .as-text").inner_text()
 
-        chat_model.stop()  # the model server goes away mid-conversation
-        page.fill("#question textarea", "How long does the Kosovo health project last?")
+        chat_model.stop()  # the model server goes away mid-conversation; the next question is in French
+        page.fill("#question textarea", "Combien de temps dure le projet de santé au Kosovo ?")
         page.click("#ask-btn")
         second = page.locator(TOP).nth(1)
         second.locator(".as-notice").wait_for()
         notice = second.locator(".as-notice").inner_text()
-        assert notice == f"no model server answers at {chat_model.url}: quoting the documents instead"
+        assert notice == f"aucun serveur de modèle ne répond à {chat_model.url}: réponse citée des documents à la place"
         assert "156" in second.locator(":scope > .as-text").inner_text()
         assert second.locator(":scope > .as-sources .as-card").count() >= 1
         browser.close()

@@ -22,8 +22,12 @@ from .spans import Span, span_candidates
 from .types import Answer, Citation, Document, Hit
 
 MESSAGES = {
-    "en": {"none": "No answer found in the indexed documents.", "sources": "Sources"},
-    "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources"},
+    "en": {"none": "No answer found in the indexed documents.", "sources": "Sources",
+           "written_by": "written by {model}, checked against the sources",
+           "quoting_instead": "quoting the documents instead"},
+    "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources",
+           "written_by": "rédigé par {model}, vérifié dans les sources",
+           "quoting_instead": "réponse citée des documents à la place"},
 }
 _HAS = {
     "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)"

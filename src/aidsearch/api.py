@@ -207,38 +207,39 @@ class Aidsearch:
                   extractive: Answer) -> Generator[str, None, Answer]:
         """Have ``server`` write the answer from the retrieved passages, streaming the visible text, and return the
         checked answer, or ``extractive`` with the one-line reason it is shown instead."""
-        info: dict[str, Any] = {"model": server.model or "default", "status": "fallback", "notice": "",
-                                "sentences": [], "extractive": extractive.to_dict()}
+        info: dict[str, Any] = {"model": server.model or "default", "status": "fallback",
+                                **generate.explain(None, lang), "sentences": [], "extractive": extractive.to_dict()}
         hits = r.retrieval.hits
         if not extractive.found or not hits:
-            info.update(status="skipped", notice="no passage answers the question")
+            info.update(status="skipped", **generate.explain(generate.Notice.of("no_answer"), lang))
             return replace(extractive, generation=info)
         t0 = time.perf_counter()
         passages = [h.chunk.text for h in hits]
-        raw, structured = "", True
+        fmt = self.settings.llm_format
+        raw, structured = "", fmt != "text"
         try:
             try:
-                raw = yield from self._stream(server, r.text, lang, passages, structured=True,
+                raw = yield from self._stream(server, r.text, lang, passages, structured=structured,
                                              timings=r.timings, started=r.started)
             except generate.GenerationFailed as exc:
-                if "HTTP 400" not in str(exc) and "HTTP 422" not in str(exc):
+                if fmt != "auto" or not ("HTTP 400" in str(exc) or "HTTP 422" in str(exc)):
                     raise
                 structured = False  # the server does not take a JSON schema: ask for plain text
                 raw = yield from self._stream(server, r.text, lang, passages, structured=False,
                                              timings=r.timings, started=r.started)
+            info.update(format="json" if structured else "text", raw=raw)
             drafts = generate.parse_json(raw) if structured else generate.parse_text(raw)
             if not drafts:
-                raise generate.GenerationFailed("the model gave an empty answer")
+                raise generate.GenerationFailed("empty")
         except generate.GenerationFailed as exc:
             r.timings["generate"] = (time.perf_counter() - t0) * 1000
-            info["notice"] = str(exc)
+            info.update(generate.explain(exc.notice, lang))
             return replace(extractive, generation=info)
         t1 = time.perf_counter()
         checked = generate.check(drafts, passages, self._similarity, check_threshold())
         verdict = generate.judge(checked, lang)
         r.timings.update(generate=(t1 - t0) * 1000, check=(time.perf_counter() - t1) * 1000)
-        info.update(sentences=[c.to_dict() for c in checked], notice=verdict.notice, raw=raw,
-                    format="json" if structured else "text")
+        info.update(sentences=[c.to_dict() for c in checked], **generate.explain(verdict.notice, lang))
         if not verdict.ok:
             return replace(extractive, generation=info)
         info["status"] = "checked"

@@ -137,19 +137,20 @@ def _print_answer(answer: Answer) -> None:
     from .answer import MESSAGES
 
     gen = answer.generation or {}
+    say = MESSAGES.get(answer.language, MESSAGES["en"])
     if gen.get("notice"):
-        typer.echo(f"({gen['notice']}: quoting the documents instead)", err=True)
+        typer.echo(f"({gen.get('notice_text') or gen['notice']}: {say['quoting_instead']})", err=True)
     text, pos, parts = answer.text or "", 0, []
     for start, end in answer.highlights:  # the answer itself in bold
         parts += [text[pos:start], typer.style(text[start:end], bold=True, underline=True)]
         pos = end
     typer.echo("".join(parts) + text[pos:])
     if answer.citations:
-        typer.echo(f"\n{MESSAGES[answer.language]['sources']}:")
+        typer.echo(f"\n{say['sources']}:")
     for c in answer.citations:
         typer.echo(c.label())
     if answer.mode == "generative":
-        typer.echo(f"\n(written by {gen.get('model')}, checked against the sources)")
+        typer.echo(f"\n({say['written_by'].format(model=gen.get('model'))})")
 
 
 @app.command()

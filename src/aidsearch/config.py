@@ -13,6 +13,7 @@ CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
 ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
+LLM_FORMATS = ("auto", "json", "text")
 Mode = Literal["hybrid", "learned", "dense", "bm25"]  # a retrieval mode, one of RETRIEVALS
 
 
@@ -29,7 +30,9 @@ class Settings:
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
     answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an
     OpenAI-compatible chat server (``http://localhost:11434/v1``) that writes generative answers, ``llm_model`` the
-    model it serves, ``llm_api_key`` its key (never shown), ``llm_timeout`` the seconds a generation may take."""
+    model it serves, ``llm_api_key`` its key (never shown), ``llm_timeout`` the seconds a generation may take,
+    ``llm_format`` how the answer is asked for: "json" (constrained by a JSON schema), "text" (plain text with ``[n]``
+    markers) or "auto" (JSON, then plain text when the server refuses the schema)."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -56,6 +59,7 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)
     llm_timeout: float = 60.0
+    llm_format: str = "auto"
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
@@ -74,6 +78,8 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
     if name == "retrieval" and value not in RETRIEVALS:
         raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
+    if name == "llm_format" and value not in LLM_FORMATS:
+        raise ConfigError(f"setting llm_format must be one of {', '.join(LLM_FORMATS)}, got {value!r}")
     try:
         if kind == "Path":
             return Path(value).expanduser()

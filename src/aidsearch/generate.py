@@ -15,6 +15,42 @@ from .lang import detect_en_fr
 from .quantities import matches, quantities
 
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+_LANGUAGE_NAMES_FR = {"en": "anglais", "fr": "français"}
+# Why a generated answer is not shown, in English (the API's ``notice``) and in French.
+NOTICES: dict[str, tuple[str, str]] = {
+    "down": ("no model server answers at {url}", "aucun serveur de modèle ne répond à {url}"),
+    "http": ("the model server answered HTTP {status}", "le serveur de modèle a répondu HTTP {status}"),
+    "timeout": ("the model took more than {seconds} s", "le modèle a mis plus de {seconds} s"),
+    "malformed": ("the model server sent a malformed reply", "le serveur de modèle a envoyé une réponse mal formée"),
+    "format": ("the model's output was not the answer format asked for",
+               "la réponse du modèle n'avait pas le format demandé"),
+    "empty": ("the model gave an empty answer", "le modèle a donné une réponse vide"),
+    "failed": ("{dropped} of {total} generated sentences failed the check against the sources",
+               "{dropped} des {total} phrases générées n'ont pas passé la vérification contre les sources"),
+    "language": ("the model answered in {got}, not in {wanted}", "le modèle a répondu en {got}, pas en {wanted}"),
+    "no_answer": ("no passage answers the question", "aucun passage ne répond à la question"),
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Why a generated answer is not shown: a ``code`` of NOTICES and the values its text needs."""
+
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, code: str, **params: object) -> Notice:
+        return cls(code, tuple((k, str(v)) for k, v in params.items()))
+
+    def text(self, lang: str = "en") -> str:
+        """The one-line reason in ``lang`` (French for "fr", English otherwise)."""
+        values = dict(self.params)
+        if self.code == "language" and lang == "fr":
+            values = {k: _LANGUAGE_NAMES_FR.get(v, v) for k, v in values.items()}
+        elif self.code == "language":
+            values = {k: LANGUAGE_NAMES.get(v, v) for k, v in values.items()}
+        return NOTICES[self.code][lang == "fr"].format(**values)
 MAX_TOKENS = 400
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=\])\s+(?=[A-ZÀ-Ý])|\n+")
@@ -22,7 +58,11 @@ SIMILARITY = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # rows of tex
 
 
 class GenerationFailed(Exception):
-    """The model gave no usable answer; ``str(err)`` is the one-line reason shown to the user."""
+    """The model gave no usable answer; ``notice`` says why (``str(err)`` in English)."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        self.notice = Notice.of(code, **params)
+        super().__init__(self.notice.text())
 
 
 def answer_schema(passages: int) -> dict[str, Any]:
@@ -78,7 +118,7 @@ def parse_json(raw: str) -> list[Draft]:
         drafts = [Draft(" ".join(_MARKER.sub("", str(s["text"])).split()),
                         tuple(int(n) for n in s.get("cite") or ())) for s in items]
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise GenerationFailed("the model's output was not the answer format asked for") from None
+        raise GenerationFailed("format") from None
     return list(dict.fromkeys(d for d in drafts if d.text))
 
 
@@ -146,19 +186,19 @@ class ChatServer:
                               timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise GenerationFailed(f"the model server answered HTTP {resp.status_code}")
+                    raise GenerationFailed("http", status=resp.status_code)
                 for line in resp.iter_lines():
                     if time.monotonic() > deadline:
-                        raise GenerationFailed(f"the model took more than {self.timeout:g} s")
+                        raise GenerationFailed("timeout", seconds=f"{self.timeout:g}")
                     piece = _sse_piece(line)
                     if piece is None:
                         break
                     if piece:
                         yield piece
         except httpx.TimeoutException:
-            raise GenerationFailed(f"the model took more than {self.timeout:g} s") from None
+            raise GenerationFailed("timeout", seconds=f"{self.timeout:g}") from None
         except httpx.HTTPError:
-            raise GenerationFailed(f"no model server answers at {self.url}") from None
+            raise GenerationFailed("down", url=self.url) from None
 
 
 def _sse_piece(line: str) -> str | None:
@@ -172,7 +212,7 @@ def _sse_piece(line: str) -> str | None:
         choice = (json.loads(data).get("choices") or [{}])[0]
         return str((choice.get("delta") or {}).get("content") or "")
     except (ValueError, AttributeError, IndexError):
-        raise GenerationFailed("the model server sent a malformed reply") from None
+        raise GenerationFailed("malformed") from None
 
 
 # ------------------------------------------------------------------------------------------ check
@@ -253,14 +293,14 @@ def _support(units: Sequence[tuple[int, Any]], best: dict[int, tuple[float, int]
 
 @dataclass(frozen=True)
 class Verdict:
-    """The checked sentences and whether enough survived: ``notice`` is the one-line reason when not."""
+    """The checked sentences and whether enough survived: ``notice`` is the reason when not."""
 
     sentences: tuple[Checked, ...]
-    notice: str = ""
+    notice: Notice | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.notice
+        return self.notice is None
 
 
 def status(server: ChatServer | None) -> dict[str, Any]:
@@ -278,13 +318,19 @@ def judge(checked: Sequence[Checked], question_lang: str) -> Verdict:
     the question's language."""
     left = [c for c in checked if c.status != "dropped"]
     if not checked:
-        return Verdict((), "the model gave an empty answer")
+        return Verdict((), Notice.of("empty"))
     if not left or len(left) * 2 < len(checked):
-        return Verdict(tuple(checked), f"{len(checked) - len(left)} of {len(checked)} generated sentences failed the "
-                                       "check against the sources")
+        return Verdict(tuple(checked), Notice.of("failed", dropped=len(checked) - len(left), total=len(checked)))
     text = " ".join(c.text for c in left)
     lang = detect_en_fr(text)
     if len(text.split()) >= 4 and lang != question_lang:
-        return Verdict(tuple(checked), f"the model answered in {LANGUAGE_NAMES.get(lang, lang)}, not in "
-                                       f"{LANGUAGE_NAMES.get(question_lang, question_lang)}")
+        return Verdict(tuple(checked), Notice.of("language", got=lang, wanted=question_lang))
     return Verdict(tuple(checked))
+
+
+def explain(notice: Notice | None, lang: str) -> dict[str, str]:
+    """The ``generation`` fields that say why the answer is quoted: ``notice`` in English, ``notice_text`` in the
+    question's language ``lang``, ``notice_code``; empty strings when nothing failed."""
+    if notice is None:
+        return {"notice": "", "notice_text": "", "notice_code": ""}
+    return {"notice": notice.text(), "notice_text": notice.text(lang), "notice_code": notice.code}

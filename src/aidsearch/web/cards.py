@@ -124,7 +124,8 @@ def render_answer(answer: Answer, lang: str, documents: Callable[[str], Document
             notes += (f'<details class="as-quoted"><summary>{esc(t(lang, "show_quotes"))}</summary>'
                       f'{render_answer(answer.extractive, lang, documents)}</details>')
     elif gen.get("notice") and gen.get("status") != "skipped":
-        notes = f'<p class="as-notice">{esc(gen["notice"])}: {esc(t(lang, "quoting_instead"))}</p>'
+        notes = (f'<p class="as-notice">{esc(gen.get("notice_text") or gen["notice"])}: '
+                 f'{esc(t(lang, "quoting_instead"))}</p>')
     return (f'<div class="as-answer as-lang-{lang}">{head}<p class="as-text">{text}</p>{notes}'
             f'<div class="as-sources"><div class="as-sources-title">{esc(t(lang, "sources"))}</div>{cards}</div></div>')
 

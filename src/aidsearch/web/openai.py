@@ -46,14 +46,15 @@ def render_markdown(answer: Answer) -> str:
     """The answer as chat text: the answer with its ``[n]`` markers, the notice when the model's answer was not
     shown, the numbered sources, and who wrote it."""
     gen = answer.generation or {}
-    lines = [answer.text or MESSAGES[answer.language]["none"]]
+    say = MESSAGES.get(answer.language, MESSAGES["en"])
+    lines = [answer.text or say["none"]]
     if gen.get("notice") and gen.get("status") != "skipped":
-        lines.append(f"_({gen['notice']}: quoting the documents instead)_")
+        lines.append(f"_({gen.get('notice_text') or gen['notice']}: {say['quoting_instead']})_")
     if answer.citations:
-        lines.append(f"\n{MESSAGES[answer.language]['sources']}:")
+        lines.append(f"\n{say['sources']}:")
         lines += [c.label() for c in answer.citations]
     if answer.mode == "generative":
-        lines.append(f"\n_written by {gen.get('model')}, checked against the sources_")
+        lines.append(f"\n_{say['written_by'].format(model=gen.get('model'))}_")
     return "\n".join(lines)
 
 

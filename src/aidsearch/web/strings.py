@@ -2,6 +2,7 @@
 ``aidsearch.incoming.UPLOAD_MESSAGES``)."""
 from __future__ import annotations
 
+from ..answer import MESSAGES
 from ..conversation import FOLLOWUP_LABEL
 
 UI: dict[str, dict[str, str]] = {
@@ -39,9 +40,9 @@ UI: dict[str, dict[str, str]] = {
         "hint_none": "Try other words, a more specific question, or fewer filters.",
         "error": "Could not answer",
         "searching": "Searching the documents…",
-        "written_by": "written by {model}, checked against the sources",
+        "written_by": MESSAGES["en"]["written_by"],
         "show_quotes": "Show the answer quoted from the documents",
-        "quoting_instead": "quoting the documents instead",
+        "quoting_instead": MESSAGES["en"]["quoting_instead"],
         "writing": "Writing the answer…",
         "en": "English",
         "fr": "French",
@@ -91,9 +92,9 @@ UI: dict[str, dict[str, str]] = {
         "hint_none": "Essayez d'autres mots, une question plus précise ou moins de filtres.",
         "error": "Impossible de répondre",
         "searching": "Recherche dans les documents…",
-        "written_by": "rédigé par {model}, vérifié dans les sources",
+        "written_by": MESSAGES["fr"]["written_by"],
         "show_quotes": "Voir la réponse citée des documents",
-        "quoting_instead": "réponse citée des documents à la place",
+        "quoting_instead": MESSAGES["fr"]["quoting_instead"],
         "writing": "Rédaction de la réponse…",
         "en": "anglais",
         "fr": "français",
