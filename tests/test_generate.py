@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from aidsearch.generate import (NOTICES, Draft, GenerationFailed, Notice, check, explain, judge, parse_json, parse_text,
-                                visible_json)
+from aidsearch.generate import (MAX_SENTENCE, NOTICES, Draft, GenerationFailed, Notice, answer_schema, check, explain,
+                                judge, parse_json, parse_text, visible_json)
 from aidsearch.quantities import matches, quantities
 
 LAO = ("Total budget\n28,400,000 EUR\nContribution breakdown\n  • Luxembourg Government\n    25,400,000 EUR\n"
@@ -62,6 +62,23 @@ def test_parse_text_and_json_outputs():
     assert visible_json(raw) == "Le budget est de 28,4 millions d'euros. [1]"
     with pytest.raises(Exception, match="not the answer format"):
         parse_json('{"sentences": [{"text": "cut off')
+
+
+@pytest.mark.unit
+def test_a_reply_cut_off_at_the_token_limit_keeps_its_complete_sentences():
+    # The test model's reply to a held-out question, repeating itself until the token limit (shortened).
+    raw = ('{\n  "sentences": [\n    {\n      "text": "The project is supporting the construction of 2,200 '
+           'houses in 6 villages in Aceh Besar.",\n      "cite": [\n        1\n      ]\n    },\n    {\n      '
+           '"text": "2. The project is supporting the construction of 550 houses","cite": [\n        2\n      ]\n'
+           '    },\n    {\n      "text": "3. The project is supporting the construction of 1,000 houses in 1,000 '
+           'houses in 2,200')
+    assert parse_json(raw) == [
+        Draft("The project is supporting the construction of 2,200 houses in 6 villages in Aceh Besar.", (1,)),
+        Draft("2. The project is supporting the construction of 550 houses", (2,))]
+    with pytest.raises(GenerationFailed, match="not the answer format"):
+        parse_json(raw[:raw.index('"cite"')])  # no sentence with its citations: nothing to check
+    text = answer_schema(3)["properties"]["sentences"]["items"]["properties"]["text"]
+    assert text["maxLength"] == MAX_SENTENCE  # a model that repeats itself must still close its sentence
 
 
 # A reply the test model really gave (the amount is made up), then edits of it.

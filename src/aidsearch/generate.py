@@ -51,7 +51,8 @@ class Notice:
         elif self.code == "language":
             values = {k: LANGUAGE_NAMES.get(v, v) for k, v in values.items()}
         return NOTICES[self.code][lang == "fr"].format(**values)
-MAX_TOKENS = 400
+MAX_TOKENS = 512
+MAX_SENTENCE = 300  # characters of one generated sentence, so that a model that repeats itself still closes its answer
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=\])\s+(?=[A-ZÀ-Ý])|\n+")
 SIMILARITY = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # rows of texts x cols of texts, cosine
@@ -69,7 +70,7 @@ def answer_schema(passages: int) -> dict[str, Any]:
     """The JSON schema of an answer: sentences, each citing 1 to 3 of the ``passages`` numbered passages."""
     cite = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": max(1, passages)},
             "minItems": 1, "maxItems": 3}
-    sentence = {"type": "object", "properties": {"text": {"type": "string"}, "cite": cite},
+    sentence = {"type": "object", "properties": {"text": {"type": "string", "maxLength": MAX_SENTENCE}, "cite": cite},
                 "required": ["text", "cite"]}
     return {"type": "object", "properties": {"sentences": {"type": "array", "items": sentence, "minItems": 1,
                                                            "maxItems": 3}}, "required": ["sentences"]}
@@ -111,29 +112,41 @@ def parse_text(raw: str) -> list[Draft]:
 
 
 def parse_json(raw: str) -> list[Draft]:
-    """Sentences of a JSON answer ``{"sentences": [{"text", "cite"}]}``; GenerationFailed when it is not one."""
+    """Sentences of a JSON answer ``{"sentences": [{"text", "cite"}]}``; when the reply was cut off (the model hit
+    its token limit), its complete sentences; GenerationFailed when there are none."""
     try:
         data = json.loads(raw)
         items = data["sentences"]
         drafts = [Draft(" ".join(_MARKER.sub("", str(s["text"])).split()),
                         tuple(int(n) for n in s.get("cite") or ())) for s in items]
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise GenerationFailed("format") from None
+        drafts = [Draft(" ".join(_MARKER.sub("", text).split()), cites) for text, cites, done in _json_sentences(raw)
+                  if done]
+        if not drafts:
+            raise GenerationFailed("format") from None
     return list(dict.fromkeys(d for d in drafts if d.text))
 
 
-def visible_json(raw: str) -> str:
-    """What a partial JSON answer shows so far: its sentences, each followed by its markers once they are known."""
-    out = []
-    for m in re.finditer(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)(")?(?:\s*,\s*"cite"\s*:\s*\[([\d,\s]*)(\])?)?', raw):
+_JSON_SENTENCE = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)(")?(?:\s*,\s*"cite"\s*:\s*\[([\d,\s]*)(\])?)?')
+
+
+def _json_sentences(raw: str) -> Iterator[tuple[str, tuple[int, ...], bool]]:
+    """The sentences of a JSON answer, complete or not: (text so far, passage numbers, whether text and citations
+    are both closed)."""
+    for m in _JSON_SENTENCE.finditer(raw):
         text = m[1][:-1] if m[1].endswith("\\") and not m[1].endswith("\\\\") else m[1]
         try:
             text = json.loads(f'"{text}"')
         except ValueError:
             text = text.replace('\\"', '"')
-        marks = "".join(f" [{n.strip()}]" for n in (m[3] or "").split(",") if n.strip()) if m[4] else ""
-        out.append(" ".join(text.split()) + marks)
-    return " ".join(out)
+        cites = tuple(int(n) for n in (m[3] or "").split(",") if n.strip()) if m[4] else ()
+        yield text, cites, bool(m[2] and m[4] and cites)
+
+
+def visible_json(raw: str) -> str:
+    """What a partial JSON answer shows so far: its sentences, each followed by its markers once they are known."""
+    return " ".join(" ".join(text.split()) + "".join(f" [{n}]" for n in cites)
+                    for text, cites, _ in _json_sentences(raw))
 
 
 # ------------------------------------------------------------------------------------------ client
