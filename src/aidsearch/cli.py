@@ -4,15 +4,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 
 from .config import Settings, load_settings
 from .errors import AidsearchError, QueryError
-
-if TYPE_CHECKING:
-    from .types import Answer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cross-lingual search and answers over aid-project documents.")
@@ -114,42 +111,64 @@ def _open(index_dir: Optional[Path]):
     return open_index(settings=_settings(index_dir=index_dir))
 
 
+ServerOpt = typer.Option(None, "--server", help="Ask the aidsearch server at this URL (default: the server_url "
+                         "setting, else a server on this machine's port when it serves the same index).")
+LocalOpt = typer.Option(False, "--local", help="Load the index and model here even when a server is running.")
+
+
+def _remote(index_dir: Optional[Path], server: Optional[str], local: bool):
+    """The running aidsearch server that answers this command, or None to answer here."""
+    from .client import find
+
+    if local:
+        return None
+    settings = _settings(index_dir=index_dir)
+    if server or settings.server_url:
+        return find(server or settings.server_url, settings.auth, settings.index_dir, named=True)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "localhost", "::") else settings.host
+    return find(f"http://{host}:{settings.port}", settings.auth, settings.index_dir, named=False)
+
+
 @app.command()
 def search(query: str = typer.Argument(..., help="What to look for."), k: Optional[int] = K,
            filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir,
-           as_json: bool = AsJson) -> None:
+           as_json: bool = AsJson, server: Optional[str] = ServerOpt, local: bool = LocalOpt) -> None:
     """The passages that best match QUERY (hybrid dense + keyword search)."""
-    result = _open(index_dir).search(query, k=k, filters=filters or None)
+    remote = _remote(index_dir, server, local)
+    if remote is not None:
+        data = remote.search(query, k=k, filters=filters)
+    else:
+        data = _open(index_dir).search(query, k=k, filters=filters or None).to_dict()
     if as_json:
-        _emit(result.to_dict(), True)
+        _emit(data, True)
         return
-    if not result.hits:
+    if not data["hits"]:
         typer.echo("no passage found")
-    for hit in result.hits:
-        c = hit.chunk
-        page = f" p.{c.page}" if c.page else ""
-        typer.echo(f"[{hit.rank}] {c.title} ({c.source}{page}, {c.lang}) score {hit.score:.4f}")
-        typer.echo("    " + " ".join(c.text.split())[:300])
+    for hit in data["hits"]:
+        page = f" p.{hit['page']}" if hit.get("page") else ""
+        typer.echo(f"[{hit['rank']}] {hit['title']} ({hit['source']}{page}, {hit['lang']}) score {hit['score']:.4f}")
+        typer.echo("    " + " ".join(hit["text"].split())[:300])
 
 
-def _print_answer(answer: Answer) -> None:
-    """The answer with its spans in bold, then its numbered sources."""
+def _print_answer(data: dict[str, Any]) -> None:
+    """The answer (``Answer.to_dict()``) with its spans in bold, then its numbered sources."""
     from .answer import MESSAGES
 
-    gen = answer.generation or {}
-    say = MESSAGES.get(answer.language, MESSAGES["en"])
+    gen = data.get("generation") or {}
+    say = MESSAGES.get(data["language"], MESSAGES["en"])
     if gen.get("notice"):
         typer.echo(f"({gen.get('notice_text') or gen['notice']}: {say['quoting_instead']})", err=True)
-    text, pos, parts = answer.text or "", 0, []
-    for start, end in answer.highlights:  # the answer itself in bold
-        parts += [text[pos:start], typer.style(text[start:end], bold=True, underline=True)]
-        pos = end
+    text, pos, parts = data["answer"] or "", 0, []
+    for span in data["highlights"]:  # the answer itself in bold
+        parts += [text[pos:span["start"]], typer.style(text[span["start"]:span["end"]], bold=True, underline=True)]
+        pos = span["end"]
     typer.echo("".join(parts) + text[pos:])
-    if answer.citations:
+    if data["citations"]:
         typer.echo(f"\n{say['sources']}:")
-    for c in answer.citations:
-        typer.echo(c.label())
-    if answer.mode == "generative":
+    for c in data["citations"]:
+        page = f", p.{c['page']}" if c.get("page") else ""
+        typer.echo(f"[{c['n']}] {c['title']} ({c['source']}{page}, {c['lang']})")
+    if data["mode"] == "generative":
         typer.echo(f"\n({say['written_by'].format(model=gen.get('model'))})")
 
 
@@ -159,15 +178,20 @@ def ask(question: str = typer.Argument(..., help="A question in English or Frenc
         generate: Optional[bool] = typer.Option(None, "--generate/--extractive",
                                                 help="Have the configured model write the answer (checked against "
                                                      "the sources), or quote the documents (default: generate when "
-                                                     "llm_url is set).")) -> None:
+                                                     "llm_url is set)."),
+        server: Optional[str] = ServerOpt, local: bool = LocalOpt) -> None:
     """Answer QUESTION with sentences quoted from the documents (or written by the configured model and checked
     against them) and numbered sources."""
     mode = None if generate is None else "generative" if generate else "extractive"
-    answer = _open(index_dir).ask(question, k=k, filters=filters or None, answer_mode=mode)
+    remote = _remote(index_dir, server, local)
+    if remote is not None:
+        data = remote.ask(question, k=k, filters=filters, mode=mode)
+    else:
+        data = _open(index_dir).ask(question, k=k, filters=filters or None, answer_mode=mode).to_dict()
     if as_json:
-        _emit(answer.to_dict(), True)
+        _emit(data, True)
         return
-    _print_answer(answer)
+    _print_answer(data)
 
 
 _END_OF_CHAT = frozenset({"", "quit", "exit"})
@@ -203,7 +227,7 @@ def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_d
             continue
         if turn.followup_of:
             typer.echo(f"({FOLLOWUP_LABEL[turn.language]}: {turn.followup_of})")
-        _print_answer(answer)
+        _print_answer(answer.to_dict())
         typer.echo("")
 
 

@@ -32,7 +32,8 @@ class Settings:
     OpenAI-compatible chat server (``http://localhost:11434/v1``) that writes generative answers, ``llm_model`` the
     model it serves, ``llm_api_key`` its key (never shown), ``llm_timeout`` the seconds a generation may take,
     ``llm_format`` how the answer is asked for: "json" (constrained by a JSON schema), "text" (plain text with ``[n]``
-    markers) or "auto" (JSON, then plain text when the server refuses the schema)."""
+    markers) or "auto" (JSON, then plain text when the server refuses the schema). ``server_url`` is a running
+    aidsearch server that answers ``ask`` and ``search`` from the shell."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -60,6 +61,7 @@ class Settings:
     llm_api_key: str = field(default="", repr=False)
     llm_timeout: float = 60.0
     llm_format: str = "auto"
+    server_url: str = ""
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})

@@ -1,0 +1,98 @@
+"""A client of a running aidsearch server, so that ``aidsearch ask`` and ``search`` from the shell are answered by
+the server's loaded model instead of loading it for every command. Imports nothing heavy."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import AidsearchError, QueryError
+
+PROBE_TIMEOUT = 0.5  # seconds a server found by itself (not named) has to answer
+TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Remote:
+    """The aidsearch server at ``url`` (``http://127.0.0.1:7860``); ``auth`` ("user:password") is sent as a bearer
+    token when the server wants a login."""
+
+    url: str
+    auth: str = field(default="", repr=False)
+    timeout: float = TIMEOUT
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.auth}"} if self.auth else {}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             timeout: float | None = None) -> dict[str, Any]:
+        """The JSON the server answers; AidsearchError with its one-line message when it refuses, or when no
+        aidsearch server answers."""
+        import httpx
+
+        try:
+            resp = httpx.request(method, self.url.rstrip("/") + path, json=body, headers=self._headers(),
+                                 timeout=timeout or self.timeout)
+            data = resp.json()
+        except (httpx.HTTPError, ValueError):
+            raise AidsearchError(f"no aidsearch server answers at {self.url}") from None
+        if resp.status_code == 401:
+            raise AidsearchError(f"the aidsearch server at {self.url} wants a login: set AIDSEARCH_AUTH=user:password")
+        if resp.status_code >= 400 or not isinstance(data, dict):
+            message = data.get("error") if isinstance(data, dict) else None
+            error = QueryError if resp.status_code == 400 else AidsearchError
+            raise error(str(message or f"the aidsearch server at {self.url} answered HTTP {resp.status_code}"))
+        return data
+
+    def ask(self, question: str, *, k: int | None = None, filters: Sequence[str] | None = None,
+            mode: str | None = None) -> dict[str, Any]:
+        """``Aidsearch.ask(...).to_dict()``, answered by the server."""
+        return self.call("POST", "/api/ask", {"question": question, "k": k, "filters": _filters(filters),
+                                              "mode": mode})
+
+    def search(self, query: str, *, k: int | None = None, filters: Sequence[str] | None = None) -> dict[str, Any]:
+        """``Aidsearch.search(...).to_dict()``, answered by the server."""
+        return self.call("POST", "/api/search", {"query": query, "k": k, "filters": _filters(filters)})
+
+
+def _filters(filters: Sequence[str] | None) -> dict[str, list[str]] | None:
+    """``["country=Laos", "lang=fr"]`` as the API takes them; the server checks keys and values."""
+    if not filters:
+        return None
+    out: dict[str, list[str]] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise QueryError(f"bad filter {item!r}: use key=value, e.g. country=Laos")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def index_identity(index_dir: Path) -> tuple[Any, ...] | None:
+    """What tells one index from another (its creation time and generation), read from the manifest of
+    ``index_dir`` without loading the index; None when there is no readable index there."""
+    root = Path(index_dir)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+        manifest = json.loads((root / name / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest.get("created"), manifest.get("generation")
+
+
+def find(url: str, auth: str, index_dir: Path, *, named: bool) -> Remote | None:
+    """The server at ``url`` to send questions to: when ``named`` (the user gave it) it must answer; otherwise it is
+    used only if it answers within PROBE_TIMEOUT and serves the index in ``index_dir`` (same creation time and
+    generation), so that a shell command never answers from another index than the one it names."""
+    remote = Remote(url, auth)
+    if named:
+        return remote
+    local = index_identity(index_dir)
+    if local is None:
+        return None
+    try:
+        stats = remote.call("GET", "/api/stats", timeout=PROBE_TIMEOUT)
+    except AidsearchError:
+        return None
+    return remote if (stats.get("created"), stats.get("generation")) == local else None

@@ -1,0 +1,129 @@
+"""``aidsearch ask`` / ``search`` answered by a running aidsearch server (real uvicorn, real model and index), and
+the checks that keep a shell command from answering out of another index than the one it names."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+QUESTION = "What is the total budget of the Lao-Luxembourg health programme phase II?"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, embedder):
+    from browser_helpers import open_engine
+
+    return open_engine(tmp_path_factory.mktemp("client"), embedder)
+
+
+def _no_local_model(monkeypatch):
+    """Make loading the index here fail, so that an answer proves it came from the server."""
+    import aidsearch.cli as cli
+
+    def refuse(index_dir):
+        raise AssertionError("the command loaded the index itself")
+
+    monkeypatch.setattr(cli, "_open", refuse)
+
+
+@pytest.mark.model
+def test_ask_and_search_through_a_named_server(engine, server, monkeypatch, capsys):
+    from aidsearch.cli import main
+
+    local = engine.ask(QUESTION).to_dict()
+    _no_local_model(monkeypatch)
+    main(["ask", QUESTION, "--server", server.url, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["answer"] == local["answer"] and data["citations"][0]["doc_id"] == local["citations"][0]["doc_id"]
+    main(["ask", QUESTION, "--server", server.url])
+    out = capsys.readouterr().out
+    assert "28,400,000 EUR" in out and "\nSources:\n[1] " in out
+    main(["search", "santé Kosovo", "--server", server.url, "-f", "lang=fr", "--json"])
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert hits and {h["lang"] for h in hits} == {"fr"}
+
+
+@pytest.mark.model
+def test_a_server_on_the_default_port_is_used_only_for_its_own_index(engine, server, monkeypatch, capsys, tmp_path):
+    from aidsearch.cli import main
+
+    port = server.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("AIDSEARCH_PORT", port)
+    monkeypatch.delenv("AIDSEARCH_SERVER_URL", raising=False)
+    opened: list[Path] = []
+
+    def record(index_dir):
+        opened.append(index_dir)
+        return engine
+
+    import aidsearch.cli as cli
+
+    monkeypatch.setattr(cli, "_open", record)
+    main(["ask", QUESTION, "--index-dir", str(engine.settings.index_dir), "--json"])
+    assert not opened and json.loads(capsys.readouterr().out)["found"]  # the server serves this index
+    main(["ask", QUESTION, "--index-dir", str(engine.settings.index_dir), "--local", "--json"])
+    assert opened == [engine.settings.index_dir]
+    other = tmp_path / "other"
+    (other / "g000001").mkdir(parents=True)
+    (other / "CURRENT").write_text("g000001")
+    (other / "g000001" / "manifest.json").write_text(json.dumps({"created": "2020-01-01T00:00:00", "generation": 1}))
+    main(["ask", QUESTION, "--index-dir", str(other), "--json"])
+    assert opened[-1] == other  # another index: answered here, not by the server
+    capsys.readouterr()
+
+
+@pytest.mark.model
+def test_server_errors_are_one_line(server, monkeypatch, capsys):
+    from aidsearch.cli import main
+    from browser_helpers import free_port
+
+    _no_local_model(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["ask", "   ", "--server", server.url])
+    assert capsys.readouterr().err.strip() == "error: the question is empty"
+    with pytest.raises(SystemExit):
+        main(["search", "budget", "--server", server.url, "-f", "planet=Mars"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown filter 'planet'") and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["ask", QUESTION, "--server", server.url, "-f", "country"])
+    assert capsys.readouterr().err.strip() == "error: bad filter 'country': use key=value, e.g. country=Laos"
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(SystemExit):
+        main(["ask", QUESTION, "--server", url])
+    assert capsys.readouterr().err.strip() == f"error: no aidsearch server answers at {url}"
+
+
+@pytest.mark.model
+def test_a_login_is_sent_and_asked_for(engine, monkeypatch, capsys):
+    from aidsearch.api import Aidsearch
+    from aidsearch.cli import main
+    from aidsearch.web import build_app
+    from browser_helpers import start_server
+
+    guarded = Aidsearch(engine.settings.with_overrides(auth="alice:secret"), engine.embedder, models=engine.models)
+    live = start_server(build_app(guarded))
+    try:
+        _no_local_model(monkeypatch)
+        monkeypatch.delenv("AIDSEARCH_AUTH", raising=False)
+        with pytest.raises(SystemExit):
+            main(["ask", QUESTION, "--server", live.url])
+        assert capsys.readouterr().err.strip() == \
+            f"error: the aidsearch server at {live.url} wants a login: set AIDSEARCH_AUTH=user:password"
+        monkeypatch.setenv("AIDSEARCH_AUTH", "alice:secret")
+        main(["ask", QUESTION, "--server", live.url, "--json"])
+        assert json.loads(capsys.readouterr().out)["found"]
+    finally:
+        live.stop()
+
+
+def test_the_command_line_starts_without_the_model_stack():
+    heavy = "('numpy', 'torch', 'faiss', 'gradio', 'sentence_transformers')"
+    code = f"import sys, aidsearch.cli, aidsearch.client; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
