@@ -248,6 +248,26 @@ def test_hnsw_recall_against_exact_search():
     assert recall >= 0.95
 
 
+@pytest.mark.parametrize("share", [0.5, 0.05, 0.001, 0.0])
+def test_masked_search_is_exact_on_flat_and_hnsw_indexes(share):
+    from aidsearch.store import build_faiss, masked_search
+
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(3000, 48)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    stored = vectors.astype(np.float16).astype(np.float32)  # as the HNSW graph keeps them
+    mask = rng.random(3000) < share
+    for index in (build_faiss(vectors, hnsw_threshold=10**9), build_faiss(vectors, hnsw_threshold=1000)):
+        for q in vectors[:5] + 0.3 * rng.normal(size=(5, 48)).astype(np.float32):
+            ids, scores = masked_search(index, q, mask, 20)
+            rows = np.flatnonzero(mask)
+            sims = stored[rows] @ q
+            want = rows[np.argsort(-sims)[:20]]
+            assert mask[ids].all() and len(ids) == min(20, len(rows))
+            assert set(ids.tolist()) == set(want.tolist())
+            assert np.allclose(np.sort(scores)[::-1], np.sort(sims)[::-1][:20], atol=2e-3)
+
+
 def test_mixed_language_document_gets_chunk_languages():
     en = " ".join(["The health programme trained nurses and midwives in the northern provinces of the country."] * 6)
     fr = " ".join(["Le programme de santé a formé des infirmières et des sages-femmes dans les provinces du nord."] * 6)

@@ -16,7 +16,7 @@ from .lang import detect_en_fr
 from .lexical import tokenize
 from .lexicon import fold
 from .linear import LinearModel
-from .store import Generation
+from .store import Generation, masked_search
 from .types import Document, Hit
 
 FILTER_KEYS = ("country", "lang", "funder", "year", "source")
@@ -178,10 +178,7 @@ class Retriever:
             scores, ids = self.gen.faiss_index.search(qv.reshape(1, -1), min(n, len(self.chunks)))
             keep = ids[0] >= 0
             return ids[0][keep], scores[0][keep]
-        rows = np.flatnonzero(mask)
-        sims = self.vectors[rows].astype(np.float32) @ qv
-        top = np.argsort(-sims)[:n]
-        return rows[top], sims[top]
+        return masked_search(self.gen.faiss_index, qv, mask, n)
 
     def _lexical(self, query: str, mask: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self.gen.lexical.scores(query)

@@ -134,6 +134,24 @@ def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
     return index
 
 
+def masked_search(index: Any, query: np.ndarray, mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` rows allowed by the boolean ``mask`` that are most similar to ``query`` (ids, scores), exactly:
+    FAISS scans the flat vectors (the HNSW graph's own fp16 storage) and skips the rows the mask excludes, without
+    copying them."""
+    import faiss
+
+    if not mask.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    flat = faiss.downcast_index(index.storage) if hasattr(index, "hnsw") else index
+    bits = np.packbits(mask, bitorder="little")  # bit i of byte i // 8: FAISS's bitmap layout
+    selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))  # bits and selector live through the search
+    params = faiss.SearchParameters()
+    params.sel = selector
+    scores, ids = flat.search(query.reshape(1, -1).astype(np.float32), min(n, int(mask.sum())), params=params)
+    keep = ids[0] >= 0
+    return ids[0][keep], scores[0][keep]
+
+
 @dataclass
 class Generation:
     """One complete, loaded index generation."""
