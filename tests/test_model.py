@@ -79,6 +79,17 @@ def test_long_text_is_truncated_not_crashed(embedder):
     assert embedder.model.max_seq_length == 512
 
 
+def test_passages_are_embedded_longest_first_and_returned_in_their_order(embedder):
+    texts = ["Budget total : 29 110 000 EUR.", "Le programme renforce les hôpitaux de district " * 12, "Kosovo",
+             "The project trains midwives in three provinces of northern Laos and equips their health centres. " * 3,
+             "Durée : 60 mois."] * 30
+    ticks: list[int] = []
+    together = embedder.encode_passages(texts, progress=ticks.append)
+    alone = np.concatenate([embedder.encode_passages([t]) for t in texts[:5]])
+    assert together.shape == (150, embedder.info.dimension) and sum(ticks) == 150
+    assert np.allclose(together[:5], alone, atol=1e-5) and np.allclose(together[5:10], alone, atol=1e-5)
+
+
 def test_word_embeddings_kept_in_fp16_without_changing_vectors(embedder):
     import torch
 

@@ -70,13 +70,18 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._query_prompt)
 
     def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Vectors of ``texts`` in their order, computed longest first so that each batch pads little."""
+        if not texts:
+            return self._encode([], None)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.info.dimension), dtype=np.float32)
         step = self.batch_size * 4
-        parts = []
         for i in range(0, len(texts), step):
-            parts.append(self._encode(texts[i : i + step], self._doc_prompt))
+            rows = order[i : i + step]
+            out[rows] = self._encode([texts[r] for r in rows], self._doc_prompt)
             if progress:
-                progress(len(parts[-1]))
-        return np.concatenate(parts) if parts else self._encode([], None)
+                progress(len(rows))
+        return out
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

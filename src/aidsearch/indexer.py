@@ -148,8 +148,9 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             if progress:
                 progress("embed", done, total)
 
-        new_vectors = embedder.encode_passages([c.embed_text() for c in new_chunks], progress=tick)
-        new_sentences = embedder.encode_passages([t for texts in per_chunk for t in texts], progress=tick)
+        embedded = embedder.encode_passages([c.embed_text() for c in new_chunks]
+                                            + [t for texts in per_chunk for t in texts], progress=tick)
+        new_vectors, new_sentences = embedded[:len(new_chunks)], embedded[len(new_chunks):]
         t_write = time.perf_counter()
 
         keep_ids = {d.id for d in docs} - {d.id for d in fresh}
