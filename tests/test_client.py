@@ -49,6 +49,22 @@ def test_ask_and_search_through_a_named_server(engine, server, monkeypatch, caps
 
 
 @pytest.mark.model
+def test_chat_through_a_server_keeps_the_conversation_there(server, monkeypatch, capsys):
+    import io
+
+    from aidsearch.cli import main
+
+    _no_local_model(monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{QUESTION}\n   ?  \nand its duration?\n\n"))
+    main(["chat", "--server", server.url, "--json"])
+    out = capsys.readouterr()
+    first, second = (json.loads(line) for line in out.out.splitlines())
+    assert first["followup_of"] is None and "28,400,000 EUR" in first["answer"]
+    assert second["question"] == "and its duration?" and second["followup_of"] and "84 months" in second["answer"]
+    assert out.err.strip().startswith("error: ") and len(out.err.strip().splitlines()) == 1
+
+
+@pytest.mark.model
 def test_a_server_on_the_default_port_is_used_only_for_its_own_index(engine, server, monkeypatch, capsys, tmp_path):
     from aidsearch.cli import main
 

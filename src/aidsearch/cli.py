@@ -199,14 +199,13 @@ _END_OF_CHAT = frozenset({"", "quit", "exit"})
 
 @app.command()
 def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir,
-         as_json: bool = typer.Option(False, "--json", help="Print one JSON object per answer, on one line.")) -> None:
+         as_json: bool = typer.Option(False, "--json", help="Print one JSON object per answer, on one line."),
+         server: Optional[str] = ServerOpt, local: bool = LocalOpt) -> None:
     """Answer questions read line by line from stdin until an empty line, "quit" or the end of input; a follow-up
     ("and its budget?", "et au Laos ?") is read with the subject of the previous question."""
-    from .api import check_question
-    from .conversation import FOLLOWUP_LABEL, Conversation
+    from .conversation import FOLLOWUP_LABEL
 
-    ix = _open(index_dir)
-    conversation = Conversation()
+    answer = _chat_turns(index_dir, server, local, k, filters)
     prompt = sys.stdin.isatty()
     while True:
         if prompt:
@@ -215,20 +214,42 @@ def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_d
         if not line or line.strip().lower() in _END_OF_CHAT:
             return
         try:
-            turn = conversation.turn(check_question(line))
-            answer = ix.ask(turn.query, k=k, filters=filters or None)
+            data = answer(line)
         except QueryError as exc:
             typer.echo(f"error: {exc}", err=True)
             continue
-        conversation = turn.after
         if as_json:
-            data = {**answer.to_dict(), "question": turn.question, "query": turn.query, "followup_of": turn.followup_of}
             typer.echo(json.dumps(data, ensure_ascii=False))
             continue
-        if turn.followup_of:
-            typer.echo(f"({FOLLOWUP_LABEL[turn.language]}: {turn.followup_of})")
-        _print_answer(answer.to_dict())
+        if data.get("followup_of"):
+            typer.echo(f"({FOLLOWUP_LABEL.get(data['language'], FOLLOWUP_LABEL['en'])}: {data['followup_of']})")
+        _print_answer(data)
         typer.echo("")
+
+
+def _chat_turns(index_dir: Optional[Path], server: Optional[str], local: bool, k: Optional[int],
+                filters: Optional[list[str]]):
+    """The function that answers one chat line: ``ask --json``'s fields plus ``question``, ``query`` and
+    ``followup_of``, from a running server (which keeps the conversation) or from the index loaded here."""
+    remote = _remote(index_dir, server, local)
+    if remote is not None:
+        import uuid
+
+        conversation_id = uuid.uuid4().hex
+        return lambda line: remote.ask(line.strip(), k=k, filters=filters, conversation_id=conversation_id)
+    from .api import check_question
+    from .conversation import Conversation
+
+    ix = _open(index_dir)
+    state = {"conversation": Conversation()}
+
+    def answer(line: str) -> dict[str, Any]:
+        turn = state["conversation"].turn(check_question(line))
+        result = ix.ask(turn.query, k=k, filters=filters or None)
+        state["conversation"] = turn.after
+        return {**result.to_dict(), "question": turn.question, "query": turn.query, "followup_of": turn.followup_of}
+
+    return answer
 
 
 @app.command()

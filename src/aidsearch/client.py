@@ -46,10 +46,11 @@ class Remote:
         return data
 
     def ask(self, question: str, *, k: int | None = None, filters: Sequence[str] | None = None,
-            mode: str | None = None) -> dict[str, Any]:
-        """``Aidsearch.ask(...).to_dict()``, answered by the server."""
+            mode: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+        """``Aidsearch.ask(...).to_dict()``, answered by the server; with ``conversation_id`` a follow-up is read
+        with the subject of that conversation's previous question (plus ``question``, ``query``, ``followup_of``)."""
         return self.call("POST", "/api/ask", {"question": question, "k": k, "filters": _filters(filters),
-                                              "mode": mode})
+                                              "mode": mode, "conversation_id": conversation_id})
 
     def search(self, query: str, *, k: int | None = None, filters: Sequence[str] | None = None) -> dict[str, Any]:
         """``Aidsearch.search(...).to_dict()``, answered by the server."""
