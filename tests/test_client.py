@@ -108,7 +108,7 @@ def test_server_errors_are_one_line(server, monkeypatch, capsys):
     assert err.startswith("error: unknown filter 'planet'") and "\n" not in err
     with pytest.raises(SystemExit):
         main(["ask", QUESTION, "--server", server.url, "-f", "country"])
-    assert capsys.readouterr().err.strip() == "error: bad filter 'country': use key=value, e.g. country=Laos"
+    assert capsys.readouterr().err.strip() == "error: malformed filter 'country': use key=value, e.g. country=Laos"
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(SystemExit):
         main(["ask", QUESTION, "--server", url])
@@ -143,3 +143,16 @@ def test_the_command_line_starts_without_the_model_stack():
     code = f"import sys, aidsearch.cli, aidsearch.client; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("args, error", [
+    (["ask", "  "], "error: the question is empty"),
+    (["search", "budget", "-f", "planet=Mars"],
+     "error: unknown filter 'planet': use one of country, lang, funder, year, source"),
+    (["chat", "-f", "year=soon"], "error: bad year filter 'soon': use 2015 or 2014-2016"),
+])
+def test_bad_input_is_refused_before_anything_is_loaded(args, error):
+    code = ("import sys\nfrom aidsearch.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+            "    print(exc.code, sorted(m for m in ('numpy', 'torch', 'faiss') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.strip() == "1 []" and out.stderr.strip() == error

@@ -14,7 +14,7 @@ from aidsearch.chunk import chunk_document, passage_sentences, units
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
 from aidsearch.errors import IndexCorruptError, IndexLockedError, QueryError
-from aidsearch.retrieve import parse_filters
+from aidsearch.query import parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Citation, Document, Hit, Page, content_hash
 from helpers import copy_seeds

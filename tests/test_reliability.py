@@ -31,7 +31,7 @@ from aidsearch.chunk import passage_sentences
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
 from aidsearch.errors import AidsearchError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
-from aidsearch.retrieve import FILTER_KEYS, parse_filters
+from aidsearch.query import FILTER_KEYS, parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Hit
 from browser_helpers import start_server

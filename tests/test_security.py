@@ -586,7 +586,7 @@ def test_no_bad_request_shows_a_server_path(engine):
 
 def test_filter_lists_and_values_are_bounded():
     from aidsearch.errors import QueryError
-    from aidsearch.retrieve import MAX_FILTER_CHARS, MAX_FILTER_VALUES, parse_filters
+    from aidsearch.query import MAX_FILTER_CHARS, MAX_FILTER_VALUES, parse_filters
 
     assert len(parse_filters({"country": [f"C{i}" for i in range(MAX_FILTER_VALUES)]})["country"]) == MAX_FILTER_VALUES
     with pytest.raises(QueryError, match=rf"^too many values for filter 'country' \(at most {MAX_FILTER_VALUES}\)$"):

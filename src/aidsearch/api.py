@@ -3,7 +3,6 @@ index), then ``search`` / ``ask``, ``update`` and ``add_files``."""
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -18,26 +17,13 @@ from .errors import AidsearchError, ConfigError, IndexCorruptError, IndexMismatc
 from .incoming import UPLOAD_FOLDER, UploadRejected, check_upload, save_upload
 from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
-from .retrieve import Filters, Retrieval, Retriever, parse_filters
+from .query import Filters, check_question, parse_filters
+from .retrieve import Retrieval, Retriever
 from .store import CURRENT, IndexStore
 from .types import Answer, Citation, Document, SearchResult
 
-MAX_QUESTION_CHARS = 2000
 AnswerMode = Literal["extractive", "generative"]
 CHECK_FILE = Path(__file__).parent / "params" / "check.json"
-_LETTER_OR_DIGIT = re.compile(r"[^\W_]", re.UNICODE)
-
-
-def check_question(text: str | None) -> str:
-    """The question stripped, or a one-line ``QueryError``."""
-    text = (text or "").strip()
-    if not text:
-        raise QueryError("the question is empty")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise QueryError(f"the question is too long ({len(text):,} characters; at most {MAX_QUESTION_CHARS:,})")
-    if not _LETTER_OR_DIGIT.search(text):
-        raise QueryError("the question has no words to search for")
-    return text
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import typer
 
 from .config import Settings, load_settings
 from .errors import AidsearchError, QueryError
+from .query import check_question
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cross-lingual search and answers over aid-project documents.")
@@ -116,6 +117,14 @@ ServerOpt = typer.Option(None, "--server", help="Ask the aidsearch server at thi
 LocalOpt = typer.Option(False, "--local", help="Load the index and model here even when a server is running.")
 
 
+def _check(text: str, filters: Optional[list[str]]) -> None:
+    """A bad question or filter is a one-line error before anything is loaded."""
+    from .query import parse_filters
+
+    check_question(text)
+    parse_filters(filters)
+
+
 def _remote(index_dir: Optional[Path], server: Optional[str], local: bool):
     """The running aidsearch server that answers this command, or None to answer here."""
     from .client import find
@@ -134,6 +143,7 @@ def search(query: str = typer.Argument(..., help="What to look for."), k: Option
            filters: Optional[list[str]] = FilterOpt, index_dir: Optional[Path] = IndexDir,
            as_json: bool = AsJson, server: Optional[str] = ServerOpt, local: bool = LocalOpt) -> None:
     """The passages that best match QUERY (hybrid dense + keyword search)."""
+    _check(query, filters)
     remote = _remote(index_dir, server, local)
     if remote is not None:
         data = remote.search(query, k=k, filters=filters)
@@ -183,6 +193,7 @@ def ask(question: str = typer.Argument(..., help="A question in English or Frenc
     """Answer QUESTION with sentences quoted from the documents (or written by the configured model and checked
     against them) and numbered sources."""
     mode = None if generate is None else "generative" if generate else "extractive"
+    _check(question, filters)
     remote = _remote(index_dir, server, local)
     if remote is not None:
         data = remote.ask(question, k=k, filters=filters, mode=mode)
@@ -204,7 +215,9 @@ def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_d
     """Answer questions read line by line from stdin until an empty line, "quit" or the end of input; a follow-up
     ("and its budget?", "et au Laos ?") is read with the subject of the previous question."""
     from .conversation import FOLLOWUP_LABEL
+    from .query import parse_filters
 
+    parse_filters(filters)
     answer = _chat_turns(index_dir, server, local, k, filters)
     prompt = sys.stdin.isatty()
     while True:
@@ -236,8 +249,7 @@ def _chat_turns(index_dir: Optional[Path], server: Optional[str], local: bool, k
         import uuid
 
         conversation_id = uuid.uuid4().hex
-        return lambda line: remote.ask(line.strip(), k=k, filters=filters, conversation_id=conversation_id)
-    from .api import check_question
+        return lambda line: remote.ask(check_question(line), k=k, filters=filters, conversation_id=conversation_id)
     from .conversation import Conversation
 
     ix = _open(index_dir)

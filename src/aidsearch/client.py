@@ -58,16 +58,10 @@ class Remote:
 
 
 def _filters(filters: Sequence[str] | None) -> dict[str, list[str]] | None:
-    """``["country=Laos", "lang=fr"]`` as the API takes them; the server checks keys and values."""
-    if not filters:
-        return None
-    out: dict[str, list[str]] = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise QueryError(f"bad filter {item!r}: use key=value, e.g. country=Laos")
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out
+    """``["country=Laos", "lang=fr"]`` as the API takes them, checked here first."""
+    from .query import parse_filters
+
+    return {key: list(values) for key, values in parse_filters(filters).items()} or None
 
 
 def index_identity(index_dir: Path) -> tuple[Any, ...] | None:

@@ -1,10 +1,9 @@
 """Hybrid retrieval: dense (FAISS) and BM25 rankings fused by reciprocal rank, with metadata filters."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -16,57 +15,12 @@ from .lang import detect_en_fr
 from .lexical import tokenize
 from .lexicon import fold
 from .linear import LinearModel
+from .query import YEAR_RANGE
 from .store import Generation, masked_search
 from .types import Document, Hit
 
-FILTER_KEYS = ("country", "lang", "funder", "year", "source")
 MODES = RETRIEVALS
 RRF_K = 60
-_YEAR_RANGE = re.compile(r"^\s*(\d{4})\s*(?:(?:-|–|\.\.|to|à)\s*(\d{4}))?\s*$")
-
-Filters = Mapping[str, str | Sequence[str]]
-MAX_FILTER_VALUES = 50  # alternatives per filter key
-MAX_FILTER_CHARS = 200  # characters per filter value
-
-
-def parse_filters(filters: Filters | Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """Normalize ``{"country": "Laos"}`` or ``["country=Laos", ...]``; values of one key are alternatives."""
-    if not filters:
-        return {}
-    if isinstance(filters, str):
-        filters = [filters]
-    pairs: list[tuple[str, str]] = []
-    if isinstance(filters, Mapping):
-        for key, value in filters.items():
-            values = list(value) if isinstance(value, (list, tuple)) else [value]
-            for v in values:
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                    raise QueryError(f"bad value {v!r:.60} for filter {key!r:.40}: use a text or a list of texts")
-            pairs += [(key, str(v)) for v in values if v is not None and str(v).strip()]
-    elif isinstance(filters, (list, tuple)):
-        for item in filters:
-            key, sep, value = item.partition("=") if isinstance(item, str) else ("", "", "")
-            if not sep or not key.strip() or not value.strip():
-                raise QueryError(f"malformed filter {item!r}: use key=value, e.g. country=Laos")
-            pairs.append((key, value))
-    else:
-        raise QueryError(f"malformed filters {filters!r:.60}: use key=value texts, e.g. country=Laos")
-    out: dict[str, tuple[str, ...]] = {}
-    for key, value in pairs:
-        if not isinstance(key, str):
-            raise QueryError(f"unknown filter {key!r:.40}: use one of {', '.join(FILTER_KEYS)}")
-        key = key.strip().lower()
-        if key not in FILTER_KEYS:
-            raise QueryError(f"unknown filter {key!r}: use one of {', '.join(FILTER_KEYS)}")
-        value = str(value).strip()
-        if len(value) > MAX_FILTER_CHARS:
-            raise QueryError(f"filter {key!r} value too long ({len(value):,} characters; at most {MAX_FILTER_CHARS})")
-        if key == "year" and not _YEAR_RANGE.match(value):
-            raise QueryError(f"bad year filter {value!r}: use 2015 or 2014-2016")
-        out[key] = out.get(key, ()) + (value,)
-        if len(out[key]) > MAX_FILTER_VALUES:
-            raise QueryError(f"too many values for filter {key!r} (at most {MAX_FILTER_VALUES})")
-    return out
 
 
 @dataclass(frozen=True)
@@ -97,7 +51,7 @@ class _FacetColumns:
         if key == "year":
             spans = []
             for v in values:
-                m = _YEAR_RANGE.match(v)
+                m = YEAR_RANGE.match(v)
                 assert m
                 spans.append((int(m.group(1)), int(m.group(2) or m.group(1))))
             return np.array([any(lo <= y <= hi for y in years for lo, hi in spans) for years in self.years], dtype=bool)

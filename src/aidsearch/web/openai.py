@@ -14,7 +14,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..answer import MESSAGES
-from ..api import Aidsearch, check_question
+from ..api import Aidsearch
+from ..query import check_question
 from ..conversation import Conversation
 from ..errors import AidsearchError, QueryError
 from ..types import Answer

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..api import Aidsearch, check_question
+from ..api import Aidsearch
+from ..query import check_question
 from ..config import Settings
 from ..conversation import Conversations
 from ..errors import AidsearchError
