@@ -208,7 +208,8 @@ class Aidsearch:
                 raw = yield from self._stream(server, r.text, lang, passages, structured=structured,
                                              timings=r.timings, started=r.started)
             except generate.GenerationFailed as exc:
-                if fmt != "auto" or not ("HTTP 400" in str(exc) or "HTTP 422" in str(exc)):
+                if fmt != "auto" or exc.notice not in (generate.Notice.of("http", status=400),
+                                                       generate.Notice.of("http", status=422)):
                     raise
                 structured = False  # the server does not take a JSON schema: ask for plain text
                 raw = yield from self._stream(server, r.text, lang, passages, structured=False,

@@ -10,7 +10,7 @@ import typer
 
 from .config import Settings, load_settings
 from .errors import AidsearchError, QueryError
-from .query import check_question
+from .query import check_question, parse_filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cross-lingual search and answers over aid-project documents.")
@@ -119,8 +119,6 @@ LocalOpt = typer.Option(False, "--local", help="Load the index and model here ev
 
 def _check(text: str, filters: Optional[list[str]]) -> None:
     """A bad question or filter is a one-line error before anything is loaded."""
-    from .query import parse_filters
-
     check_question(text)
     parse_filters(filters)
 
@@ -163,6 +161,7 @@ def search(query: str = typer.Argument(..., help="What to look for."), k: Option
 def _print_answer(data: dict[str, Any]) -> None:
     """The answer (``Answer.to_dict()``) with its spans in bold, then its numbered sources."""
     from .answer import MESSAGES
+    from .types import source_label
 
     gen = data.get("generation") or {}
     say = MESSAGES.get(data["language"], MESSAGES["en"])
@@ -176,8 +175,7 @@ def _print_answer(data: dict[str, Any]) -> None:
     if data["citations"]:
         typer.echo(f"\n{say['sources']}:")
     for c in data["citations"]:
-        page = f", p.{c['page']}" if c.get("page") else ""
-        typer.echo(f"[{c['n']}] {c['title']} ({c['source']}{page}, {c['lang']})")
+        typer.echo(source_label(c["n"], c["title"], c["source"], c.get("page"), c["lang"]))
     if data["mode"] == "generative":
         typer.echo(f"\n({say['written_by'].format(model=gen.get('model'))})")
 
@@ -215,7 +213,6 @@ def chat(k: Optional[int] = K, filters: Optional[list[str]] = FilterOpt, index_d
     """Answer questions read line by line from stdin until an empty line, "quit" or the end of input; a follow-up
     ("and its budget?", "et au Laos ?") is read with the subject of the previous question."""
     from .conversation import FOLLOWUP_LABEL
-    from .query import parse_filters
 
     parse_filters(filters)
     answer = _chat_turns(index_dir, server, local, k, filters)

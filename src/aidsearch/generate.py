@@ -16,6 +16,8 @@ from .quantities import matches, quantities
 
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
 _LANGUAGE_NAMES_FR = {"en": "anglais", "fr": "français"}
+MAX_TOKENS = 512
+MAX_SENTENCE = 300  # characters of one generated sentence, so that a model that repeats itself still closes its answer
 # Why a generated answer is not shown, in English (the API's ``notice``) and in French.
 NOTICES: dict[str, tuple[str, str]] = {
     "down": ("no model server answers at {url}", "aucun serveur de modèle ne répond à {url}"),
@@ -46,13 +48,12 @@ class Notice:
     def text(self, lang: str = "en") -> str:
         """The one-line reason in ``lang`` (French for "fr", English otherwise)."""
         values = dict(self.params)
-        if self.code == "language" and lang == "fr":
-            values = {k: _LANGUAGE_NAMES_FR.get(v, v) for k, v in values.items()}
-        elif self.code == "language":
-            values = {k: LANGUAGE_NAMES.get(v, v) for k, v in values.items()}
+        if self.code == "language":
+            names = _LANGUAGE_NAMES_FR if lang == "fr" else LANGUAGE_NAMES
+            values = {k: names.get(v, v) for k, v in values.items()}
         return NOTICES[self.code][lang == "fr"].format(**values)
-MAX_TOKENS = 512
-MAX_SENTENCE = 300  # characters of one generated sentence, so that a model that repeats itself still closes its answer
+
+
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=\])\s+(?=[A-ZÀ-Ý])|\n+")
 SIMILARITY = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # rows of texts x cols of texts, cosine

@@ -103,6 +103,11 @@ class Hit:
         }
 
 
+def source_label(n: int, title: str, source: str, page: int | None, lang: str) -> str:
+    """"[n] title (source, p.N, lang)": the line that lists a source under an answer in plain text."""
+    return f"[{n}] {title} ({source}{f', p.{page}' if page else ''}, {lang})"
+
+
 @dataclass(frozen=True)
 class Citation:
     """A numbered source of an answer; ``n`` is 1-based; ``sentences`` are char spans within the passage."""
@@ -120,8 +125,7 @@ class Citation:
     def label(self) -> str:
         """"[n] title (source, p.N, lang)": the line that lists this source under an answer in plain text."""
         c = self.hit.chunk
-        page = f", p.{c.page}" if c.page else ""
-        return f"[{self.n}] {c.title} ({c.source}{page}, {c.lang})"
+        return source_label(self.n, c.title, c.source, c.page, c.lang)
 
     @property
     def page(self) -> int | None:
@@ -192,4 +196,5 @@ class SearchResult:
         }
 
 
-__all__ = ["Answer", "Chunk", "Citation", "Document", "Hit", "Page", "SearchResult", "asdict", "content_hash"]
+__all__ = ["Answer", "Chunk", "Citation", "Document", "Hit", "Page", "SearchResult", "asdict", "content_hash",
+           "source_label"]
