@@ -277,7 +277,8 @@ class Aidsearch:
             return replace(self.models, reader=None, reader_abstain=None) if self.models.reader is not None \
                 else self.models
         if self.models.reader is None:
-            loaded = reader.shared_reader(bundled.ensure_bundled(self.settings.cache_dir / "models"))
+            loaded = reader.shared_reader(bundled.ensure_bundled(self.settings.cache_dir / "models"),
+                                          self.settings.micro_batch)
             if loaded is None:
                 raise ConfigError(f"answerer 'reader' needs the reader's weights ({reader.READER_FILE.name}): "
                                   "run make train-reader")

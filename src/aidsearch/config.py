@@ -33,7 +33,8 @@ class Settings:
     model it serves, ``llm_api_key`` its key (never shown), ``llm_timeout`` the seconds a generation may take,
     ``llm_format`` how the answer is asked for: "json" (constrained by a JSON schema), "text" (plain text with ``[n]``
     markers) or "auto" (JSON, then plain text when the server refuses the schema). ``server_url`` is a running
-    aidsearch server that answers ``ask`` and ``search`` from the shell."""
+    aidsearch server that answers ``ask`` and ``search`` from the shell. ``micro_batch`` is how many concurrent
+    questions may share one pass of the model (embedding, answer reader); 1 runs them one at a time."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -45,6 +46,7 @@ class Settings:
     max_per_doc: int = 3
     k: int = 5
     batch_size: int = 32
+    micro_batch: int = 16
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: int = 50
@@ -80,6 +82,8 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
     if name == "retrieval" and value not in RETRIEVALS:
         raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
+    if name == "micro_batch" and not (str(value).strip().isdigit() and int(value) >= 1):
+        raise ConfigError(f"setting micro_batch must be a whole number of at least 1, got {value!r}")
     if name == "llm_format" and value not in LLM_FORMATS:
         raise ConfigError(f"setting llm_format must be one of {', '.join(LLM_FORMATS)}, got {value!r}")
     try:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from . import bundled
+from .batching import MicroBatcher
 from .config import Settings
 from .errors import ModelError
 
@@ -48,11 +49,13 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; queries and passages use the model's own prompts."""
 
-    def __init__(self, model, info: ModelInfo, *, batch_size: int = 32) -> None:
+    def __init__(self, model, info: ModelInfo, *, batch_size: int = 32, micro_batch: int = 16) -> None:
         self.model = model
         self.info = info
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._one_query: MicroBatcher[str, np.ndarray] = MicroBatcher(
+            lambda texts: list(self._encode(texts, self._query_prompt)), max_batch=micro_batch)
         self._query_prompt = "query" if "query" in (model.prompts or {}) else None
         self._doc_prompt = "document" if "document" in (model.prompts or {}) else None
 
@@ -67,6 +70,9 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts``; single queries of concurrent callers are embedded together (``micro_batch``)."""
+        if len(texts) == 1:
+            return self._one_query(texts[0]).reshape(1, -1)
         return self._encode(texts, self._query_prompt)
 
     def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -266,4 +272,4 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
         quantize_int8(model)
         info = replace(info, name=f"{info.name} (int8)", fingerprint=f"{info.fingerprint}-int8")
     release_freed_memory()
-    return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size)
+    return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size, micro_batch=settings.micro_batch)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .batching import MicroBatcher
 from .embed import half_word_embeddings, release_freed_memory
 from .linear import PARAMS_DIR, LinearModel
 
@@ -82,10 +83,10 @@ class Reader:
     ``MAX_TOKENS`` tokens."""
 
     def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any],
-                 answer_head: LinearModel | None = None):
+                 answer_head: LinearModel | None = None, micro_batch: int = 16):
         self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
         self.answer_head = answer_head
-        self._lock = threading.Lock()
+        self._forward = MicroBatcher(self._pass, max_batch=micro_batch)
 
     def encode(self, question: str, text: str) -> list[dict[str, Any]]:
         """The input windows of ``question`` with ``text``: token ids and, per token, its character span in
@@ -109,8 +110,6 @@ class Reader:
     def logits(self, question: str, texts: Sequence[str]) -> list[PassageLogits]:
         """Start/end scores for each of ``texts`` read with ``question``; windows of a long text are merged
         (a token seen twice keeps its better score)."""
-        import torch
-
         items, owner = [], []
         for t, text in enumerate(texts):
             for item in self.encode(question, text):
@@ -118,8 +117,7 @@ class Reader:
                 owner.append(t)
         if not items:
             return []
-        with self._lock, torch.inference_mode():
-            starts, ends, states = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+        starts, ends, states = self._forward(items)
         answers: list[float | None] = [None] * len(texts)
         if self.answer_head is not None:
             best = np.full(len(texts), -np.inf)
@@ -137,6 +135,19 @@ class Reader:
             arr = np.array([tokens[o] for o in offs], dtype=np.float64).reshape(-1, 2)
             out.append(PassageLogits(text, arr[:, 0], arr[:, 1], np.array(offs, dtype=np.int64).reshape(-1, 2),
                                      answer))
+        return out
+
+    def _pass(self, calls: list[list[dict[str, Any]]]) -> list[tuple[Any, Any, np.ndarray]]:
+        """One forward pass over the windows of concurrent calls; each call gets the rows of its own windows."""
+        import torch
+
+        items = [item for call in calls for item in call]
+        with torch.inference_mode():
+            starts, ends, states = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+        out, row = [], 0
+        for call in calls:
+            out.append((starts[row:row + len(call)], ends[row:row + len(call)], states[row:row + len(call)]))
+            row += len(call)
         return out
 
 
@@ -190,15 +201,17 @@ _SHARED: dict[str, Reader | None] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_reader(folder: Path) -> Reader | None:
-    """The reader of the bundled model in ``folder``, loaded once per process (None without committed weights)."""
+def shared_reader(folder: Path, micro_batch: int = 16) -> Reader | None:
+    """The reader of the bundled model in ``folder``, loaded once per process (None without committed weights);
+    ``micro_batch`` applies when it is loaded."""
     with _SHARED_LOCK:
         if str(folder) not in _SHARED:
-            _SHARED[str(folder)] = load_reader(folder)
+            _SHARED[str(folder)] = load_reader(folder, micro_batch=micro_batch)
         return _SHARED[str(folder)]
 
 
-def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None = None) -> Reader | None:
+def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None = None,
+                micro_batch: int = 16) -> Reader | None:
     """The reader for the bundled model in ``folder`` with the weights in ``path`` (default: the committed ones)
     merged in, and the answer head in ``answer_path`` when it exists (default: the committed one, only with the
     committed weights); None when there are no weights."""
@@ -227,4 +240,4 @@ def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     answer_path = answer_path or (ANSWER_FILE if path == READER_FILE else None)
     answer_head = LinearModel.load(answer_path) if answer_path is not None and answer_path.exists() else None
-    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), answer_head)
+    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), answer_head, micro_batch)
