@@ -248,6 +248,39 @@ def test_hnsw_recall_against_exact_search():
     assert recall >= 0.95
 
 
+def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tmp_path, monkeypatch):
+    import aidsearch.store as store
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    topics = ["water wells", "maternal health", "rural roads", "teacher training", "rice irrigation", "solar power"]
+    for i in range(60):
+        (corpus / f"d{i:02d}.txt").write_text(f"Project {i} on {topics[i % 6]} in district {i}, budget {i * 1000} "
+                                             f"EUR.\n\nIt runs for {i % 5 + 1} years.", encoding="utf-8")
+    monkeypatch.setattr(store, "HNSW_THRESHOLD", 40)
+    extended = []
+    real_extend = store.extend_faiss
+    monkeypatch.setattr(store, "extend_faiss", lambda base, v: extended.append(base.ntotal) or real_extend(base, v))
+    ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
+                    create=True)
+    first = IndexStore(tmp_path / "index").load()
+    assert first.manifest["faiss"] == "hnsw" and extended == []
+    (corpus / "new.txt").write_text("A new project on solar power for clinics in district 99.", encoding="utf-8")
+    ix.update()
+    gen = IndexStore(tmp_path / "index").load()
+    assert extended == [first.faiss_index.ntotal] and gen.faiss_index.ntotal == len(gen.chunks) > len(first.chunks)
+    assert gen.faiss_index.hnsw.efSearch == first.faiss_index.hnsw.efSearch
+    hit = ix.search("solar power for clinics district 99", k=1).hits[0]
+    assert hit.chunk.source == "new.txt"
+    vectors = gen.vectors().astype(np.float32)
+    _, found = gen.faiss_index.search(vectors[:20], 1)
+    assert (found[:, 0] == np.arange(20)).all()  # every passage is its own nearest neighbour in the graph
+    (corpus / "d00.txt").unlink()
+    ix.update()
+    assert extended == [first.faiss_index.ntotal]  # a removal builds the graph again
+    assert IndexStore(tmp_path / "index").load().faiss_index.ntotal == len(gen.chunks) - 1
+
+
 @pytest.mark.parametrize("share", [0.5, 0.05, 0.001, 0.0])
 def test_masked_search_is_exact_on_flat_and_hnsw_indexes(share):
     from aidsearch.store import build_faiss, masked_search

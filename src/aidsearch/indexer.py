@@ -186,7 +186,9 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "documents": entries,
                 "languages": langs,
             }
-            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets)
+            only_added = old is not None and kept_rows == list(range(len(old.chunks)))
+            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets,
+                        base=old.faiss_index if only_added and old is not None else None)
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,

@@ -113,14 +113,14 @@ def _chunk_from(row: dict[str, Any], shared: dict[str, str]) -> Chunk:
     return Chunk(**row)
 
 
-def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
-    """Exact inner product for small collections; above ``hnsw_threshold`` vectors, HNSW over fp16 copies
-    (the precision the vectors are stored in anyway)."""
+def build_faiss(vectors: np.ndarray, hnsw_threshold: int | None = None):
+    """Exact inner product for small collections; from ``hnsw_threshold`` vectors (default ``HNSW_THRESHOLD``),
+    HNSW over fp16 copies (the precision the vectors are stored in anyway)."""
     import faiss
 
     dim = vectors.shape[1]
     index: Any
-    if len(vectors) >= hnsw_threshold:
+    if len(vectors) >= (HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold):
         index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = 128
@@ -131,6 +131,18 @@ def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
         if not index.is_trained:
             index.train(data)
         index.add(data)
+    return index
+
+
+def extend_faiss(base: Any, vectors: np.ndarray) -> Any:
+    """A copy of the HNSW index ``base``, which holds the first rows of ``vectors``, with the other rows added: an
+    update that only adds passages links them into the graph instead of building it again."""
+    import faiss
+
+    index: Any = faiss.clone_index(base)
+    index.hnsw.efSearch = base.hnsw.efSearch
+    if len(vectors) > base.ntotal:
+        index.add(np.ascontiguousarray(vectors[base.ntotal:], dtype=np.float32))
     return index
 
 
@@ -292,8 +304,10 @@ class IndexStore:
 
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
-              hnsw_threshold: int = HNSW_THRESHOLD) -> Path:
-        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed.
+              hnsw_threshold: int | None = None, base: Any = None) -> Path:
+        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``base`` is
+        the previous generation's FAISS index when its passages are the first ones of ``chunks``, unchanged: an
+        HNSW graph is then extended rather than built again.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
         ``CURRENT`` still names the previous generation."""
@@ -308,7 +322,7 @@ class IndexStore:
         final = self.root / name
         try:
             self._write_generation(work, final, pointer, name, number, manifest, chunks, documents, vectors,
-                                   sentence_vectors, sentence_offsets, hnsw_threshold)
+                                   sentence_vectors, sentence_offsets, hnsw_threshold, base)
         except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
             full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
             if self.current() == final:  # only the last directory sync failed: the new generation is in use
@@ -328,7 +342,7 @@ class IndexStore:
     def _write_generation(self, work: Path, final: Path, pointer: Path, name: str, number: int,
                           manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
                           vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
-                          hnsw_threshold: int) -> None:
+                          hnsw_threshold: int | None, base: Any) -> None:
         import faiss
 
         shutil.rmtree(work, ignore_errors=True)
@@ -340,13 +354,16 @@ class IndexStore:
             with open(work / fname, "wb") as fh:
                 np.save(fh, array)
         # serialized here and written by Python, so a full disk is an ordinary OSError (not a C++ message)
-        _write(work / "index.faiss", faiss.serialize_index(build_faiss(vectors, hnsw_threshold)).tobytes())
+        threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
+        extend = base is not None and hasattr(base, "hnsw") and len(vectors) >= threshold
+        index = extend_faiss(base, vectors) if extend else build_faiss(vectors, threshold)
+        _write(work / "index.faiss", faiss.serialize_index(index).tobytes())
         _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
         _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
         (work / "bm25").mkdir()
         LexicalIndex([c.embed_text() for c in chunks]).save(work / "bm25")
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
-                    "faiss": "hnsw" if len(vectors) >= hnsw_threshold else "flat"}
+                    "faiss": "hnsw" if len(vectors) >= threshold else "flat"}
         _write(work / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
         for path in work.rglob("*"):
             if path.is_file():
