@@ -29,20 +29,32 @@ class Remote:
              timeout: float | None = None) -> dict[str, Any]:
         """The JSON the server answers; AidsearchError with its one-line message when it refuses, or when no
         aidsearch server answers."""
-        import httpx
+        from http.client import HTTPConnection, HTTPException, HTTPSConnection  # the standard library's: quick to load
+        from urllib.parse import urlsplit
 
+        parts = urlsplit(self.url.rstrip("/") + path)
+        headers = self._headers()
+        payload = None
+        if body is not None:
+            payload, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
+        connection = None
         try:
-            resp = httpx.request(method, self.url.rstrip("/") + path, json=body, headers=self._headers(),
-                                 timeout=timeout or self.timeout)
-            data = resp.json()
-        except (httpx.HTTPError, ValueError):
+            kind = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+            connection = kind(parts.hostname or "", parts.port, timeout=timeout or self.timeout)
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), payload, headers)
+            resp = connection.getresponse()
+            status, data = resp.status, json.loads(resp.read() or b"null")
+        except (OSError, HTTPException, ValueError):
             raise AidsearchError(f"no aidsearch server answers at {self.url}") from None
-        if resp.status_code == 401:
+        finally:
+            if connection is not None:
+                connection.close()
+        if status == 401:
             raise AidsearchError(f"the aidsearch server at {self.url} wants a login: set AIDSEARCH_AUTH=user:password")
-        if resp.status_code >= 400 or not isinstance(data, dict):
+        if status >= 400 or not isinstance(data, dict):
             message = data.get("error") if isinstance(data, dict) else None
-            error = QueryError if resp.status_code == 400 else AidsearchError
-            raise error(str(message or f"the aidsearch server at {self.url} answered HTTP {resp.status_code}"))
+            error = QueryError if status == 400 else AidsearchError
+            raise error(str(message or f"the aidsearch server at {self.url} answered HTTP {status}"))
         return data
 
     def ask(self, question: str, *, k: int | None = None, filters: Sequence[str] | None = None,
