@@ -28,18 +28,25 @@ def _busy_cpu_s() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class ForeignCpu:
-    """Share of the machine's CPU capacity used by anything but this process while the block runs."""
+    """Share of the machine's CPU capacity used by anything but this process (and the child processes it started
+    and waited for inside the block) while the block runs."""
 
     share = 0.0
 
     def __enter__(self) -> ForeignCpu:
-        self._start = (time.perf_counter(), time.process_time(), _busy_cpu_s())
+        self._start = (time.perf_counter(), _own_cpu_s(), _busy_cpu_s())
         return self
 
     def __exit__(self, *exc: object) -> None:
         wall, own, busy = (end - start for end, start in
-                           zip((time.perf_counter(), time.process_time(), _busy_cpu_s()), self._start))
+                           zip((time.perf_counter(), _own_cpu_s(), _busy_cpu_s()), self._start))
         self.share = max(0.0, (busy - own) / (wall * len(os.sched_getaffinity(0)))) if wall > 0 else 0.0
 
 

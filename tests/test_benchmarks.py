@@ -17,22 +17,62 @@ import report  # noqa: E402
 @pytest.mark.slow
 def test_quick_scale_benchmark_measures_each_size(tmp_path: Path) -> None:
     out = tmp_path / "scale.md"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick", "--out", str(out),
+                           "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.with_suffix(".json").read_text())
     rows = result["rows"]
-    assert [r["passages"] for r in rows] == [100, 400]
-    base = result["base"]
-    assert base["documents"] >= 20 and base["texts"] > base["passages"] > 0
+    assert [r["texts"] for r in rows] == [200, 500]
+    rate = result["rate"]
+    assert rate["documents"] == 200 and rate["texts"] > rate["passages"] >= 200 and rate["passages_per_s"] > 0
+    assert result["embedded_this_run"] > 0 and result["fill"]["texts"] == result["embedded_this_run"]
     for row in rows:
+        assert row["documents"] == row["texts"] + 5  # and the seed pages of the evaluation corpus
+        assert row["questions"] == 12 and 0 < row["answered"] <= 12
         assert 0 < row["search_p50_ms"] <= row["search_p95_ms"] and 0 < row["ask_p50_ms"] <= row["ask_p95_ms"]
-        assert row["peak_mib"] >= row["rss_loaded_mib"] > 100 and row["disk_mib"] > 0
-        assert row["faiss"] == "flat" and row["calls"] == 10
-    assert rows[1]["disk_mib"] > rows[0]["disk_mib"]
+        assert set(row["filtered_p50_ms"]) == {"lang=fr", "lang=en"}
+        assert row["faiss"] == "flat" and row["hnsw_recall_at_10"] == 1.0
+        assert row["update_added"] == 1 and row["update_s"] > 0
+        assert row["peak_with_update_mib"] >= row["peak_mib"] >= row["rss_loaded_mib"] > 100 and row["disk_mib"] > 0
+        assert all(row[key]["errors"] == 0 and row[key]["answered"] > 0 for key in ("load", "load_one_at_a_time"))
+        assert row["cli_cold_s"] > row["cli_server_s"] > 0
+    assert rows[1]["passages"] > rows[0]["passages"] and rows[1]["disk_mib"] > rows[0]["disk_mib"]
     text = out.read_text(encoding="utf-8")
-    assert "| 100 | flat |" in text and "| 400 | flat |" in text
-    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert text.count("\n| 200 |") == 2 and text.count("\n| 500 |") == 2
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick", "--fill",
+                            "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert again.returncode == 0 and "embedded" not in again.stderr  # every vector comes from the cache
+
+
+@pytest.mark.unit
+def test_scale_texts_windows_and_vector_cache(tmp_path: Path) -> None:
+    import numpy as np
+
+    import bench_scale
+    from aidsearch.embed import HashEmbedder
+
+    texts = [{"id": f"t{i}", "source": "s", "title": f"T{i}", "text": " ".join(f"w{i}x{j}" for j in range(120 + i)),
+              "country": None, "org": None} for i in range(3)]
+    assert bench_scale.select(texts, 2) == bench_scale.select(texts, 2) and len(bench_scale.select(texts, 2)) == 2
+    grown = bench_scale.select(texts, 7)
+    assert grown[:3] == texts and len(grown) == 7 and len({t["text"] for t in grown}) == 7
+    assert all(len(t["text"].split()) == bench_scale.WINDOW for t in grown[3:])
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def encode_passages(self, batch, progress=None):
+            Counting.calls += len(batch)
+            return super().encode_passages(batch, progress)
+
+    inner = Counting()
+    first = bench_scale.CachedEmbedder(inner, tmp_path)
+    want = inner.encode_passages(["a b", "c d", "a b"])
+    Counting.calls = 0
+    assert np.allclose(first.encode_passages(["a b", "c d", "a b"]), want) and Counting.calls == 2
+    reopened = bench_scale.CachedEmbedder(inner, tmp_path)
+    assert np.allclose(reopened.encode_passages(["c d", "a b"]), want[[1, 0]]) and Counting.calls == 2
+    assert reopened.fill_stats()["texts"] == 2
 
 
 @pytest.mark.unit
@@ -46,14 +86,18 @@ def test_hub_is_written_from_the_committed_results(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_hub_checks_the_scale_goals(tmp_path: Path) -> None:
-    rows = [{"passages": n, "search_p50_ms": s, "ask_p50_ms": a, "peak_mib": m, "disk_mib": 1.0, "first_answer_s": 1.0}
-            for n, s, a, m in ((1000, 20.0, 30.0, 1200.0), (100_000, 60.0, 90.0, 1900.0))]
-    lines = report._scale({"rows": rows, "base": {"texts_per_s": 30.0, "passages_per_s": 5.0}})
-    goals = lines[-1]
-    assert goals.startswith("Goals at 100,000 passages")
-    assert "search p50 60 ms (goal ≤ 50): NOT met" in goals and "ask p50 90 ms (goal ≤ 150): met" in goals
-    assert "peak memory 1900 MiB (goal ≤ 2048): met" in goals
+def test_scale_goals_are_checked_at_the_largest_size() -> None:
+    import bench_scale
+
+    row = {"search_p50_ms": 41.0, "ask_p50_ms": 90.0, "filtered_p50_ms": {"lang=fr": 20.0, "lang=en": 61.0},
+           "hnsw_recall_at_10": 0.98, "faiss": "hnsw", "peak_with_update_mib": 1900.0, "update_s": 6.0,
+           "load": {"p50_s": 0.5, "errors": 2}, "cli_server_s": 0.4}
+    text = "; ".join(bench_scale.goals(row))
+    assert "search p50 41 ms (goal ≤ 40 ms): NOT met" in text and "ask p50 90 ms (goal ≤ 150 ms): met" in text
+    assert "filtered search p50 61 ms (goal ≤ 60 ms): NOT met" in text
+    assert "recall@10 of FAISS (hnsw) 0.980 (goal ≥ 0.970): met" in text
+    assert "one-document update 6.0 s (goal ≤ 5.0 s): NOT met" in text and "2 errors (goal 0): NOT met" in text
+    assert "peak memory 1900 MiB (goal ≤ 2048 MiB): met" in text
 
 
 @pytest.mark.unit
@@ -64,5 +108,5 @@ def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     module = importlib.import_module(f"bench_{name}")
     docs = ROOT / "docs" / "benchmarks"
     data = json.loads((docs / f"{name}.json").read_text(encoding="utf-8"))
-    rendered = module.render(data, "scale.png") if name == "scale" else module.render(data)
+    rendered = module.render(data)
     assert rendered == (docs / f"{name}.md").read_text(encoding="utf-8")
