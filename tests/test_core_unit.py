@@ -384,3 +384,15 @@ def test_add_files_keeps_good_files_and_says_why_others_are_not(small_index, tmp
     assert app.search("Abéché classrooms", k=1).hits[0].chunk.source == "uploads/chad.txt"
     again = app.add_files([stage / "chad.txt"])
     assert [(f.source, f.fresh) for f in again.added] == [("uploads/chad.txt", False)] and not again.rejected
+
+
+@given(st.text(max_size=60))
+@hsettings(max_examples=300, deadline=None)
+def test_fold_is_nfkd_without_combining_marks(text):
+    import unicodedata
+
+    from aidsearch.lexicon import fold
+
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
+    assert fold("Période d'exécution Ŝ ﬁ ½") == "periode d'execution s fi 1⁄2"

@@ -14,10 +14,23 @@ __all__ = [
 ]
 
 
+class _Folded(dict):
+    """Code point -> its compatibility decomposition without combining marks, filled as characters are met."""
+
+    def __missing__(self, code: int) -> str:
+        folded = "".join(c for c in unicodedata.normalize("NFKD", chr(code)) if not unicodedata.combining(c))
+        self[code] = folded
+        return folded
+
+
+_FOLDED = _Folded()
+
+
 def fold(text: str) -> str:
-    """Lowercase and strip accents: "Période d'exécution" -> "periode d'execution"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Lowercase and strip accents: "Période d'exécution" -> "periode d'execution" (the same as NFKD then dropping
+    combining marks, one character at a time, which is what NFKD does before reordering the marks it drops)."""
+    low = text.lower()
+    return low if low.isascii() else low.translate(_FOLDED)
 
 
 # ---------------------------------------------------------------- words

@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -186,12 +186,16 @@ class Generation:
         return self.sentence_vectors.rows(a, b).astype(np.float32)
 
 
+_CHUNK_FIELDS = tuple(f.name for f in fields(Chunk))
+_DOC_FIELDS = tuple(f.name for f in fields(Document))
+
+
 def _chunk_row(c: Chunk) -> dict[str, Any]:
-    return asdict(c)
+    return {name: getattr(c, name) for name in _CHUNK_FIELDS}  # a shallow row: written as JSON at once
 
 
 def _doc_row(d: Document) -> dict[str, Any]:
-    row = asdict(d)
+    row = {name: getattr(d, name) for name in _DOC_FIELDS}
     row["pages"] = [[p.number, p.start, p.end] for p in d.pages]
     return row
 
