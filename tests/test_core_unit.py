@@ -266,7 +266,12 @@ def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tm
     first = IndexStore(tmp_path / "index").load()
     assert first.manifest["faiss"] == "hnsw" and extended == []
     (corpus / "new.txt").write_text("A new project on solar power for clinics in district 99.", encoding="utf-8")
+    ix.search("solar")
+    loads = []
+    real_load = store.IndexStore.load
+    monkeypatch.setattr(store.IndexStore, "load", lambda self: loads.append(1) or real_load(self))
     ix.update()
+    assert len(loads) == 1  # the new generation; the one the engine holds is not read again
     gen = IndexStore(tmp_path / "index").load()
     assert extended == [first.faiss_index.ntotal] and gen.faiss_index.ntotal == len(gen.chunks) > len(first.chunks)
     assert gen.faiss_index.hnsw.efSearch == first.faiss_index.hnsw.efSearch

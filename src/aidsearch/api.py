@@ -328,8 +328,9 @@ class Aidsearch:
         """Re-index the corpus folder (incrementally, everything with ``rebuild``) and start answering from the new
         generation; ``progress`` is called per stage, ``lock_timeout`` bounds the wait for another writer."""
         with self._write_lock:
+            held = self._retriever.gen if self._retriever is not None else None
             report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress,
-                                 lock_timeout=lock_timeout)
+                                 lock_timeout=lock_timeout, loaded=held)
         self._refresh()
         return report
 

@@ -71,11 +71,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild: bool) -> Generation | None:
+def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild: bool,
+              loaded: Generation | None) -> Generation | None:
     if rebuild or not store.exists():
         return None
     try:
-        gen = store.load()
+        gen = loaded if loaded is not None and loaded.folder == store.current() else store.load()
         store.check_compatible(gen.manifest, fingerprint=embedder.info.fingerprint,
                                chunking=chunking_settings(settings))
         return gen
@@ -85,16 +86,17 @@ def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild
 
 
 def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: Progress | None = None,
-                lock_timeout: float = 0.0) -> IndexReport:
+                lock_timeout: float = 0.0, loaded: Generation | None = None) -> IndexReport:
     """Bring the index in ``settings.index_dir`` up to date with the corpus folder (called through
-    ``aidsearch.api``: ``open_index(create=True)`` and ``Aidsearch.update``)."""
+    ``aidsearch.api``: ``open_index(create=True)`` and ``Aidsearch.update``); ``loaded``, a generation the caller
+    holds, is used instead of reading it again when it is still the current one."""
     started = time.perf_counter()
     root = Path(settings.corpus_dir)
     if not root.is_dir():
         raise IngestError(f"corpus folder not found: {root}")
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=lock_timeout):
-        old = _previous(store, embedder, settings, rebuild)
+        old = _previous(store, embedder, settings, rebuild, loaded)
         old_entries: dict[str, dict] = old.manifest.get("documents", {}) if old else {}
         old_docs = old.documents if old else {}
         skipped: list[Skipped] = []
