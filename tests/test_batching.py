@@ -51,26 +51,15 @@ def test_a_lone_call_runs_at_once():
 
 
 @pytest.mark.unit
-def test_calls_made_while_a_pass_runs_share_the_next_one():
+@pytest.mark.parametrize("max_batch, sizes", [(16, [1, 9]), (4, [1, 4, 4, 1]), (1, [1] * 10)])
+def test_calls_made_while_a_pass_runs_share_the_next_ones_up_to_max_batch(max_batch, sizes):
     gate = Gate()
-    batcher = MicroBatcher(gate, max_batch=16)
+    batcher = MicroBatcher(gate, max_batch=max_batch)
     items = [f"q{i}" for i in range(10)]
     assert _pile_up(batcher, gate, items) == [i.upper() for i in items]
-    assert gate.batches[0] == ["q0"] and sorted(gate.batches[1]) == sorted(items[1:])
-    assert (batcher.passes, batcher.items) == (2, 10) and not batcher._running
-
-
-@pytest.mark.unit
-def test_max_batch_bounds_each_pass():
-    gate = Gate()
-    batcher = MicroBatcher(gate, max_batch=4)
-    items = [f"q{i}" for i in range(10)]
-    assert _pile_up(batcher, gate, items) == [i.upper() for i in items]
-    assert [len(b) for b in gate.batches] == [1, 4, 4, 1]
-    gate = Gate()
-    one = MicroBatcher(gate, max_batch=1)
-    assert _pile_up(one, gate, list("abcde")) == list("ABCDE")
-    assert [len(b) for b in gate.batches] == [1] * 5
+    assert gate.batches[0] == ["q0"] and [len(b) for b in gate.batches] == sizes
+    assert sorted(i for b in gate.batches for i in b) == sorted(items)
+    assert (batcher.passes, batcher.items) == (len(sizes), 10) and not batcher._running
 
 
 @pytest.mark.unit
