@@ -59,7 +59,7 @@ def test_calls_made_while_a_pass_runs_share_the_next_ones_up_to_max_batch(max_ba
     assert _pile_up(batcher, gate, items) == [i.upper() for i in items]
     assert gate.batches[0] == ["q0"] and [len(b) for b in gate.batches] == sizes
     assert sorted(i for b in gate.batches for i in b) == sorted(items)
-    assert (batcher.passes, batcher.items) == (len(sizes), 10) and not batcher._running
+    assert (batcher.passes, batcher.items) == (len(sizes), 10)
 
 
 @pytest.mark.unit
@@ -69,14 +69,17 @@ def test_an_error_reaches_every_call_of_its_pass_and_the_next_pass_works():
     out = _pile_up(batcher, gate, [f"q{i}" for i in range(6)])
     assert out[0] == "Q0"
     assert all(isinstance(e, ValueError) and str(e) == "bad item q3" for e in out[1:])
-    assert batcher("ok") == "OK" and not batcher._running
+    assert batcher("ok") == "OK"
     with pytest.raises(ValueError):
         MicroBatcher(gate, max_batch=0)
 
 
 @pytest.mark.unit
 def test_many_threads_each_get_their_own_result():
+    threads = set()
+
     def slow_double(items: list[int]) -> list[int]:
+        threads.add(threading.get_ident())
         time.sleep(0.002)
         return [i * 2 for i in items]
 
@@ -85,6 +88,7 @@ def test_many_threads_each_get_their_own_result():
         results = list(pool.map(batcher, range(400)))
     assert results == [i * 2 for i in range(400)]
     assert batcher.items == 400 and batcher.passes < 400
+    assert len(threads) == 1 and threading.get_ident() not in threads  # every pass in the one worker thread
 
 
 @pytest.mark.model
