@@ -4,7 +4,7 @@ one-document updates, HNSW recall, memory, disk, cold start, 50 concurrent users
 Usage: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,all,100000] [--cache DIR]
                                                  [--out docs/benchmarks/scale.md] [--quick] [--fill]
 
-- Texts: data/devaid-large/texts.jsonl.gz (distinct real aid-project texts, see data/README.md) except those of
+- Texts: data/devaid-large/texts.jsonl.xz (distinct real aid-project texts, see data/README.md) except those of
   the sources the evaluation corpus is built from, one Markdown document each (title, text, country and funder
   lines); a size below the total is a fixed random sample (seed 0), a size above it adds overlapping word windows
   of the longer texts (real text, not fully distinct). Every index also holds the evaluation corpus
@@ -23,9 +23,9 @@ Usage: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,all,100000
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
+import lzma
 import os
 import platform
 import random
@@ -47,7 +47,7 @@ import numpy as np
 from procstat import status_mib
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = ROOT / "data" / "devaid-large" / "texts.jsonl.gz"
+TEXTS = ROOT / "data" / "devaid-large" / "texts.jsonl.xz"
 QUESTION_FILES = (ROOT / "eval" / "questions.jsonl", ROOT / "eval" / "heldout.jsonl")
 DEFAULT_CACHE = ROOT / "benchmarks" / "out" / "scale-cache"
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -65,7 +65,7 @@ def load_texts() -> list[dict[str, Any]]:
     sys.path.insert(0, str(ROOT / "eval"))
     from build_corpus import SOURCES
 
-    with gzip.open(TEXTS, "rt", encoding="utf-8") as fh:
+    with lzma.open(TEXTS, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     return [t for t in rows if t["source"] not in SOURCES and t["source"] != "devaid_corpus_sample"]
 
