@@ -130,7 +130,7 @@ class CachedEmbedder:
                 for key in z["keys"]:
                     self.rows[str(key)] = len(self.rows)
                 parts.append(z["vectors"])
-        self.vectors = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        self.parts: list[np.ndarray] = parts  # one array per shard, joined once per call
         self.embedded = 0
         self.embed_seconds = 0.0
 
@@ -174,13 +174,15 @@ class CachedEmbedder:
             os.replace(tmp, shard)
             for k, _ in part:
                 self.rows[k] = len(self.rows)
-            self.vectors = np.concatenate([self.vectors, vecs]) if len(self.vectors) else vecs
+            self.parts.append(vecs)
             if progress:
                 progress(len(part))
             if self.log:
                 self.log(f"embedded {start + len(part):,}/{len(todo):,} new texts "
                          f"({len(part) / took:.1f} texts/s in the last {len(part):,})")
-        return self.vectors[[self.rows[k] for k in keys]]
+        if len(self.parts) > 1:
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0][[self.rows[k] for k in keys]] if keys else np.zeros((0, self.info.dimension), np.float32)
 
 
 def evaluation_corpus(folder: Path, seeds_only: bool = False) -> Path:
