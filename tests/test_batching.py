@@ -142,3 +142,17 @@ def test_micro_batch_setting_is_checked(monkeypatch):
         monkeypatch.setenv("AIDSEARCH_MICRO_BATCH", bad)
         with pytest.raises(ConfigError, match=f"setting micro_batch must be a whole number of at least 1, got '{bad}'"):
             load_settings()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name, least, bad", [("batch_tokens", 0, ("-1", "lots", "1.5")),
+                                              ("batch_size", 1, ("0", "-3", "x"))])
+def test_indexing_batch_settings_are_checked(monkeypatch, name, least, bad):
+    from aidsearch.config import load_settings
+    from aidsearch.errors import ConfigError
+
+    assert getattr(load_settings(**{name: str(least)}), name) == least
+    for value in bad:
+        monkeypatch.setenv(f"AIDSEARCH_{name.upper()}", value)
+        with pytest.raises(ConfigError, match=f"setting {name} must be a whole number of at least {least}, got '{value}'"):
+            load_settings()

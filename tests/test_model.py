@@ -79,14 +79,20 @@ def test_long_text_is_truncated_not_crashed(embedder):
     assert embedder.model.max_seq_length == 512
 
 
-def test_passages_are_embedded_longest_first_and_returned_in_their_order(embedder):
+@pytest.mark.parametrize("batch_tokens", [0, 64, 4096])
+def test_passages_are_embedded_once_in_token_batches_and_returned_in_their_order(embedder, batch_tokens, monkeypatch):
     texts = ["Budget total : 29 110 000 EUR.", "Le programme renforce les hôpitaux de district " * 12, "Kosovo",
              "The project trains midwives in three provinces of northern Laos and equips their health centres. " * 3,
              "Durée : 60 mois."] * 30
+    alone = np.concatenate([embedder.encode_passages([t]) for t in texts[:5]])
+    seen: list[int] = []
+    encode = embedder.model.encode
+    monkeypatch.setattr(embedder.model, "encode", lambda batch, **kw: seen.append(len(batch)) or encode(batch, **kw))
+    monkeypatch.setattr(embedder, "batch_tokens", batch_tokens)
     ticks: list[int] = []
     together = embedder.encode_passages(texts, progress=ticks.append)
-    alone = np.concatenate([embedder.encode_passages([t]) for t in texts[:5]])
     assert together.shape == (150, embedder.info.dimension) and sum(ticks) == 150
+    assert sum(seen) == 5 and len(seen) == {0: 1, 64: 3, 4096: 1}[batch_tokens]
     assert np.allclose(together[:5], alone, atol=1e-5) and np.allclose(together[5:10], alone, atol=1e-5)
 
 

@@ -34,7 +34,9 @@ class Settings:
     ``llm_format`` how the answer is asked for: "json" (constrained by a JSON schema), "text" (plain text with ``[n]``
     markers) or "auto" (JSON, then plain text when the server refuses the schema). ``server_url`` is a running
     aidsearch server that answers ``ask`` and ``search`` from the shell. ``micro_batch`` is how many concurrent
-    questions may share one pass of the model (embedding, answer reader); 1 runs them one at a time."""
+    questions may share one pass of the model (embedding, answer reader); 1 runs them one at a time.
+    ``batch_tokens`` bounds an indexing batch by its padded size (rows × longest text, in tokens) instead of a
+    fixed count of texts; 0 batches ``batch_size`` texts at a time."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -46,6 +48,7 @@ class Settings:
     max_per_doc: int = 3
     k: int = 5
     batch_size: int = 32
+    batch_tokens: int = 4096
     micro_batch: int = 16
     host: str = "127.0.0.1"
     port: int = 7860
@@ -84,6 +87,8 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
     if name == "micro_batch" and not (str(value).strip().isdigit() and int(value) >= 1):
         raise ConfigError(f"setting micro_batch must be a whole number of at least 1, got {value!r}")
+    if name in ("batch_size", "batch_tokens") and not (str(value).strip().isdigit() and int(value) >= (name == "batch_size")):
+        raise ConfigError(f"setting {name} must be a whole number of at least {int(name == 'batch_size')}, got {value!r}")
     if name == "llm_format" and value not in LLM_FORMATS:
         raise ConfigError(f"setting llm_format must be one of {', '.join(LLM_FORMATS)}, got {value!r}")
     try:

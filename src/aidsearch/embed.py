@@ -8,7 +8,7 @@ import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from .errors import ModelError
 
 log = logging.getLogger("aidsearch")
 Progress = Callable[[int], None]
+_SPECIAL_TOKENS = 4  # about what the prompt ("passage: ") and the start and end tokens add to a text
 
 
 @dataclass(frozen=True)
@@ -49,22 +50,24 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; queries and passages use the model's own prompts."""
 
-    def __init__(self, model, info: ModelInfo, *, batch_size: int = 32, micro_batch: int = 16) -> None:
+    def __init__(self, model, info: ModelInfo, *, batch_size: int = 32, micro_batch: int = 16,
+                 batch_tokens: int = 4096) -> None:
         self.model = model
         self.info = info
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self._lock = threading.Lock()
         self._one_query: MicroBatcher[str, np.ndarray] = MicroBatcher(
             lambda texts: list(self._encode(texts, self._query_prompt)), max_batch=micro_batch)
         self._query_prompt = "query" if "query" in (model.prompts or {}) else None
         self._doc_prompt = "document" if "document" in (model.prompts or {}) else None
 
-    def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str | None, batch_size: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
         with self._lock:
             vectors = self.model.encode(
-                list(texts), prompt_name=prompt, batch_size=self.batch_size, convert_to_numpy=True,
+                list(texts), prompt_name=prompt, batch_size=batch_size or self.batch_size, convert_to_numpy=True,
                 normalize_embeddings=True, show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -76,18 +79,33 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._query_prompt)
 
     def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        """Vectors of ``texts`` in their order, computed longest first so that each batch pads little."""
+        """Vectors of ``texts`` in their order. Each distinct text is embedded once, longest first, in batches of
+        about ``batch_tokens`` padded tokens (many short sentences or a few long passages per pass)."""
         if not texts:
             return self._encode([], None)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.info.dimension), dtype=np.float32)
-        step = self.batch_size * 4
-        for i in range(0, len(texts), step):
-            rows = order[i : i + step]
-            out[rows] = self._encode([texts[r] for r in rows], self._doc_prompt)
+        slot: dict[str, int] = {}
+        where = np.fromiter((slot.setdefault(t, len(slot)) for t in texts), dtype=np.int64, count=len(texts))
+        distinct = list(slot)
+        copies = np.bincount(where, minlength=len(distinct))
+        vectors = np.empty((len(distinct), self.info.dimension), dtype=np.float32)
+        for rows in self._batches(distinct):
+            vectors[rows] = self._encode([distinct[r] for r in rows], self._doc_prompt, batch_size=len(rows))
             if progress:
-                progress(len(rows))
-        return out
+                progress(int(copies[rows].sum()))
+        return vectors[where]
+
+    def _batches(self, texts: list[str]) -> Iterator[np.ndarray]:
+        limit = self.info.max_tokens
+        if self.batch_tokens <= 0:
+            lengths = np.array([len(t) for t in texts])
+        else:
+            lengths = np.minimum(np.array(self.count_tokens(texts)) + _SPECIAL_TOKENS, limit)
+        order = np.argsort(-lengths, kind="stable")
+        i = 0
+        while i < len(order):
+            rows = self.batch_size if self.batch_tokens <= 0 else max(1, self.batch_tokens // int(lengths[order[i]]))
+            yield order[i : i + rows]
+            i += rows
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -272,4 +290,5 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
         quantize_int8(model)
         info = replace(info, name=f"{info.name} (int8)", fingerprint=f"{info.fingerprint}-int8")
     release_freed_memory()
-    return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size, micro_batch=settings.micro_batch)
+    return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size, micro_batch=settings.micro_batch,
+                                       batch_tokens=settings.batch_tokens)
