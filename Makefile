@@ -54,6 +54,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_scale.py > /dev/null
 	$(MAKE) eval-data
 	$(PY) benchmarks/bench_answers.py
+	$(PY) benchmarks/bench_indexing.py > /dev/null
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/report.py
 

@@ -1,6 +1,6 @@
-"""Write docs/BENCHMARKS.md from the JSON results of bench_model.py, bench_quality.py and bench_scale.py.
+"""Write docs/BENCHMARKS.md from the JSON results of the benchmarks in this folder.
 
-Usage: .venv/bin/python benchmarks/report.py [--docs docs]   (run by `make bench` after the three benchmarks)
+Usage: .venv/bin/python benchmarks/report.py [--docs docs]   (run by `make bench` after the benchmarks)
 """
 from __future__ import annotations
 
@@ -147,6 +147,20 @@ def _scale(r: dict[str, Any]) -> list[str]:
     return out + ["", f"Goals at {largest['passages']:,} passages{short} — " + "; ".join(goals(largest)) + "."]
 
 
+def _indexing(r: dict[str, Any]) -> list[str]:
+    out = [f"- {name}: {row['current']['passages']:,} passages indexed end to end at "
+           f"**{row['current']['passages_per_s']:.2f} passages/s** against {row['earlier']['passages_per_s']:.2f} with "
+           f"`{r['baseline']}` in the same run ({row['speedup']:.2f}×; the same vectors, lowest cosine "
+           f"{row['min_cosine']:.5f})." for name, row in r["speed"].items()]
+    share, sentences = r.get("embedding"), r.get("sentences")
+    if share and sentences:
+        pooled = ", ".join(f"{name} {row['separate']:.3f} → {row['pooled']:.3f}" for name, row in sentences.items())
+        out.append(f"- Sentence vectors pooled from one pass over the passage would save at most "
+                   f"{1 - share['passages_s'] / share['both_s']:.0%} of the embedding time; the most similar "
+                   f"sentence holds the answer less often (validation parts, separate → pooled: {pooled}).")
+    return out
+
+
 def _generate(r: dict[str, Any]) -> list[str]:
     s, a = r["shares"], r["answers"]
     share = f"all {r['of']}" if r.get("of") == r["questions"] else f"{r['questions']} of the {r.get('of')}"
@@ -173,6 +187,9 @@ REPORTS = (
     ("scale", "benchmarks/scale.md", "real, distinct aid-project texts (with the evaluation corpus) at growing sizes: "
      "indexing rate, search/ask/filtered latency, HNSW recall, update, memory, disk, cold start, 50 users, command "
      "line", ".venv/bin/python benchmarks/bench_scale.py", _scale),
+    ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
+     "run (short texts, long PDF reports); what sentence vectors pooled from one pass per passage would save and cost",
+     ".venv/bin/python benchmarks/bench_indexing.py", _indexing),
     ("generate", "benchmarks/generate.md", "generative answers with the test model server: time to first token and to "
      "the checked answer, share of sentences the check kept, re-cited or dropped",
      ".venv/bin/python benchmarks/bench_generate.py", _generate),

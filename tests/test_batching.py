@@ -154,5 +154,6 @@ def test_indexing_batch_settings_are_checked(monkeypatch, name, least, bad):
     assert getattr(load_settings(**{name: str(least)}), name) == least
     for value in bad:
         monkeypatch.setenv(f"AIDSEARCH_{name.upper()}", value)
-        with pytest.raises(ConfigError, match=f"setting {name} must be a whole number of at least {least}, got '{value}'"):
+        message = f"setting {name} must be a whole number of at least {least}, got '{value}'"
+        with pytest.raises(ConfigError, match=message):
             load_settings()

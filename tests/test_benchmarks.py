@@ -1,4 +1,4 @@
-"""The scale benchmark in its quick form, and the benchmarks hub written from the committed results."""
+"""The scale and indexing benchmarks in their quick form, and the benchmarks hub written from the committed results."""
 from __future__ import annotations
 
 import json
@@ -42,6 +42,23 @@ def test_quick_scale_benchmark_measures_each_size(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick", "--fill",
                             "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert again.returncode == 0 and "embedded" not in again.stderr  # every vector comes from the cache
+
+
+@pytest.mark.slow
+def test_quick_indexing_benchmark_compares_the_earlier_code_with_the_same_vectors(tmp_path: Path) -> None:
+    out = tmp_path / "indexing.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_indexing.py"), "--quick", "--repeats", "1",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert set(result["speed"]) == {"short texts", "long reports"}
+    for row in result["speed"].values():
+        earlier, current = row["earlier"], row["current"]
+        assert earlier["passages"] == current["passages"] > 0 and earlier["texts"] == current["texts"]
+        assert current["passages_per_s"] > 0 and row["speedup"] == current["passages_per_s"] / earlier["passages_per_s"]
+        assert row["min_cosine"] > 0.999
+    assert result["speed"]["short texts"]["current"]["documents"] == 100
+    assert "| short texts | 100 |" in out.read_text(encoding="utf-8")
 
 
 @pytest.mark.unit
@@ -101,7 +118,7 @@ def test_scale_goals_are_checked_at_the_largest_size() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", ["model", "quality", "scale"])
+@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing"])
 def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     import importlib
 

@@ -175,9 +175,19 @@ def test_upload_docx_then_ask(page, engine, tmp_path):
     page.click("#upload button.label-wrap")
     page.locator("#upload-files input[type=file]").set_input_files([str(path), str(bad)])
     page.locator("#upload-files").get_by_text("not-really", exact=True).wait_for()
+    page.evaluate("""() => {
+        window.progressSeen = [];
+        new MutationObserver(() => {
+            const text = document.body.innerText;
+            for (const m of text.matchAll(/(Reading documents|Indexing passages): [^\\n]*/g))
+                if (!window.progressSeen.includes(m[0])) window.progressSeen.push(m[0]);
+        }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }""")
     page.click("#upload-btn")
     status = page.locator("#upload-status")
     status.locator(".as-ok").wait_for(timeout=120_000)
+    seen = page.evaluate("window.progressSeen")
+    assert any(line.startswith("Indexing passages: 1 of 1 (") and "per second" in line for line in seen), seen
     assert "added and indexed" in status.locator(".as-ok").inner_text()
     assert "not a PDF" in status.locator(".as-bad").inner_text()
     saved = Path(engine.settings.corpus_dir) / "uploads" / path.name

@@ -401,3 +401,37 @@ def test_fold_is_nfkd_without_combining_marks(text):
     decomposed = unicodedata.normalize("NFKD", text.lower())
     assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
     assert fold("Période d'exécution Ŝ ﬁ ½") == "periode d'execution s fi 1⁄2"
+
+
+def test_indexing_progress_counts_documents_then_passages_from_zero_to_all(tmp_path):
+    from aidsearch.indexer import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(6):
+        (corpus / f"doc{n}.md").write_text(f"# Report {n}\n\n" + f"The clinic in district {n} treated patients. " * 60)
+    seen: list[tuple[str, int, int]] = []
+    report = build_index(load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_tokens=80,
+                                       chunk_overlap=10), EMB, progress=lambda *a: seen.append(a))
+    assert report.chunks > 6
+    for stage, whole in (("read", 6), ("embed", report.chunks)):
+        calls = [(done, total) for s, done, total in seen if s == stage]
+        assert calls[0] == (0, whole) and calls[-1] == (whole, whole)
+        assert all(total == whole for _, total in calls) and [d for d, _ in calls] == sorted({d for d, _ in calls})
+
+
+def test_pace_gives_rate_and_time_left_once_a_stage_has_done_something():
+    from aidsearch.indexer import Pace, duration
+    from aidsearch.web.strings import progress_text
+
+    now = [100.0]
+    pace = Pace(clock=lambda: now[0])
+    assert pace("embed", 0, 1000) == (None, None)
+    now[0] = 110.0
+    assert pace("embed", 50, 1000) == (5.0, 190.0) and pace("read", 3, 3) == (None, None)
+    assert [duration(s) for s in (42, 190, 3900)] == ["42 s", "3 min", "1 h 05 min"]
+    assert progress_text("en", "embed", 1200, 11123, 9.25, 190) == \
+        "Indexing passages: 1,200 of 11,123 (9.2 per second, about 3 min left)"
+    assert progress_text("fr", "read", 2, 1500) == "Lecture des documents : 2 sur 1\u202f500"
+    assert progress_text("fr", "embed", 50, 1000, 5.0, 190) == \
+        "Indexation des passages : 50 sur 1\u202f000 (5,0 par seconde, encore 3 min environ)"

@@ -51,7 +51,8 @@ FilterOpt = typer.Option(None, "--filter", "-f",
 
 
 class _Bar:
-    """tqdm progress on stderr: documents read, then passages and sentences embedded."""
+    """tqdm progress on stderr: documents read, then passages embedded (with their sentences), with the rate and
+    the time left."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
@@ -61,7 +62,7 @@ class _Bar:
 
         if stage not in self.bars:
             label = "reading documents" if stage == "read" else "embedding passages"
-            unit = "doc" if stage == "read" else "text"
+            unit = "document" if stage == "read" else "passage"
             self.bars[stage] = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=True,
                                     disable=not sys.stderr.isatty() and stage == "read")
         bar = self.bars[stage]

@@ -73,6 +73,7 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_LEAST = {"micro_batch": 1, "batch_size": 1, "batch_tokens": 0}  # whole-number settings and their lowest value
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -85,10 +86,9 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
     if name == "retrieval" and value not in RETRIEVALS:
         raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
-    if name == "micro_batch" and not (str(value).strip().isdigit() and int(value) >= 1):
-        raise ConfigError(f"setting micro_batch must be a whole number of at least 1, got {value!r}")
-    if name in ("batch_size", "batch_tokens") and not (str(value).strip().isdigit() and int(value) >= (name == "batch_size")):
-        raise ConfigError(f"setting {name} must be a whole number of at least {int(name == 'batch_size')}, got {value!r}")
+    least = _LEAST.get(name)
+    if least is not None and not (str(value).strip().isdigit() and int(value) >= least):
+        raise ConfigError(f"setting {name} must be a whole number of at least {least}, got {value!r}")
     if name == "llm_format" and value not in LLM_FORMATS:
         raise ConfigError(f"setting llm_format must be one of {', '.join(LLM_FORMATS)}, got {value!r}")
     try:

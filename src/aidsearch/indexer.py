@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -23,9 +23,35 @@ log = logging.getLogger("aidsearch")
 
 
 class Progress(Protocol):
-    """Receives indexing progress; ``stage`` is "read" or "embed"."""
+    """Receives indexing progress: ``stage`` "read" counts documents, "embed" passages (with their sentences); each
+    stage starts with ``done`` 0 and ends with ``done == total``."""
 
     def __call__(self, stage: str, done: int, total: int) -> None: ...
+
+
+class Pace:
+    """Rate and time left of each stage from its progress calls: ``pace(stage, done, total)`` gives
+    (units per second, seconds left), None until the stage has done something."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> tuple[float | None, float | None]:
+        now = self.clock()
+        elapsed = now - self.started.setdefault(stage, now)
+        if done <= 0 or elapsed <= 0:
+            return None, None
+        rate = done / elapsed
+        return rate, max(0, total - done) / rate
+
+
+def duration(seconds: float) -> str:
+    """"45 s", "3 min", "1 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,8 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         added: list[str] = []
         updated: list[str] = []
         seen_ids: dict[str, str] = {}
+        if progress:
+            progress("read", 0, len(files))
         for n, path in enumerate(files, 1):
             source = path.relative_to(root).as_posix()
             stat = path.stat()
@@ -143,12 +171,15 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         new_counts = [len(texts) for texts in per_chunk]
         t_embed = time.perf_counter()
         done, total = 0, len(new_chunks) + sum(new_counts)
+        if progress and new_chunks:
+            progress("embed", 0, len(new_chunks))
 
         def tick(n: int) -> None:
             nonlocal done
-            done += n
-            if progress:
-                progress("embed", done, total)
+            before, done = done, done + n
+            passages = len(new_chunks) * done // total
+            if progress and passages > len(new_chunks) * before // total:
+                progress("embed", passages, len(new_chunks))
 
         embedded = embedder.encode_passages([c.embed_text() for c in new_chunks]
                                             + [t for texts in per_chunk for t in texts], progress=tick)

@@ -31,14 +31,14 @@ from ..config import Settings
 from ..conversation import Conversation, is_followup, question_language, resolve_followup, subject_terms
 from ..errors import AidsearchError
 from ..incoming import UPLOAD_FOLDER, UPLOAD_MESSAGES, UploadRejected, check_upload, safe_filename, save_upload
-from ..indexer import Progress
+from ..indexer import Pace, Progress
 from .cards import esc, format_filters, render_answer, render_card, render_error, render_stats, render_writing
 from .openai import add_openai_routes
 from .panels import build_blocks, footer_html
 from .routes import AskRequest, SearchRequest, add_api_docs, add_routes, error_response
 from .security import (BasicAuthMiddleware, basic_credentials, check_exposure, is_loopback, open_to_network,
                        parse_auth, public_message, request_user)
-from .strings import EXAMPLES, UI, t
+from .strings import EXAMPLES, UI, progress_text, t
 from .uploads import UploadLedger
 
 __all__ = [
@@ -205,12 +205,14 @@ def ensure_index(settings: Settings, echo: Callable[[str], None] = print) -> Aid
     echo("aidsearch: loading the model…")
     embedder = load_embedder(settings)
     shown: dict[str, int] = {}
+    pace = Pace()
 
     def progress(stage: str, done: int, total: int) -> None:
         step = max(1, total // 10)
-        if done == total or done - shown.get(stage, -step) >= step:
+        rate_left = pace(stage, done, total)
+        if done and (done == total or done - shown.get(stage, 0) >= step):
             shown[stage] = done
-            echo(f"aidsearch: {'reading' if stage == 'read' else 'embedding'} {done}/{total}")
+            echo(f"aidsearch: {progress_text('en', stage, done, total, *rate_left)}")
 
     if not Path(settings.corpus_dir).is_dir():
         echo(f"aidsearch: corpus folder {settings.corpus_dir} not found; serving the existing index")

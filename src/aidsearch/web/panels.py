@@ -16,10 +16,10 @@ from ..api import Aidsearch
 from ..config import Settings
 from ..conversation import question_language
 from ..errors import AidsearchError
-from ..indexer import Progress
+from ..indexer import Pace, Progress
 from .cards import esc, render_error, render_stats
 from .security import open_to_network, public_message, request_user
-from .strings import EXAMPLES, language_name, t
+from .strings import EXAMPLES, language_name, progress_text, t
 
 log = logging.getLogger("aidsearch")
 Updates = dict[Block, Any]  # a component → its new value or ``gr.update(...)``; components left out are unchanged
@@ -240,9 +240,11 @@ def _connect(demo: gr.Blocks, p: Panels, chat: Chat) -> None:
         if not paths:
             return {p.upload_status: f'<p class="as-bad">{esc(t(lang, "no_files"))}</p>'}
 
+        pace = Pace()
+
         def tick(stage: str, done: int, total: int) -> None:
-            label = t(lang, "reading") if stage == "read" else t(lang, "embedding")
-            progress((done, total) if total else None, desc=label)
+            desc = progress_text(lang, stage, done, total, *pace(stage, done, total))
+            progress((done, total) if total else None, desc=desc)
 
         try:
             lines = chat.add_files(paths, lang, tick, user=request_user(request))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..answer import MESSAGES
 from ..conversation import FOLLOWUP_LABEL
+from ..indexer import duration
 
 UI: dict[str, dict[str, str]] = {
     "en": {
@@ -52,6 +53,8 @@ UI: dict[str, dict[str, str]] = {
         "no_files": "Choose one or more files first.",
         "reading": "Reading documents",
         "embedding": "Indexing passages",
+        "progress": "{stage}: {done} of {total}",
+        "pace": "{rate} per second, about {left} left",
         "api_docs": "HTTP API",
         "footer": "Answers are extracts of the documents; check the cited sources.",
         "open_network": "Open to the network without login: anyone who reaches this address can ask and upload "
@@ -104,6 +107,8 @@ UI: dict[str, dict[str, str]] = {
         "no_files": "Choisissez d'abord un ou plusieurs fichiers.",
         "reading": "Lecture des documents",
         "embedding": "Indexation des passages",
+        "progress": "{stage} : {done} sur {total}",
+        "pace": "{rate} par seconde, encore {left} environ",
         "api_docs": "API HTTP",
         "footer": "Les réponses sont des extraits des documents ; vérifiez les sources citées.",
         "open_network": "Ouvert au réseau sans connexion : toute personne qui atteint cette adresse peut poser des "
@@ -128,3 +133,20 @@ def t(lang: str, key: str) -> str:
 def language_name(lang: str, code: str) -> str:
     """The name of the language ``code`` in ``lang``; ``code`` itself when the page has no name for it."""
     return t(lang, code) if code in UI else code
+
+
+def number(lang: str, value: float, decimals: int = 0) -> str:
+    """``value`` written the way ``lang`` writes numbers ("1,123.5"; in French "1 123,5")."""
+    text = f"{value:,.{decimals}f}"
+    return text.replace(",", "\u202f").replace(".", ",") if lang == "fr" else text
+
+
+def progress_text(lang: str, stage: str, done: int, total: int, rate: float | None = None,
+                  left: float | None = None) -> str:
+    """One line of indexing progress: stage, count, and once known the rate and the time left."""
+    line = t(lang, "progress").format(stage=t(lang, "reading" if stage == "read" else "embedding"),
+                                      done=number(lang, done), total=number(lang, total))
+    if rate is None or left is None:
+        return line
+    pace = t(lang, "pace").format(rate=number(lang, rate, 1), left=duration(left))
+    return f"{line} ({pace})"
