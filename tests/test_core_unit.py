@@ -435,3 +435,37 @@ def test_pace_gives_rate_and_time_left_once_a_stage_has_done_something():
     assert progress_text("fr", "read", 2, 1500) == "Lecture des documents : 2 sur 1\u202f500"
     assert progress_text("fr", "embed", 50, 1000, 5.0, 190) == \
         "Indexation des passages : 50 sur 1\u202f000 (5,0 par seconde, encore 3 min environ)"
+
+
+def test_updates_tokenize_only_new_passages_and_keep_bm25_as_a_rebuild_would(tmp_path, monkeypatch):
+    import aidsearch.lexical as lexical
+    from aidsearch.store import TERMS
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, (place, topic) in enumerate([("Laos", "rice irrigation"), ("Kosovo", "hospital equipment"),
+                                        ("Bénin", "pompes solaires"), ("Chad", "water wells LAO/027")]):
+        (corpus / f"d{i}.txt").write_text(f"Project {i} in {place} on {topic}, budget {i + 1},250,000 EUR.")
+    settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    ix = open_index(settings=settings, embedder=EMB, create=True)
+    tokenized: list[str] = []
+    real = lexical.tokenize
+    monkeypatch.setattr(lexical, "tokenize", lambda text: tokenized.append(text) or real(text))
+    (corpus / "d4.txt").write_text("Project 4 in Laos on solar clinics, budget 5,250,000 EUR.")
+    (corpus / "d3.txt").unlink()
+    ix.update()
+    assert len(tokenized) == 1 and tokenized[0].endswith("\nProject 4 in Laos on solar clinics, budget 5,250,000 EUR.")
+    monkeypatch.setattr(lexical, "tokenize", real)
+    updated = IndexStore(tmp_path / "index").load()
+    assert (updated.folder / "bm25" / TERMS).is_file() and "wells" not in updated.terms().vocab
+    open_index(settings=settings.with_overrides(index_dir=tmp_path / "fresh"), embedder=EMB, create=True)
+    fresh = IndexStore(tmp_path / "fresh").load()
+    order = [c.id for c in fresh.chunks]
+    rows = [order.index(c.id) for c in updated.chunks]
+    for query in ("Laos rice", "solar clinics", "5,250,000", "LAO/027 wells", "pompe solaire"):
+        assert np.allclose(updated.lexical.scores(query), fresh.lexical.scores(query)[rows])
+        assert updated.lexical.has_exact_terms(query) == fresh.lexical.has_exact_terms(query)
+    (updated.folder / "bm25" / TERMS).unlink()  # a generation written before terms were kept
+    (corpus / "d5.txt").write_text("Project 5 in Chad on school meals.")
+    ix.update()
+    assert len(IndexStore(tmp_path / "index").load().terms()) == len(updated.chunks) + 1

@@ -16,6 +16,7 @@ from .config import Settings
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
 from .ingest import Skipped, iter_corpus, printable, read_document
+from .lexical import Terms
 from .store import Generation, IndexStore
 from .types import Chunk, Document
 
@@ -220,7 +221,10 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "languages": langs,
             }
             only_added = old is not None and kept_rows == list(range(len(old.chunks)))
-            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets,
+            terms = Terms.of([c.embed_text() for c in new_chunks])
+            if old is not None:
+                terms = old.terms().take(kept_rows) + terms
+            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets, terms=terms,
                         base=old.faiss_index if only_added and old is not None else None)
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -35,16 +36,76 @@ def tokenize(text: str) -> list[str]:
     return terms
 
 
+_EMPTY = "\x00"  # the one term of a passage without any
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms of each passage as ids into one vocabulary: what BM25 is built from. Kept with the index, so that
+    an update tokenizes only the passages it adds."""
+
+    vocab: tuple[str, ...]
+    ids: np.ndarray  # int32: the term ids of every passage, one passage after the other
+    offsets: np.ndarray  # int64: passage i's ids are ids[offsets[i]:offsets[i + 1]]
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> Terms:
+        slot: dict[str, int] = {}
+        ids: list[int] = []
+        offsets = [0]
+        for text in texts:
+            ids += [slot.setdefault(term, len(slot)) for term in tokenize(text) or [_EMPTY]]
+            offsets.append(len(ids))
+        return cls(tuple(slot), np.array(ids, dtype=np.int32), np.array(offsets, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def take(self, rows: Sequence[int]) -> Terms:
+        """The terms of passages ``rows``, in that order, with only the vocabulary they use."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):
+            return self
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        picked = np.concatenate([self.ids[a:b] for a, b in zip(starts, ends)] or [np.zeros(0, np.int32)])
+        used, ids = np.unique(picked, return_inverse=True)
+        offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+        return Terms(tuple(self.vocab[i] for i in used), ids.astype(np.int32).reshape(-1), offsets)
+
+    def __add__(self, other: Terms) -> Terms:
+        """These passages' terms followed by ``other``'s."""
+        slot = {term: i for i, term in enumerate(self.vocab)}
+        remap = np.array([slot.setdefault(term, len(slot)) for term in other.vocab], dtype=np.int32)
+        return Terms(tuple(slot), np.concatenate([self.ids, remap[other.ids] if len(remap) else other.ids]),
+                     np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]))
+
+    def save(self, path: Path) -> None:
+        vocab = np.frombuffer("\n".join(self.vocab).encode("utf-8"), dtype=np.uint8)
+        with open(path, "wb") as fh:
+            np.savez(fh, vocab=vocab, ids=self.ids, offsets=self.offsets)
+
+    @classmethod
+    def load(cls, path: Path) -> Terms:
+        with np.load(path, allow_pickle=False) as z:
+            text = z["vocab"].tobytes().decode("utf-8")
+            return cls(tuple(text.split("\n")) if text else (), z["ids"], z["offsets"])
+
+
 class LexicalIndex:
     """BM25 scores for every passage; ``scores`` returns a dense array aligned with passage rows."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
+    def __init__(self, texts: Sequence[str] | Terms) -> None:
         import bm25s
+        from bm25s.tokenization import Tokenized
 
-        self.size = len(texts)
+        terms = texts if isinstance(texts, Terms) else Terms.of(texts)
+        self.size = len(terms)
         self._bm25 = bm25s.BM25()
-        if texts:
-            self._bm25.index([tokenize(t) or ["\x00"] for t in texts], show_progress=False)
+        if self.size:
+            flat = terms.ids.tolist()
+            bounds = terms.offsets.tolist()
+            docs = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
+            self._bm25.index(Tokenized(docs, {t: i for i, t in enumerate(terms.vocab)}), show_progress=False)
 
     def scores(self, query: str) -> np.ndarray:
         terms = [t for t in tokenize(query) if t in self._vocab]

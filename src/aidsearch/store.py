@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError, IndexWriteError
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, Terms
 from .types import Chunk, Document, Page
 
 FORMAT = 1
@@ -29,6 +29,7 @@ HNSW_THRESHOLD = 50_000
 CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 LOCK = ".lock"
+TERMS = "terms.npz"  # in the bm25 folder: the passages' terms, so that an update tokenizes only new passages
 log = logging.getLogger("aidsearch")
 
 
@@ -180,6 +181,11 @@ class Generation:
     def vectors(self) -> np.ndarray:
         return np.load(self.folder / "vectors.npy")
 
+    def terms(self) -> Terms:
+        """The terms BM25 was built from (tokenized again for a generation written without them)."""
+        path = self.folder / "bm25" / TERMS
+        return Terms.load(path) if path.is_file() else Terms.of([c.embed_text() for c in self.chunks])
+
     def chunk_sentence_vectors(self, row: int) -> np.ndarray:
         """The sentence vectors of passage ``row`` (float32), in ``passage_sentences`` order."""
         a, b = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
@@ -308,10 +314,11 @@ class IndexStore:
 
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
-              hnsw_threshold: int | None = None, base: Any = None) -> Path:
+              hnsw_threshold: int | None = None, base: Any = None, terms: Terms | None = None) -> Path:
         """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``base`` is
         the previous generation's FAISS index when its passages are the first ones of ``chunks``, unchanged: an
-        HNSW graph is then extended rather than built again.
+        HNSW graph is then extended rather than built again. ``terms`` are the passages' terms when known
+        (else they are tokenized here).
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
         ``CURRENT`` still names the previous generation."""
@@ -326,7 +333,7 @@ class IndexStore:
         final = self.root / name
         try:
             self._write_generation(work, final, pointer, name, number, manifest, chunks, documents, vectors,
-                                   sentence_vectors, sentence_offsets, hnsw_threshold, base)
+                                   sentence_vectors, sentence_offsets, hnsw_threshold, base, terms)
         except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
             full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
             if self.current() == final:  # only the last directory sync failed: the new generation is in use
@@ -346,7 +353,7 @@ class IndexStore:
     def _write_generation(self, work: Path, final: Path, pointer: Path, name: str, number: int,
                           manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
                           vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
-                          hnsw_threshold: int | None, base: Any) -> None:
+                          hnsw_threshold: int | None, base: Any, terms: Terms | None) -> None:
         import faiss
 
         shutil.rmtree(work, ignore_errors=True)
@@ -365,7 +372,11 @@ class IndexStore:
         _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
         _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
         (work / "bm25").mkdir()
-        LexicalIndex([c.embed_text() for c in chunks]).save(work / "bm25")
+        terms = Terms.of([c.embed_text() for c in chunks]) if terms is None else terms
+        if len(terms) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but terms of {len(terms)}")
+        LexicalIndex(terms).save(work / "bm25")
+        terms.save(work / "bm25" / TERMS)
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
                     "faiss": "hnsw" if len(vectors) >= threshold else "flat"}
         _write(work / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
