@@ -60,21 +60,33 @@ def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Pa
             shown = printable(path.relative_to(root).as_posix())
             skipped.append(Skipped(shown, f"cannot read {shown}: {reason}"))
 
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in dirnames:  # folder links are never followed; say so when they lead out of the corpus
-            path = Path(dirpath) / name
-            try:
-                outside = path.is_symlink() and not path.resolve().is_relative_to(base)
-            except (OSError, RuntimeError):
-                outside = True
-            if outside:
-                refuse(path, "symbolic link to a folder outside the corpus folder")
-        for name in filenames:
-            if name.startswith((".", "~$")) or Path(name).suffix.lower() not in SUPPORTED:
+    folders = [(root, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            path = Path(dirpath) / name
-            if path.is_symlink():
+            path = folder / name
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((path, f"{prefix}{name}/"))
+                continue
+            link = entry.is_symlink()
+            if link and entry.is_dir():  # folder links are never followed; say so when they lead out of the corpus
+                try:
+                    outside = not path.resolve().is_relative_to(base)
+                except (OSError, RuntimeError):
+                    outside = True
+                if outside:
+                    refuse(path, "symbolic link to a folder outside the corpus folder")
+                continue
+            if name.startswith("~$") or os.path.splitext(name)[1].lower() not in SUPPORTED:
+                continue
+            if link:
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
@@ -83,8 +95,8 @@ def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Pa
                 if not target.is_relative_to(base):
                     refuse(path, "symbolic link to a file outside the corpus folder")
                     continue
-            if path.is_file():
-                found.append((path.relative_to(root).as_posix(), path))
+            if entry.is_file():
+                found.append((f"{prefix}{name}", path))
     for _, path in sorted(found):
         yield path
 
