@@ -270,9 +270,17 @@ def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tm
     loads = []
     real_load = store.IndexStore.load
     monkeypatch.setattr(store.IndexStore, "load", lambda self: loads.append(1) or real_load(self))
-    ix.update()
-    assert len(loads) == 1  # the new generation; the one the engine holds is not read again
+    report = ix.update()
+    assert loads == [] and report.generation is None  # the engine answers from what it wrote, read from nowhere
+    held = ix.retriever().gen
+    monkeypatch.setattr(store.IndexStore, "load", real_load)
     gen = IndexStore(tmp_path / "index").load()
+    assert held.folder == gen.folder and held.manifest == gen.manifest and held.chunks == gen.chunks
+    assert held.documents == gen.documents and held.faiss_index.ntotal == gen.faiss_index.ntotal
+    assert np.array_equal(held.sentence_offsets, gen.sentence_offsets)
+    last = len(gen.chunks) - 1
+    assert np.array_equal(held.chunk_sentence_vectors(last), gen.chunk_sentence_vectors(last))
+    assert np.allclose(held.lexical.scores("solar clinics district"), gen.lexical.scores("solar clinics district"))
     assert extended == [first.faiss_index.ntotal] and gen.faiss_index.ntotal == len(gen.chunks) > len(first.chunks)
     assert gen.faiss_index.hnsw.efSearch == first.faiss_index.hnsw.efSearch
     hit = ix.search("solar power for clinics district 99", k=1).hits[0]

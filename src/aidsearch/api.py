@@ -19,7 +19,7 @@ from .indexer import IndexReport, Progress, build_index, chunking_settings
 from .lang import detect_en_fr
 from .query import Filters, check_question, parse_filters
 from .retrieve import Retrieval, Retriever
-from .store import CURRENT, IndexStore
+from .store import CURRENT, Generation, IndexStore
 from .types import Answer, Citation, Document, SearchResult
 
 AnswerMode = Literal["extractive", "generative"]
@@ -331,8 +331,19 @@ class Aidsearch:
             held = self._retriever.gen if self._retriever is not None else None
             report = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress,
                                  lock_timeout=lock_timeout, loaded=held)
+            if report.generation is not None:
+                self._adopt(report.generation)
         self._refresh()
-        return report
+        return replace(report, generation=None)  # a kept report must not keep the generation alive
+
+    def _adopt(self, gen: Generation) -> None:
+        """Answer from ``gen``, just written by this engine, without reading it again (unless another writer
+        has already replaced it)."""
+        with self._lock:
+            key = self._generation_key(gen.folder)
+            if key is not None and self.store.current() == gen.folder:
+                self._retriever = Retriever(gen, self.embedder)
+                self._generation = key
 
     def add_files(self, paths: Sequence[str | Path], *, folder: str = UPLOAD_FOLDER, accept: Accept | None = None,
                   progress: Progress | None = None, lock_timeout: float = 60.0) -> FilesReport:
@@ -421,4 +432,4 @@ def open_index(index_dir: str | Path | None = None, *, settings: Settings | None
         if not create:
             raise
     report = build_index(settings, embedder, progress=progress, lock_timeout=lock_timeout)
-    return Aidsearch(settings, embedder, created=report)
+    return Aidsearch(settings, embedder, created=replace(report, generation=None))

@@ -69,6 +69,7 @@ class IndexReport:
     seconds: float = 0.0
     written: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    generation: Generation | None = field(default=None, repr=False, compare=False)  # the one written, if any
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -203,6 +204,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             entry["chunks"] = per_doc.get(entry["id"], 0)
 
         changed = bool(fresh or removed or old is None)
+        written: Generation | None = None
         if not changed and old is not None:
             changed = old_entries != entries
         if changed:
@@ -224,12 +226,12 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             terms = Terms.of([c.embed_text() for c in new_chunks])
             if old is not None:
                 terms = old.terms().take(kept_rows) + terms
-            store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets, terms=terms,
-                        base=old.faiss_index if only_added and old is not None else None)
+            written = store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets, terms=terms,
+                                  base=old.faiss_index if only_added and old is not None else None)
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,
             unchanged=len(docs) - len(fresh), embedded_chunks=len(new_chunks), embedded_texts=total,
             skipped=tuple(skipped),
-            seconds=time.perf_counter() - started, written=changed, timings=timings,
+            seconds=time.perf_counter() - started, written=changed, timings=timings, generation=written,
         )

@@ -63,10 +63,10 @@ class Terms:
 
     def take(self, rows: Sequence[int]) -> Terms:
         """The terms of passages ``rows``, in that order, with only the vocabulary they use."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):
+        picks = np.asarray(rows, dtype=np.int64)
+        if len(picks) == len(self) and np.array_equal(picks, np.arange(len(self))):
             return self
-        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        starts, ends = self.offsets[picks], self.offsets[picks + 1]
         picked = np.concatenate([self.ids[a:b] for a, b in zip(starts, ends)] or [np.zeros(0, np.int32)])
         used, ids = np.unique(picked, return_inverse=True)
         offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)

@@ -314,11 +314,11 @@ class IndexStore:
 
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
-              hnsw_threshold: int | None = None, base: Any = None, terms: Terms | None = None) -> Path:
+              hnsw_threshold: int | None = None, base: Any = None, terms: Terms | None = None) -> Generation:
         """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``base`` is
         the previous generation's FAISS index when its passages are the first ones of ``chunks``, unchanged: an
         HNSW graph is then extended rather than built again. ``terms`` are the passages' terms when known
-        (else they are tokenized here).
+        (else they are tokenized here). Returns the generation written, as ``load`` would read it.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
         ``CURRENT`` still names the previous generation."""
@@ -332,14 +332,14 @@ class IndexStore:
         pointer = self.root / f".{CURRENT}.tmp-{os.getpid()}"
         final = self.root / name
         try:
-            self._write_generation(work, final, pointer, name, number, manifest, chunks, documents, vectors,
-                                   sentence_vectors, sentence_offsets, hnsw_threshold, base, terms)
+            written = self._write_generation(work, final, pointer, name, number, manifest, chunks, documents,
+                                             vectors, sentence_vectors, sentence_offsets, hnsw_threshold, base, terms)
         except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
             full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
             if self.current() == final:  # only the last directory sync failed: the new generation is in use
                 log.warning("index written, but syncing %s failed: %s", self.root, exc)
                 self.cleanup(keep=name)
-                return final
+                return self.load()
             shutil.rmtree(final, ignore_errors=True)  # the switch did not happen: drop everything written
             shutil.rmtree(work, ignore_errors=True)
             pointer.unlink(missing_ok=True)
@@ -348,12 +348,12 @@ class IndexStore:
             raise IndexWriteError(f"cannot write the index in {self.root}: {reason}; "
                                   "the previous index is unchanged") from exc
         self.cleanup(keep=name)
-        return final
+        return written
 
     def _write_generation(self, work: Path, final: Path, pointer: Path, name: str, number: int,
                           manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
                           vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
-                          hnsw_threshold: int | None, base: Any, terms: Terms | None) -> None:
+                          hnsw_threshold: int | None, base: Any, terms: Terms | None) -> Generation:
         import faiss
 
         shutil.rmtree(work, ignore_errors=True)
@@ -375,11 +375,14 @@ class IndexStore:
         terms = Terms.of([c.embed_text() for c in chunks]) if terms is None else terms
         if len(terms) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but terms of {len(terms)}")
-        LexicalIndex(terms).save(work / "bm25")
+        lexical = LexicalIndex(terms)
+        lexical.save(work / "bm25")
         terms.save(work / "bm25" / TERMS)
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
                     "faiss": "hnsw" if len(vectors) >= threshold else "flat"}
-        _write(work / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        text = json.dumps(manifest, indent=2, ensure_ascii=False)
+        _write(work / "manifest.json", text.encode())
+        manifest = json.loads(text)
         for path in work.rglob("*"):
             if path.is_file():
                 with open(path, "rb") as fh:
@@ -390,6 +393,8 @@ class IndexStore:
         _write(pointer, name.encode())
         os.replace(pointer, self.root / CURRENT)
         _fsync_dir(self.root)
+        return Generation(final, manifest, list(chunks), {d.id: d for d in documents}, index, lexical,
+                          NpyRows(final / "sentences.npy"), np.asarray(sentence_offsets, dtype=np.int64))
 
     def cleanup(self, keep: str | None = None) -> None:
         """Remove generations and temporary folders other than the current one (call while holding the lock)."""
