@@ -477,3 +477,29 @@ def test_updates_tokenize_only_new_passages_and_keep_bm25_as_a_rebuild_would(tmp
     (corpus / "d5.txt").write_text("Project 5 in Chad on school meals.")
     ix.update()
     assert len(IndexStore(tmp_path / "index").load().terms()) == len(updated.chunks) + 1
+
+
+def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes_them_again(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, place in enumerate(["Laos", "Kosovo", "Bénin"]):
+        (corpus / f"d{i}.txt").write_text(f"Project {i} in {place} builds {i + 3} clinics.")
+    ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
+                    create=True)
+    first = IndexStore(tmp_path / "index").load()
+    before = {name: (first.folder / name).read_bytes() for name in ("chunks.jsonl", "documents.jsonl")}
+    (corpus / "d3.txt").write_text("Project 3 in Chad digs 12 wells.")
+    ix.update()
+    second = IndexStore(tmp_path / "index").load()
+    for name, old in before.items():
+        new = (second.folder / name).read_bytes()
+        assert new.startswith(old) and len(new.splitlines()) == len(old.splitlines()) + 1
+    held = ix.retriever().gen
+    assert list(held.documents) == list(second.documents) and held.chunks == second.chunks
+    assert ix.search("wells in Chad", k=1).hits[0].chunk.source == "d3.txt"
+    (corpus / "d0.txt").rename(corpus / "moved.txt")  # same text under another name: the rows change
+    (corpus / "d4.txt").write_text("Project 4 in Peru trains 9 nurses.")
+    ix.update()
+    third = IndexStore(tmp_path / "index").load()
+    assert sorted(d.source for d in third.documents.values()) == ["d1.txt", "d2.txt", "d3.txt", "d4.txt", "moved.txt"]
+    assert list(ix.retriever().gen.documents) == list(third.documents)

@@ -222,12 +222,14 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "documents": entries,
                 "languages": langs,
             }
-            only_added = old is not None and kept_rows == list(range(len(old.chunks)))
+            by_id = {d.id: d for d in docs}
+            only_added = (old is not None and kept_rows == list(range(len(old.chunks)))
+                          and all(by_id.get(i) == d for i, d in old.documents.items()))
             terms = Terms.of([c.embed_text() for c in new_chunks])
             if old is not None:
                 terms = old.terms().take(kept_rows) + terms
             written = store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets, terms=terms,
-                                  base=old.faiss_index if only_added and old is not None else None)
+                                  extends=old if only_added else None)
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,

@@ -314,11 +314,13 @@ class IndexStore:
 
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
-              hnsw_threshold: int | None = None, base: Any = None, terms: Terms | None = None) -> Generation:
-        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``base`` is
-        the previous generation's FAISS index when its passages are the first ones of ``chunks``, unchanged: an
-        HNSW graph is then extended rather than built again. ``terms`` are the passages' terms when known
-        (else they are tokenized here). Returns the generation written, as ``load`` would read it.
+              hnsw_threshold: int | None = None, extends: Generation | None = None,
+              terms: Terms | None = None) -> Generation:
+        """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``extends`` is
+        the previous generation when its passages are the first ones of ``chunks``, unchanged, and ``documents``
+        hold all of its documents: its passage and document files are then copied with the new rows appended, and
+        an HNSW graph is extended rather than built again. ``terms`` are the passages' terms when known (else they
+        are tokenized here). Returns the generation written, as ``load`` would read it.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
         ``CURRENT`` still names the previous generation."""
@@ -333,7 +335,8 @@ class IndexStore:
         final = self.root / name
         try:
             written = self._write_generation(work, final, pointer, name, number, manifest, chunks, documents,
-                                             vectors, sentence_vectors, sentence_offsets, hnsw_threshold, base, terms)
+                                             vectors, sentence_vectors, sentence_offsets, hnsw_threshold, extends,
+                                             terms)
         except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
             full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
             if self.current() == final:  # only the last directory sync failed: the new generation is in use
@@ -353,7 +356,8 @@ class IndexStore:
     def _write_generation(self, work: Path, final: Path, pointer: Path, name: str, number: int,
                           manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
                           vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
-                          hnsw_threshold: int | None, base: Any, terms: Terms | None) -> Generation:
+                          hnsw_threshold: int | None, extends: Generation | None,
+                          terms: Terms | None) -> Generation:
         import faiss
 
         shutil.rmtree(work, ignore_errors=True)
@@ -366,11 +370,19 @@ class IndexStore:
                 np.save(fh, array)
         # serialized here and written by Python, so a full disk is an ordinary OSError (not a C++ message)
         threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
+        base = extends.faiss_index if extends is not None else None
         extend = base is not None and hasattr(base, "hnsw") and len(vectors) >= threshold
         index = extend_faiss(base, vectors) if extend else build_faiss(vectors, threshold)
         _write(work / "index.faiss", faiss.serialize_index(index).tobytes())
-        _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
-        _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
+        if extends is None:
+            _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
+            _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
+        else:  # the previous rows as written, then the new ones
+            added = [d for d in documents if d.id not in extends.documents]
+            documents = [*extends.documents.values(), *added]
+            for fname, rows in (("chunks.jsonl", [_chunk_row(c) for c in chunks[len(extends.chunks):]]),
+                                ("documents.jsonl", [_doc_row(d) for d in added])):
+                _write(work / fname, (extends.folder / fname).read_bytes() + _jsonl(rows))
         (work / "bm25").mkdir()
         terms = Terms.of([c.embed_text() for c in chunks]) if terms is None else terms
         if len(terms) != len(chunks):
