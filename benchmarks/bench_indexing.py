@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -62,7 +63,7 @@ def worker(src: str, corpus: str, index: str) -> None:
 def _run(src: Path, corpus: Path, index: Path) -> dict[str, Any]:
     shutil.rmtree(index, ignore_errors=True)
     out = subprocess.run([sys.executable, __file__, "--worker", str(src), str(corpus), str(index)], check=True,
-                         capture_output=True, text=True, env={**bench_scale.os.environ, **bench_scale.ENV})
+                         capture_output=True, text=True, env={**os.environ, **bench_scale.ENV})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -97,22 +98,20 @@ def compare_speed(baseline: str, repeats: int, work: Path, quick: bool) -> dict[
     old_src.mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    out: dict[str, Any] = {}
     for name, corpus in corpora(work, quick).items():
-        runs[name] = {"earlier": [], "current": []}
+        runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": []}
         for r in range(repeats):
             order = [("earlier", old_src / "src"), ("current", ROOT / "src")]
             for label, src in order if r % 2 == 0 else order[::-1]:
-                runs[name][label].append(_run(src, corpus, work / f"index-{label}"))
-                print(f"{name} {label}: {runs[name][label][-1]}", file=sys.stderr, flush=True)
+                runs[label].append(_run(src, corpus, work / f"index-{label}"))
+                print(f"{name} {label}: {runs[label][-1]}", file=sys.stderr, flush=True)
         ids_old, vec_old, sent_old = _vectors(work / "index-earlier")
         ids_new, vec_new, sent_new = _vectors(work / "index-current")
         assert ids_old == ids_new and sent_old.shape == sent_new.shape
-        runs[name]["min_cosine"] = [float(min((vec_old * vec_new).sum(1).min(), (sent_old * sent_new).sum(1).min()))]
-    out: dict[str, Any] = {}
-    for name, by in runs.items():
-        row: dict[str, Any] = {"min_cosine": by.pop("min_cosine")[0]}
-        for label, results in by.items():
+        row: dict[str, Any] = {
+            "min_cosine": float(min((vec_old * vec_new).sum(1).min(), (sent_old * sent_new).sum(1).min()))}
+        for label, results in runs.items():
             row[label] = {"seconds": statistics.median(x["seconds"] for x in results),
                           "embed_seconds": statistics.median(x["embed_seconds"] for x in results),
                           "passages": results[0]["passages"], "texts": results[0]["texts"],
@@ -265,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         data: dict[str, Any] = {
             "command": " ".join(["benchmarks/bench_indexing.py", *(argv if argv is not None else sys.argv[1:])]),
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-            "machine": f"{platform.machine()}, {bench_scale.os.cpu_count()} CPU cores, "
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                        f"Python {platform.python_version()}",
             "baseline": args.baseline, "repeats": args.repeats,
             "speed": compare_speed(args.baseline, args.repeats, work, args.quick),

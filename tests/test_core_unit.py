@@ -429,8 +429,8 @@ def test_indexing_progress_counts_documents_then_passages_from_zero_to_all(tmp_p
 
 
 def test_pace_gives_rate_and_time_left_once_a_stage_has_done_something():
-    from aidsearch.indexer import Pace, duration
-    from aidsearch.web.strings import progress_text
+    from aidsearch.indexer import Pace
+    from aidsearch.web.strings import duration, progress_text
 
     now = [100.0]
     pace = Pace(clock=lambda: now[0])

@@ -47,14 +47,6 @@ class Pace:
         return rate, max(0, total - done) / rate
 
 
-def duration(seconds: float) -> str:
-    """"45 s", "3 min", "1 h 05 min"."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 @dataclass(frozen=True)
 class IndexReport:
     documents: int

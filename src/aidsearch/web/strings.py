@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..answer import MESSAGES
 from ..conversation import FOLLOWUP_LABEL
-from ..indexer import duration
 
 UI: dict[str, dict[str, str]] = {
     "en": {
@@ -139,6 +138,14 @@ def number(lang: str, value: float, decimals: int = 0) -> str:
     """``value`` written the way ``lang`` writes numbers ("1,123.5"; in French "1 123,5")."""
     text = f"{value:,.{decimals}f}"
     return text.replace(",", "\u202f").replace(".", ",") if lang == "fr" else text
+
+
+def duration(seconds: float) -> str:
+    """"45 s", "3 min", "1 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def progress_text(lang: str, stage: str, done: int, total: int, rate: float | None = None,
