@@ -479,6 +479,30 @@ def test_updates_tokenize_only_new_passages_and_keep_bm25_as_a_rebuild_would(tmp
     assert len(IndexStore(tmp_path / "index").load().terms()) == len(updated.chunks) + 1
 
 
+def test_terms_a_passage_holds_come_from_the_bm25_postings_as_tokenizing_would_give(tmp_path):
+    from aidsearch.features import PREFIX, overlap
+    from aidsearch.lexical import LexicalIndex, tokenize
+
+    texts = ["Projet LAO/027 au Cambodge : 29 110 000 EUR pour les hôpitaux.", "Cambodia health financing, 2019.",
+             "Irrigation du riz au Laos, phase 2.", "", "Hospital equipment for Kosovo; budget 1,250,000 EUR.",
+             "Cambodian hospitals and the hospital fund."]
+    built = LexicalIndex(texts)
+    built.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path, len(texts))
+    rows = np.array([5, 0, 3, 1, 4])
+    for question in ("Who funds the hospitals in Cambodia?", "LAO/027 budget 29,110,000", "riz Laos 2019",
+                     "nothing matches zzz", "hospitalisation cambodgienne"):
+        terms = sorted(tokenize(question))
+        sets = [set(tokenize(texts[r])) for r in rows]
+        for index in (built, loaded):
+            exact = index.holding(terms, rows)
+            assert exact.tolist() == [[t in s for s in sets] for t in terms]
+            shared = index.holding(terms, rows, prefix=PREFIX)
+            assert np.allclose(shared.mean(0) if terms else 0.0, [overlap(frozenset(terms), s) for s in sets])
+    assert built.holding(["hospital"], rows, prefix=PREFIX)[0].tolist() == [True, False, False, False, True]
+    assert LexicalIndex([]).holding(["riz"], np.array([], dtype=np.int64)).shape == (1, 0)
+
+
 def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes_them_again(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

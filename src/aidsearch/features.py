@@ -105,12 +105,15 @@ def same_terms(a: set[str], b: set[str]) -> bool:
     return bool(a) and len(a & b) >= 0.8 * len(a | b)
 
 
+PREFIX = 5  # terms sharing their first letters match: "Cambodge"/"Cambodia"
+
+
 def overlap(terms: frozenset[str] | set[str], text_terms: set[str]) -> float:
-    """Share of ``terms`` present in ``text_terms``; a shared 5-letter prefix counts ("Cambodge"/"Cambodia")."""
+    """Share of ``terms`` present in ``text_terms``; a shared ``PREFIX``-letter prefix counts."""
     if not terms:
         return 0.0
-    prefixes = {w[:5] for w in text_terms if len(w) >= 5}
-    return sum(t in text_terms or (len(t) >= 5 and t[:5] in prefixes) for t in terms) / len(terms)
+    prefixes = {w[:PREFIX] for w in text_terms if len(w) >= PREFIX}
+    return sum(t in text_terms or (len(t) >= PREFIX and t[:PREFIX] in prefixes) for t in terms) / len(terms)
 
 
 # ---------------------------------------------------------------- passages (fusion)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from typing import Any
 
 from .lexicon import EN_CUES, FR_CUES
@@ -100,8 +101,10 @@ def detect_language(text: str) -> str:
     return "fr" if fr > en else "en"
 
 
+@lru_cache(maxsize=1024)
 def detect_en_fr(text: str) -> str:
-    """"en" or "fr" for choosing the interface/answer language; undecided texts give "en"."""
+    """"en" or "fr" for choosing the interface/answer language; undecided texts give "en" (remembered: a question
+    is looked up more than once)."""
     lang = detect_language(text)
     if lang in ("en", "fr"):
         return lang

@@ -118,6 +118,35 @@ class LexicalIndex:
         vocab = self._vocab
         return any(t in vocab for t in tokenize(query) if "/" in t or (t.isdigit() and len(t) >= 4))
 
+    def holding(self, terms: Sequence[str], rows: np.ndarray, prefix: int = 0) -> np.ndarray:
+        """Whether each passage of ``rows`` holds each of ``terms`` (a matrix, terms by rows), read from the BM25
+        postings instead of tokenizing the passages. With ``prefix``, a term of at least that many letters also
+        counts as present when the passage holds another such term with the same first ``prefix`` letters."""
+        out = np.zeros((len(terms), len(rows)), dtype=bool)
+        if not self.size or not len(rows):
+            return out
+        vocab, postings = self._vocab, self._bm25.scores
+        indptr, indices = postings["indptr"], postings["indices"]
+        groups = self._prefix_groups(prefix) if prefix else {}
+        for i, term in enumerate(terms):
+            ids = groups.get(term[:prefix], []) if prefix and len(term) >= prefix else []
+            if not ids and term in vocab:
+                ids = [vocab[term]]
+            if ids:
+                holders = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in ids])
+                out[i] = np.isin(rows, holders)
+        return out
+
+    def _prefix_groups(self, prefix: int) -> dict[str, list[int]]:
+        cached = getattr(self, "_groups", None)
+        if cached is None or cached[0] != prefix:
+            groups: dict[str, list[int]] = {}
+            for term, i in self._vocab.items():
+                if len(term) >= prefix and i < len(self._bm25.scores["indptr"]) - 1:
+                    groups.setdefault(term[:prefix], []).append(i)
+            cached = self._groups = (prefix, groups)
+        return cached[1]
+
     @property
     def _vocab(self) -> dict[str, int]:
         return self._bm25.vocab_dict if self.size else {}

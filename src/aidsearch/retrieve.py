@@ -10,9 +10,8 @@ import numpy as np
 from .config import RETRIEVALS
 from .embed import Embedder
 from .errors import QueryError
-from .features import QuestionInfo, overlap, passage_features
+from .features import PREFIX, QuestionInfo, passage_features
 from .lang import detect_en_fr
-from .lexical import tokenize
 from .lexicon import fold
 from .linear import LinearModel
 from .query import YEAR_RANGE
@@ -157,9 +156,9 @@ class Retriever:
         in_dense[np.searchsorted(rows, d_ids)] = True
         sentence = np.array([self.best_sentence(int(r), qv) for r in rows], dtype=np.float32)
         question = QuestionInfo(query, detect_en_fr(query))
-        texts = [set(tokenize(self.chunks[int(r)].embed_text())) for r in rows]
-        exact = np.array([bool(question.exact_terms & t) for t in texts])
-        term_overlap = np.array([overlap(question.terms, t) for t in texts])
+        exact = self.gen.lexical.holding(sorted(question.exact_terms), rows).any(0)
+        held = self.gen.lexical.holding(sorted(question.terms), rows, prefix=PREFIX)
+        term_overlap = held.mean(0) if len(held) else np.zeros(len(rows))
         same = self.chunk_lang[rows] == question.lang
         x = passage_features(dense, in_dense, lexical, sentence, same, exact, term_overlap)
         return Pool(question, rows, dense, lexical, sentence, in_dense, x, self.gen.lexical.has_exact_terms(query),
