@@ -503,6 +503,20 @@ def test_terms_a_passage_holds_come_from_the_bm25_postings_as_tokenizing_would_g
     assert LexicalIndex([]).holding(["riz"], np.array([], dtype=np.int64)).shape == (1, 0)
 
 
+def _data(path) -> bytes:
+    """A file's bytes; for a ``.npy`` file, those after its header (the rows)."""
+    from aidsearch.store import NpyRows
+
+    return path.read_bytes()[NpyRows(path).offset if path.suffix == ".npy" else 0:]
+
+
+def _by_text(gen) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each passage's vector and sentence vectors, by the text embedded."""
+    sentences, ends = gen.sentence_rows(range(len(gen.chunks))), gen.sentence_offsets
+    vectors = gen.vectors()
+    return {c.embed_text(): (vectors[i], sentences[ends[i]:ends[i + 1]]) for i, c in enumerate(gen.chunks)}
+
+
 def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes_them_again(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -511,15 +525,22 @@ def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes
     ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
                     create=True)
     first = IndexStore(tmp_path / "index").load()
-    before = {name: (first.folder / name).read_bytes() for name in ("chunks.jsonl", "documents.jsonl")}
+    names = ("chunks.jsonl", "documents.jsonl", "vectors.npy", "sentences.npy")
+    before = {name: _data(first.folder / name) for name in names}
+    seen = [_by_text(first)]
     (corpus / "d3.txt").write_text("Project 3 in Chad digs 12 wells.")
     ix.update()
     second = IndexStore(tmp_path / "index").load()
     for name, old in before.items():
-        new = (second.folder / name).read_bytes()
-        assert new.startswith(old) and len(new.splitlines()) == len(old.splitlines()) + 1
+        new = _data(second.folder / name)
+        assert new.startswith(old) and len(new) > len(old)
+        if name.endswith(".jsonl"):
+            assert len(new.splitlines()) == len(old.splitlines()) + 1
     held = ix.retriever().gen
     assert list(held.documents) == list(second.documents) and held.chunks == second.chunks
+    seen.append(_by_text(second))
+    _, found = second.faiss_index.search(second.vectors().astype(np.float32), 1)
+    assert (found[:, 0] == np.arange(len(second.chunks))).all() and second.manifest["faiss"] == "flat"
     assert ix.search("wells in Chad", k=1).hits[0].chunk.source == "d3.txt"
     (corpus / "d0.txt").rename(corpus / "moved.txt")  # same text under another name: the rows change
     (corpus / "d4.txt").write_text("Project 4 in Peru trains 9 nurses.")
@@ -527,3 +548,11 @@ def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes
     third = IndexStore(tmp_path / "index").load()
     assert sorted(d.source for d in third.documents.values()) == ["d1.txt", "d2.txt", "d3.txt", "d4.txt", "moved.txt"]
     assert list(ix.retriever().gen.documents) == list(third.documents)
+    seen.append(_by_text(third))
+    fresh = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "fresh"), embedder=EMB,
+                       create=True).retriever().gen
+    expected = {**seen[0], **_by_text(fresh)}  # appended, then written again: each passage keeps its own vectors
+    assert len(seen[1]) == 4 and len(seen[2]) == 5 == third.faiss_index.ntotal
+    for rows in seen[1:]:
+        for text, (vector, sentences) in rows.items():
+            assert np.array_equal(vector, expected[text][0]) and np.array_equal(sentences, expected[text][1])

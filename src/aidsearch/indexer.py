@@ -183,11 +183,15 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         keep_ids = {d.id for d in docs} - {d.id for d in fresh}
         kept_rows = [i for i, c in enumerate(old.chunks) if c.doc_id in keep_ids] if old else []
         chunks = [old.chunks[i] for i in kept_rows] + new_chunks if old else new_chunks
-        parts = [np.asarray(old.vectors()[kept_rows], dtype=np.float32)] if old and kept_rows else []
-        vectors = np.concatenate(parts + [new_vectors]) if parts else new_vectors
-        kept_sentences = [old.chunk_sentence_vectors(r) for r in kept_rows] if old else []
-        sentence_vectors = np.concatenate(kept_sentences + [new_sentences]) if kept_sentences else new_sentences
-        counts = [len(v) for v in kept_sentences] + new_counts
+        by_id = {d.id: d for d in docs}
+        only_added = (old is not None and kept_rows == list(range(len(old.chunks)))
+                      and all(by_id.get(i) == d for i, d in old.documents.items()))
+        vectors, sentence_vectors, counts = new_vectors, new_sentences, list(new_counts)
+        if old is not None and kept_rows and not only_added:  # written again: the kept rows, then the new ones
+            vectors = np.concatenate([old.vectors()[kept_rows].astype(np.float32), new_vectors])
+            kept = old.sentence_rows(kept_rows)
+            sentence_vectors = np.concatenate([kept, new_sentences.astype(kept.dtype)])
+            counts = np.diff(old.sentence_offsets)[kept_rows].tolist() + counts
         sentence_offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
         per_doc: dict[str, int] = {}
         for c in chunks:
@@ -214,9 +218,6 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "documents": entries,
                 "languages": langs,
             }
-            by_id = {d.id: d for d in docs}
-            only_added = (old is not None and kept_rows == list(range(len(old.chunks)))
-                          and all(by_id.get(i) == d for i, d in old.documents.items()))
             terms = Terms.of([c.embed_text() for c in new_chunks])
             if old is not None:
                 terms = old.terms().take(kept_rows) + terms

@@ -156,7 +156,7 @@ class Retriever:
         in_dense[np.searchsorted(rows, d_ids)] = True
         sentence = np.array([self.best_sentence(int(r), qv) for r in rows], dtype=np.float32)
         question = QuestionInfo(query, detect_en_fr(query))
-        exact = self.gen.lexical.holding(sorted(question.exact_terms), rows).any(0)
+        exact = np.asarray(self.gen.lexical.holding(sorted(question.exact_terms), rows).any(0))
         held = self.gen.lexical.holding(sorted(question.terms), rows, prefix=PREFIX)
         term_overlap = held.mean(0) if len(held) else np.zeros(len(rows))
         same = self.chunk_lang[rows] == question.lang

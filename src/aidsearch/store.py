@@ -56,6 +56,25 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
+def _save_npy(path: Path, array: np.ndarray, previous: Path | None = None) -> None:
+    """``array`` as a ``.npy`` file; with ``previous``, the rows of that file (same dtype and width) come first,
+    copied as they are."""
+    if previous is None:
+        with open(path, "wb") as fh:
+            np.save(fh, array)
+        return
+    old = NpyRows(previous)
+    if array.dtype != old.dtype or array.shape[1:] != (old.shape[1],):
+        raise ValueError(f"cannot append {array.dtype} rows of shape {array.shape} to {previous.name}")
+    header = {"descr": np.lib.format.dtype_to_descr(old.dtype), "fortran_order": False,
+              "shape": (len(old) + len(array), old.shape[1])}
+    with open(path, "wb") as fh, open(previous, "rb") as src:
+        np.lib.format.write_array_header_1_0(fh, header)
+        src.seek(old.offset)
+        shutil.copyfileobj(src, fh, 1 << 22)
+        fh.write(np.ascontiguousarray(array).tobytes())
+
+
 def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
@@ -136,14 +155,15 @@ def build_faiss(vectors: np.ndarray, hnsw_threshold: int | None = None):
 
 
 def extend_faiss(base: Any, vectors: np.ndarray) -> Any:
-    """A copy of the HNSW index ``base``, which holds the first rows of ``vectors``, with the other rows added: an
-    update that only adds passages links them into the graph instead of building it again."""
+    """A copy of ``base`` with ``vectors`` added after its rows: an update that only adds passages links them into
+    the HNSW graph (or appends them to the flat index) instead of building it again."""
     import faiss
 
     index: Any = faiss.clone_index(base)
-    index.hnsw.efSearch = base.hnsw.efSearch
-    if len(vectors) > base.ntotal:
-        index.add(np.ascontiguousarray(vectors[base.ntotal:], dtype=np.float32))
+    if hasattr(base, "hnsw"):
+        index.hnsw.efSearch = base.hnsw.efSearch
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
@@ -190,6 +210,19 @@ class Generation:
         """The sentence vectors of passage ``row`` (float32), in ``passage_sentences`` order."""
         a, b = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
         return self.sentence_vectors.rows(a, b).astype(np.float32)
+
+    def sentence_rows(self, rows: Sequence[int]) -> np.ndarray:
+        """The sentence vectors of passages ``rows``, in that order and as stored, read one run of consecutive
+        passages at a time."""
+        parts, offsets, i = [], self.sentence_offsets, 0
+        while i < len(rows):
+            j = i
+            while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
+                j += 1
+            parts.append(self.sentence_vectors.rows(int(offsets[rows[i]]), int(offsets[rows[j] + 1])))
+            i = j + 1
+        store = self.sentence_vectors
+        return np.concatenate(parts) if parts else np.zeros((0, store.shape[1]), dtype=store.dtype)
 
 
 _CHUNK_FIELDS = tuple(f.name for f in fields(Chunk))
@@ -318,13 +351,14 @@ class IndexStore:
               terms: Terms | None = None) -> Generation:
         """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``extends`` is
         the previous generation when its passages are the first ones of ``chunks``, unchanged, and ``documents``
-        hold all of its documents: its passage and document files are then copied with the new rows appended, and
-        an HNSW graph is extended rather than built again. ``terms`` are the passages' terms when known (else they
-        are tokenized here). Returns the generation written, as ``load`` would read it.
+        hold all of its documents: ``vectors``, ``sentence_vectors`` and ``sentence_offsets`` then cover only the
+        passages after those, its files are copied with the new rows appended, and its FAISS index is extended
+        rather than built again. ``terms`` are the passages' terms when known (else they are tokenized here).
+        Returns the generation written, as ``load`` would read it.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
         ``CURRENT`` still names the previous generation."""
-        if len(chunks) != len(vectors):
+        if len(chunks) - (len(extends.chunks) if extends else 0) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         self.root.mkdir(parents=True, exist_ok=True)
         previous = self.current()
@@ -363,16 +397,23 @@ class IndexStore:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        sentence_offsets = np.asarray(sentence_offsets, dtype=np.int64)
+        if extends is not None:
+            before = extends.sentence_offsets
+            sentence_offsets = np.concatenate([before, sentence_offsets[1:] + before[-1]])
         for fname, array in (("vectors.npy", vectors.astype(np.float16)),
-                             ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16)),
-                             ("sentence_offsets.npy", np.asarray(sentence_offsets, dtype=np.int64))):
-            with open(work / fname, "wb") as fh:
-                np.save(fh, array)
+                             ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16))):
+            _save_npy(work / fname, array, extends.folder / fname if extends is not None else None)
+        _save_npy(work / "sentence_offsets.npy", sentence_offsets)
         # serialized here and written by Python, so a full disk is an ordinary OSError (not a C++ message)
         threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
+        total = len(chunks)
         base = extends.faiss_index if extends is not None else None
-        extend = base is not None and hasattr(base, "hnsw") and len(vectors) >= threshold
-        index = extend_faiss(base, vectors) if extend else build_faiss(vectors, threshold)
+        if base is not None and (hasattr(base, "hnsw") or total < threshold):
+            index = extend_faiss(base, vectors)
+        else:
+            every = vectors if extends is None else np.concatenate([extends.vectors().astype(np.float32), vectors])
+            index = build_faiss(every, threshold)
         _write(work / "index.faiss", faiss.serialize_index(index).tobytes())
         if extends is None:
             _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
@@ -391,7 +432,7 @@ class IndexStore:
         lexical.save(work / "bm25")
         terms.save(work / "bm25" / TERMS)
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
-                    "faiss": "hnsw" if len(vectors) >= threshold else "flat"}
+                    "faiss": "hnsw" if hasattr(index, "hnsw") else "flat"}
         text = json.dumps(manifest, indent=2, ensure_ascii=False)
         _write(work / "manifest.json", text.encode())
         manifest = json.loads(text)
@@ -406,7 +447,7 @@ class IndexStore:
         os.replace(pointer, self.root / CURRENT)
         _fsync_dir(self.root)
         return Generation(final, manifest, list(chunks), {d.id: d for d in documents}, index, lexical,
-                          NpyRows(final / "sentences.npy"), np.asarray(sentence_offsets, dtype=np.int64))
+                          NpyRows(final / "sentences.npy"), sentence_offsets)
 
     def cleanup(self, keep: str | None = None) -> None:
         """Remove generations and temporary folders other than the current one (call while holding the lock)."""
