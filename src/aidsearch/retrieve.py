@@ -108,7 +108,7 @@ class Retriever:
         position = {d.id: i for i, d in enumerate(self.doc_list)}
         self.chunk_doc = np.array([position[c.doc_id] for c in self.chunks], dtype=np.int64)
         self.chunk_lang = np.array([c.lang for c in self.chunks])
-        self.vectors = gen.vectors() if self.chunks else np.zeros((0, 1), np.float16)
+        self.vectors = gen.vector_rows if self.chunks else None  # opened now: a later update may remove the folder
 
     @cached_property
     def _facets(self) -> _FacetColumns:
@@ -149,7 +149,8 @@ class Retriever:
         d_ids, d_scores = self._dense(qv, mask, candidates)
         l_ids, l_scores = self._lexical(query, mask, candidates)
         rows = np.unique(np.concatenate([d_ids, l_ids]).astype(np.int64))
-        dense = self.vectors[rows].astype(np.float32) @ qv
+        assert self.vectors is not None
+        dense = self.vectors.take(rows).astype(np.float32) @ qv
         lexical = np.zeros(len(rows), dtype=np.float32)
         lexical[np.searchsorted(rows, l_ids)] = l_scores
         in_dense = np.zeros(len(rows), dtype=bool)

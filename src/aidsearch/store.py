@@ -15,6 +15,7 @@ import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -106,6 +107,12 @@ class NpyRows:
         if len(data) != count * self.row_bytes:
             raise IndexCorruptError(f"index file {self.name} ended early: rebuild it with `aidsearch index --rebuild`")
         return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows ``rows``, in that order."""
+        if not len(rows):
+            return np.zeros((0, self.shape[1]), dtype=self.dtype)
+        return np.concatenate([self.rows(int(r), int(r) + 1) for r in rows])
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -200,6 +207,11 @@ class Generation:
 
     def vectors(self) -> np.ndarray:
         return np.load(self.folder / "vectors.npy")
+
+    @cached_property
+    def vector_rows(self) -> NpyRows:
+        """The passage vectors as stored, read on demand."""
+        return NpyRows(self.folder / "vectors.npy")
 
     def terms(self) -> Terms:
         """The terms BM25 was built from (tokenized again for a generation written without them)."""
