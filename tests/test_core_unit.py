@@ -282,7 +282,7 @@ def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tm
     assert np.array_equal(held.chunk_sentence_vectors(last), gen.chunk_sentence_vectors(last))
     assert np.allclose(held.lexical.scores("solar clinics district"), gen.lexical.scores("solar clinics district"))
     assert extended == [first.faiss_index.ntotal] and gen.faiss_index.ntotal == len(gen.chunks) > len(first.chunks)
-    assert gen.faiss_index.hnsw.efSearch == first.faiss_index.hnsw.efSearch
+    assert gen.faiss_index.hnsw.efSearch == first.faiss_index.hnsw.efSearch == store.HNSW_EF_SEARCH
     hit = ix.search("solar power for clinics district 99", k=1).hits[0]
     assert hit.chunk.source == "new.txt"
     vectors = gen.vectors().astype(np.float32)

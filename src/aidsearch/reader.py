@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .batching import MicroBatcher
-from .embed import half_word_embeddings, release_freed_memory
+from .embed import half_word_embeddings, release_freed_memory, tokenizer_for
 from .linear import PARAMS_DIR, LinearModel
 
 log = logging.getLogger(__name__)
@@ -220,13 +220,17 @@ def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None
         return None
     import torch
     from safetensors import safe_open
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         tensors = {k: f.get_tensor(k).float() for k in f.keys()}
     scale = float(meta.get("scale", "1"))
-    model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
+    model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, dtype=torch.float16)
+    words = model.embeddings.word_embeddings  # stays in fp16 (shared below): never widened, so never held twice
+    model.embeddings.word_embeddings = torch.nn.Identity()
+    model.float()
+    model.embeddings.word_embeddings = words
     model.eval()
     with torch.no_grad():
         for name in {k.rsplit(".", 1)[0] for k in tensors if k.endswith(".lora_a")}:
@@ -237,7 +241,7 @@ def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None
         head.bias.copy_(tensors["head.bias"])
     half_word_embeddings(model, shared_as=str(folder))
     release_freed_memory()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = tokenizer_for(folder)
     answer_path = answer_path or (ANSWER_FILE if path == READER_FILE else None)
     answer_head = LinearModel.load(answer_path) if answer_path is not None and answer_path.exists() else None
     return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), answer_head, micro_batch)
