@@ -479,6 +479,30 @@ def test_updates_tokenize_only_new_passages_and_keep_bm25_as_a_rebuild_would(tmp
     assert len(IndexStore(tmp_path / "index").load().terms()) == len(updated.chunks) + 1
 
 
+def test_bm25_matrix_is_the_one_bm25s_builds_itself():
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    from aidsearch.lexical import LexicalIndex, Terms
+
+    rng = np.random.default_rng(3)
+    words, weights = [f"w{i}" for i in range(40)], np.linspace(2, 0.1, 40)  # some words in most passages
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)), p=weights / weights.sum()))
+             for _ in range(300)]
+    texts += ["LAO/027 budget 29,110,000 EUR", "", "riz riz riz Laos"]
+    terms = Terms.of(texts)
+    ours = LexicalIndex(terms)._bm25
+    bounds = terms.offsets.tolist()
+    docs = [terms.ids.tolist()[a:b] for a, b in zip(bounds, bounds[1:])]
+    theirs = bm25s.BM25()
+    theirs.index(Tokenized(docs, {t: i for i, t in enumerate(terms.vocab)}), show_progress=False)
+    for key in ("data", "indices", "indptr"):
+        assert ours.scores[key].dtype == theirs.scores[key].dtype
+        assert np.array_equal(ours.scores[key], theirs.scores[key])
+    assert ours.scores["num_docs"] == theirs.scores["num_docs"] and ours.vocab_dict == theirs.vocab_dict
+    assert ours.unique_token_ids_set == theirs.unique_token_ids_set and theirs.nonoccurrence_array is None
+
+
 def test_terms_a_passage_holds_come_from_the_bm25_postings_as_tokenizing_would_give(tmp_path):
     from aidsearch.features import PREFIX, overlap
     from aidsearch.lexical import LexicalIndex, tokenize

@@ -1,10 +1,11 @@
 """Keyword search: BM25 over accent-folded EN/FR terms that keep codes ("LAO/027") and numbers ("28,400,000") whole."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -91,21 +92,40 @@ class Terms:
             return cls(tuple(text.split("\n")) if text else (), z["ids"], z["offsets"])
 
 
+def _bm25_matrix(terms: Terms, k1: float, b: float) -> dict[str, Any]:
+    """The score matrix bm25s builds for its default BM25 ("lucene": idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
+    tf / (tf + k1 (1 - b + b len / avg len))), the same numbers in the same layout (by term, then passage), from
+    array operations instead of bm25s's loop over passages: an update rebuilds it in a fraction of the time."""
+    n = len(terms)
+    lengths = np.diff(terms.offsets)
+    passage = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    pairs, tf = np.unique(terms.ids.astype(np.int64) * n + passage, return_counts=True)
+    term, rows = pairs // n, (pairs % n).astype(np.int32)
+    df = np.bincount(term, minlength=len(terms.vocab))
+    idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) if d else 0.0 for d in df.tolist()], dtype=np.float32)
+    average = lengths.mean()
+    counts = tf.astype(np.float32)
+    tfc = counts / (k1 * ((1 - b) + b * lengths[rows] / average) + counts)
+    indptr = np.zeros(len(terms.vocab) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    return {"data": (idf[term] * tfc).astype(np.float32), "indices": rows, "indptr": indptr, "num_docs": n}
+
+
 class LexicalIndex:
     """BM25 scores for every passage; ``scores`` returns a dense array aligned with passage rows."""
 
     def __init__(self, texts: Sequence[str] | Terms) -> None:
         import bm25s
-        from bm25s.tokenization import Tokenized
 
         terms = texts if isinstance(texts, Terms) else Terms.of(texts)
         self.size = len(terms)
         self._bm25 = bm25s.BM25()
         if self.size:
-            flat = terms.ids.tolist()
-            bounds = terms.offsets.tolist()
-            docs = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
-            self._bm25.index(Tokenized(docs, {t: i for i, t in enumerate(terms.vocab)}), show_progress=False)
+            vocab = {t: i for i, t in enumerate(terms.vocab)}
+            self._bm25.scores = _bm25_matrix(terms, self._bm25.k1, self._bm25.b)
+            self._bm25.nonoccurrence_array = None
+            self._bm25.vocab_dict = vocab if "" in vocab else {**vocab, "": len(vocab)}
+            self._bm25.unique_token_ids_set = set(self._bm25.vocab_dict.values())
 
     def scores(self, query: str) -> np.ndarray:
         terms = [t for t in tokenize(query) if t in self._vocab]

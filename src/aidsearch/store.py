@@ -45,7 +45,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes | memoryview) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -431,7 +431,7 @@ class IndexStore:
         else:
             every = vectors if extends is None else np.concatenate([extends.vectors().astype(np.float32), vectors])
             index = build_faiss(every, threshold)
-        _write(work / "index.faiss", faiss.serialize_index(index).tobytes())
+        _write(work / "index.faiss", faiss.serialize_index(index).data)  # no second copy as bytes
         if extends is None:
             _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
             _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
