@@ -158,14 +158,15 @@ class LexicalIndex:
         return out
 
     def _prefix_groups(self, prefix: int) -> dict[str, list[int]]:
-        cached = getattr(self, "_groups", None)
-        if cached is None or cached[0] != prefix:
+        """Term ids by their first ``prefix`` letters (terms at least that long), built once per index."""
+        known = self.__dict__.setdefault("_groups", {})
+        if prefix not in known:
             groups: dict[str, list[int]] = {}
             for term, i in self._vocab.items():
-                if len(term) >= prefix and i < len(self._bm25.scores["indptr"]) - 1:
+                if len(term) >= prefix:
                     groups.setdefault(term[:prefix], []).append(i)
-            cached = self._groups = (prefix, groups)
-        return cached[1]
+            known[prefix] = groups
+        return known[prefix]
 
     @property
     def _vocab(self) -> dict[str, int]:
