@@ -77,15 +77,14 @@ TRAIN_SETS := --set piaf=eval/qa/build/index-piaf:eval/qa/build/piaf/train.jsonl
 train: eval-data
 	$(PY) -m aidsearch.train $(TRAIN_SETS)
 
-# Fits the answer reader (low-rank updates of the bundled encoder and a start/end head) on the train articles of the
-# public QA sets and writes src/aidsearch/params/reader.safetensors with its validation figures (about an hour on 2 cores),
-# then how much its span scores weigh against the learned sentence scores on the train parts
-# (src/aidsearch/params/reader_weight.json, with the figures of every weight on the train and validation parts),
-# and its answer head (does a passage answer the question: params/reader_answer.json, with its validation figures).
+# Fits the answer reader (low-rank updates of the bundled encoder and a start/end head, taught to say "no answer" on
+# paragraphs of the same article without it) on the train articles of the public QA sets and writes
+# src/aidsearch/params/reader.safetensors with its validation figures (about 40 minutes on 2 cores), then how much its
+# span scores weigh against the learned sentence scores on the train parts (src/aidsearch/params/reader_weight.json,
+# with the figures of every weight on the train and validation parts).
 train-reader: eval-data
 	$(PY) -m aidsearch.train_reader --qa eval/qa
 	$(PY) -m aidsearch.train --reader-weight $(TRAIN_SETS)
-	$(PY) -m aidsearch.train_reader --qa eval/qa --answer-head
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

@@ -223,8 +223,9 @@ class AnswerModels:
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
     answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
     the quoted sentence of the best passage is the best of learned + ``reader_weight`` × reader span score (the
-    reader's choice alone when None), and with ``reader_abstain`` too the answer is "no answer" when that model,
-    given the abstention score and the reader's answer-head score of the passage, is below
+    reader's choice alone when None), and with ``reader_abstain`` too, for a quoted answer, the answer is "no answer"
+    when that model, given the abstention score and the reader's answer margin on the passage
+    (``PassageLogits.answer_margin``), is below
     ``min_reader_probability``."""
 
     sentence: LinearModel
@@ -291,34 +292,31 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         return Answer(question, language, False, MESSAGES[language]["none"])
     row = reading.abstain_features[None, :]
     confidence, threshold = float(models.abstain.probability(row)[0]), models.min_probability
-    passage = read_passage(reading, models.reader) if models.reader is not None and \
-        models.reader_abstain is not None else None
-    if models.reader_abstain is not None and passage is not None and passage[1].answers is not None:
-        both = np.array([[float(models.abstain.scores(row)[0]), passage[1].answers]])
+    top = reading.top
+    doc = documents(top[0].chunk.doc_id)
+    own = [h for h in top if doc is not None and h.chunk.doc_id == doc.id]
+    fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own]) if doc is not None else None
+    passage = read_passage(reading, models.reader) if models.reader is not None and fields is None else None
+    margin = passage[1].answer_margin() if passage is not None else None
+    if models.reader_abstain is not None and margin is not None:
+        both = np.array([[float(models.abstain.scores(row)[0]), margin]])
         confidence, threshold = float(models.reader_abstain.probability(both)[0]), models.min_reader_probability
     if confidence < threshold:
         return Answer(question, language, False, MESSAGES[language]["none"], confidence=confidence)
-    top = reading.top
-    doc = documents(top[0].chunk.doc_id)
-    if doc is not None:
-        own = [h for h in top if h.chunk.doc_id == doc.id]
-        fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own])
-        if fields is not None:
-            citation = Citation(1, own[fields.passage], tuple((x.start, x.end) for x in fields.sentences))
-            text, marks = "", []
-            for line in fields.lines:
-                label, sep, value = line.partition(":")
-                start = len(text) + len(label) + len(sep) + 1 if sep else len(text)
-                marks.append((start, len(text) + len(line)))
-                text += f"{line} [1] "
-            return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
-                          highlights=tuple(marks))
-    if passage is None and models.reader is not None:
-        passage = read_passage(reading, models.reader)
+    if fields is not None:
+        citation = Citation(1, own[fields.passage], tuple((x.start, x.end) for x in fields.sentences))
+        text, marks = "", []
+        for line in fields.lines:
+            label, sep, value = line.partition(":")
+            start = len(text) + len(label) + len(sep) + 1 if sep else len(text)
+            marks.append((start, len(text) + len(line)))
+            text += f"{line} [1] "
+        return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
+                      highlights=tuple(marks))
     return _quote(question, language, reading, models, confidence, passage)
 
 
-READER_ABSTAIN_FEATURES = ("abstain_score", "reader_answers")
+READER_ABSTAIN_FEATURES = ("abstain_score", "reader_margin")
 
 
 def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_probability: float) -> Span | None:

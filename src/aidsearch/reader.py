@@ -1,7 +1,7 @@
 """The answer reader: the bundled encoder, adapted by small learned low-rank weights (``params/reader.safetensors``,
 written by ``aidsearch.train_reader``), reads a question together with one passage and scores each token as the
-start or the end of the answer. It picks the sentence of a passage that answers and the exact span inside it, and a
-small linear head over its states (``params/reader_answer.json``) scores whether the passage answers at all."""
+start or the end of the answer, and its first token as "no answer here". It picks the sentence of a passage that
+answers and the exact span inside it, and says how much more its best span is worth than no answer."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 READER_FILE = PARAMS_DIR / "reader.safetensors"
 WEIGHT_FILE = PARAMS_DIR / "reader_weight.json"
-ANSWER_FILE = PARAMS_DIR / "reader_answer.json"
 ABSTAIN_FILE = PARAMS_DIR / "reader_abstain.json"
 QUESTION_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -32,13 +31,19 @@ MAX_SPAN_TOKENS = 25
 @dataclass(frozen=True)
 class PassageLogits:
     """Start and end scores of the tokens of ``text``; ``offsets[i]`` is token ``i``'s character span in ``text``;
-    ``answers``: the answer head's score that ``text`` answers the question (its best window; None without a head)."""
+    ``null``: the reader's score for "no answer in this text" (its most answering window; None for a reader trained
+    without such examples), to compare with the best span's score."""
 
     text: str
     starts: np.ndarray
     ends: np.ndarray
     offsets: np.ndarray
-    answers: float | None = None
+    null: float | None = None
+
+    def answer_margin(self) -> float | None:
+        """How much the best span outscores "no answer" (positive: the reader finds an answer here)."""
+        best = self.best_span()
+        return None if self.null is None or best is None else best[2] - self.null
 
     def best_span(self, start: int = 0, end: int | None = None) -> tuple[int, int, float] | None:
         """The best-scored answer span inside ``text[start:end]``: its character offsets and score."""
@@ -82,10 +87,9 @@ class Reader:
     """Scores answer spans of passages for a question with the adapted encoder; one forward pass per window of
     ``MAX_TOKENS`` tokens."""
 
-    def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any],
-                 answer_head: LinearModel | None = None, micro_batch: int = 16):
+    def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any], micro_batch: int = 16):
         self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
-        self.answer_head = answer_head
+        self.null = bool(info.get("settings", {}).get("nulls"))
         self._forward = MicroBatcher(self._pass, max_batch=micro_batch)
 
     def encode(self, question: str, text: str) -> list[dict[str, Any]]:
@@ -117,12 +121,12 @@ class Reader:
                 owner.append(t)
         if not items:
             return []
-        starts, ends, states = self._forward(items)
-        answers: list[float | None] = [None] * len(texts)
-        if self.answer_head is not None:
-            best = np.full(len(texts), -np.inf)
-            np.maximum.at(best, np.array(owner), self.answer_head.scores(states))
-            answers = [float(b) for b in best]
+        starts, ends = self._forward(items)
+        nulls: list[float | None] = [None] * len(texts)
+        if self.null:
+            low = np.full(len(texts), np.inf)
+            np.minimum.at(low, np.array(owner), np.array([float(s[0] + e[0]) for s, e in zip(starts, ends)]))
+            nulls = [float(v) for v in low]
         merged: list[dict[tuple[int, int], list[float]]] = [{} for _ in texts]
         for t, item, s, e in zip(owner, items, starts, ends):
             for k, off in enumerate(item["offsets"]):
@@ -130,23 +134,23 @@ class Reader:
                     prev = merged[t].get(off)
                     merged[t][off] = [max(prev[0], s[k]), max(prev[1], e[k])] if prev else [s[k], e[k]]
         out = []
-        for text, tokens, answer in zip(texts, merged, answers):
+        for text, tokens, null in zip(texts, merged, nulls):
             offs = sorted(tokens)
             arr = np.array([tokens[o] for o in offs], dtype=np.float64).reshape(-1, 2)
             out.append(PassageLogits(text, arr[:, 0], arr[:, 1], np.array(offs, dtype=np.int64).reshape(-1, 2),
-                                     answer))
+                                     null))
         return out
 
-    def _pass(self, calls: list[list[dict[str, Any]]]) -> list[tuple[Any, Any, np.ndarray]]:
+    def _pass(self, calls: list[list[dict[str, Any]]]) -> list[tuple[Any, Any]]:
         """One forward pass over the windows of concurrent calls; each call gets the rows of its own windows."""
         import torch
 
         items = [item for call in calls for item in call]
         with torch.inference_mode():
-            starts, ends, states = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id)
+            starts, ends = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id, self.null)
         out, row = [], 0
         for call in calls:
-            out.append((starts[row:row + len(call)], ends[row:row + len(call)], states[row:row + len(call)]))
+            out.append((starts[row:row + len(call)], ends[row:row + len(call)]))
             row += len(call)
         return out
 
@@ -167,19 +171,15 @@ def pad_batch(items: Sequence[dict[str, Any]], pad_id: int):
     return ids, att, passage
 
 
-ANSWER_FEATURES = tuple(f"{part}_{i}" for part in ("first", "passage") for i in range(384))
-
-
-def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id: int):
-    """Start and end scores per token of each item (passage tokens only; others at -10000), and each item's
-    answer-head features (``ANSWER_FEATURES``: the first token's state and the mean state of the passage tokens)."""
+def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id: int, null: bool = False):
+    """Start and end scores per token of each item: passage tokens only, and with ``null`` the first token, which
+    stands for "no answer here"; others at -10000."""
     ids, att, passage = pad_batch(items, pad_id)
     h = model(input_ids=ids, attention_mask=att).last_hidden_state
-    scores = head(h).masked_fill(~passage[..., None], -1e4)
-    mask = passage[..., None].to(h.dtype)
-    pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    states = np.concatenate([h[:, 0].detach().numpy(), pooled.detach().numpy()], axis=1).astype(np.float64)
-    return scores[..., 0], scores[..., 1], states
+    allowed = passage.clone()
+    allowed[:, 0] |= null
+    scores = head(h).masked_fill(~allowed[..., None], -1e4)
+    return scores[..., 0], scores[..., 1]
 
 
 def shipped_weight() -> float | None:
@@ -192,9 +192,9 @@ def shipped_weight() -> float | None:
 
 
 def shipped_abstain() -> LinearModel | None:
-    """The abstention model that weighs the reader's answer-head score (``params/reader_abstain.json``, written by
+    """The abstention model that weighs the reader's answer margin (``params/reader_abstain.json``, written by
     ``python -m aidsearch.train --reader-abstain``), with its threshold in ``info``; None when not fitted."""
-    return LinearModel.load(ABSTAIN_FILE) if ABSTAIN_FILE.exists() and ANSWER_FILE.exists() else None
+    return LinearModel.load(ABSTAIN_FILE) if ABSTAIN_FILE.exists() else None
 
 
 _SHARED: dict[str, Reader | None] = {}
@@ -210,11 +210,9 @@ def shared_reader(folder: Path, micro_batch: int = 16) -> Reader | None:
         return _SHARED[str(folder)]
 
 
-def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None = None,
-                micro_batch: int = 16) -> Reader | None:
+def load_reader(folder: Path, path: Path | None = None, micro_batch: int = 16) -> Reader | None:
     """The reader for the bundled model in ``folder`` with the weights in ``path`` (default: the committed ones)
-    merged in, and the answer head in ``answer_path`` when it exists (default: the committed one, only with the
-    committed weights); None when there are no weights."""
+    merged in; None when there are no weights."""
     path = path or READER_FILE
     if not path.exists():
         return None
@@ -242,6 +240,4 @@ def load_reader(folder: Path, path: Path | None = None, answer_path: Path | None
     half_word_embeddings(model, shared_as=str(folder))
     release_freed_memory()
     tokenizer = tokenizer_for(folder)
-    answer_path = answer_path or (ANSWER_FILE if path == READER_FILE else None)
-    answer_head = LinearModel.load(answer_path) if answer_path is not None and answer_path.exists() else None
-    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), answer_head, micro_batch)
+    return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), micro_batch)

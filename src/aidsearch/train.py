@@ -72,12 +72,15 @@ class Source:
         return out
 
 
-def _retrieval(ix: Aidsearch, ex: Example, *, hide_answer: bool = False):
+def _retrieval(ix: Aidsearch, ex: Example, *, hide_answer: bool = False, paragraph: bool = False):
+    """The question's retrieval; ``hide_answer``: with the answer's article left out (only its paragraph with
+    ``paragraph``)."""
     retriever = ix.retriever()
     exclude = None
     if hide_answer:
-        hidden = {group_key(s) for s in ex.relevant}
-        exclude = np.array([group_key(c.source) in hidden for c in retriever.chunks])
+        unit = (lambda s: s) if paragraph else group_key
+        hidden = {unit(s) for s in ex.relevant}
+        exclude = np.array([unit(c.source) in hidden for c in retriever.chunks])
     return retriever, retriever.retrieve(ex.question.query, k=5, query_vector=ex.vector, exclude=exclude,
                                          mode="learned")
 
@@ -135,14 +138,21 @@ def span_groups(ix: Aidsearch, examples: Sequence[Example],
     return groups
 
 
-def _abstain_readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels):
-    """Each question as asked, and each answerable one again with its answer's article hidden: the reading, whether
-    the documents answer it and whether it is the real question."""
+def _abstain_readings(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels, *,
+                      siblings: bool = False):
+    """Each question as asked, and each answerable one again with its answer's article hidden (with ``siblings``,
+    once more with only its paragraph hidden, when it is a QA paragraph and no passage read holds an answer
+    string): the reading, whether the documents answer it and whether it is the real question."""
     for ex in examples:
-        cases = [(False, ex.question.answerable)] + ([(True, False)] if ex.question.answerable else [])
-        for hide, label in cases:
-            retriever, r = _retrieval(ix, ex, hide_answer=hide)
+        answerable = ex.question.answerable
+        cases = [(False, False, answerable)] + ([(True, False, False)] if answerable else []) + \
+            ([(True, True, False)] if answerable and siblings and ex.question.answers and
+             any(group_key(s) != s for s in ex.relevant) else [])
+        for hide, paragraph, label in cases:
+            retriever, r = _retrieval(ix, ex, hide_answer=hide, paragraph=paragraph)
             reading = read(ex.question.query, r, ex.vector, retriever.sentence_vectors, models)
+            if paragraph and any(_contains(h.chunk.text, ex.question.answers) for h in reading.top):
+                continue
             if reading.abstain_features is not None:
                 yield reading, label, not hide
 
@@ -242,21 +252,23 @@ def reader_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels
     return rows
 
 
-def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels,
-                        reader: Reader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels, reader: Reader, *,
+                        siblings: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As ``abstain_rows``, with the features of ``READER_ABSTAIN_FEATURES``: the abstention model's score and the
-    reader's answer-head score of the passage it reads."""
+    reader's answer margin on the passage it reads (``PassageLogits.answer_margin``); with ``siblings``, the cases
+    with only the answer's paragraph hidden too (the same subject, not the answer: what that margin tells
+    apart)."""
     rows: list[list[float]] = []
     labels: list[bool] = []
     real: list[bool] = []
-    for reading, label, is_real in _abstain_readings(ix, examples, models):
+    for reading, label, is_real in _abstain_readings(ix, examples, models, siblings=siblings):
         if not len(reading.scores):
             continue
-        answers = read_passage(reading, reader)[1].answers
-        if answers is None:
-            raise SystemExit("error: the reader has no answer head: run python -m aidsearch.train_reader "
-                             "--answer-head first")
-        rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), answers])
+        margin = read_passage(reading, reader)[1].answer_margin()
+        if margin is None:
+            raise SystemExit("error: the reader was trained without no-answer examples: run python -m "
+                             "aidsearch.train_reader --nulls 0.5 first")
+        rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), margin])
         labels.append(label)
         real.append(is_real)
     return np.array(rows).reshape(-1, len(READER_ABSTAIN_FEATURES)), np.array(labels), np.array(real)
@@ -276,8 +288,9 @@ def _committed_reader(source: Source) -> Reader:
 
 def fit_reader_abstain(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
                        log: Callable[[str], None] = lambda _: None) -> LinearModel:
-    """The abstention model over the abstention score and the reader's answer-head score, fitted like abstention
-    (the answer present and hidden, each set counting alike, threshold by ``choose_threshold``), with the AUC of
+    """The abstention model over the abstention score and the reader's answer margin on its passage, fitted
+    like abstention (the answer present, its article hidden and its paragraph hidden, each set counting alike,
+    threshold by ``choose_threshold``), with the AUC of
     the abstention score alone and of the fitted model on the first ``VALIDATION_QUESTIONS`` questions of each
     validation set."""
     models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
@@ -396,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--reader-weight", action="store_true", help="fit only the weight of the answer reader")
     parser.add_argument("--reader-abstain", action="store_true",
-                        help="fit only the abstention that weighs the reader's answer head")
+                        help="fit only the abstention that weighs the reader's answer margin")
     args = parser.parse_args(argv)
     shared: dict[str, Any] = {}
     sources = [_source(s, shared) for s in args.sets]

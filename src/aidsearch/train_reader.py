@@ -1,13 +1,11 @@
 """Fit the answer reader (``aidsearch.reader``) on the train part of the public QA sets.
 
-``python -m aidsearch.train_reader --qa eval/qa [--epochs 2] [--out FILE]`` adapts the bundled encoder with low-rank
-updates of its linear layers (rank ``--rank``) and a start/end head, trained on the question–paragraph pairs of the
-train articles only (the split of ``eval/qa/build.py``), and writes them with the data hash and the figures reached on
-the validation articles. Seeded: the same data and the same thread count give the same weights.
-
-``python -m aidsearch.train_reader --qa eval/qa --answer-head`` then fits the answer head of the committed reader
-(``params/reader_answer.json``): a logistic model over the reader's states that tells a question's own paragraph
-from a paragraph of the same article without the answer and from a paragraph of another article.
+``python -m aidsearch.train_reader --qa eval/qa [--epochs 3] [--nulls 0.5] [--out FILE]`` adapts the bundled encoder
+with low-rank updates of its linear layers (rank ``--rank``) and a start/end head, trained on the question–paragraph
+pairs of the train articles only (the split of ``eval/qa/build.py``), and for a ``--nulls`` share of the questions
+also on a paragraph of the same article without the answer, read as "no answer" (on the first token); it writes
+them with the data hash and the figures reached on the validation articles. Seeded: the same data and the same
+thread count give the same weights. ``--evaluate`` prints those figures for the weights in ``--out``.
 """
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,9 +25,8 @@ import numpy as np
 
 from .chunk import passage_sentences
 from .config import Settings
-from .evaluate import split_part
-from .linear import fit_binary
-from .reader import ANSWER_FEATURES, ANSWER_FILE, READER_FILE, Reader, load_reader, token_logits
+from .evaluate import auc, split_part
+from .reader import READER_FILE, Reader, load_reader, token_logits
 from .spans import token_f1
 from .train import data_hash
 
@@ -85,6 +82,18 @@ def training_items(reader: Reader, examples: Sequence[QAExample]) -> list[dict[s
     return items
 
 
+def null_items(reader: Reader, examples: Sequence[QAExample], share: float, seed: int = 0) -> list[dict[str, Any]]:
+    """For a seeded ``share`` of the examples, its question over a paragraph of the same article that holds none of
+    its answers (the same subject, the fact absent), labelled "no answer": start and end on the first token."""
+    rng = random.Random(seed)
+    items = []
+    for ex in examples:
+        siblings = [t for t in ex.others if not any(a.strip().lower() in t.lower() for a in ex.answers)]
+        if siblings and rng.random() < share:
+            items.append({**reader.encode(ex.question, rng.choice(siblings))[0], "start": 0, "end": 0})
+    return items
+
+
 def add_lora(model: Any, rank: int, alpha: float, seed: int) -> dict[str, Any]:
     """Give every linear layer of the encoder a trainable low-rank update ``scale · B A`` (B starts at zero, so
     the adapted model starts as the bundled one); the base weights are frozen."""
@@ -118,7 +127,7 @@ def mean_loss(reader: Reader, items: Sequence[dict[str, Any]], batch: int = 16) 
     with torch.inference_mode():
         for i in range(0, len(items), batch):
             part = items[i:i + batch]
-            starts, ends, _ = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id)
+            starts, ends = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id)
             total += float(torch.nn.functional.cross_entropy(starts, torch.tensor([it["start"] for it in part]),
                                                              reduction="sum"))
             total += float(torch.nn.functional.cross_entropy(ends, torch.tensor([it["end"] for it in part]),
@@ -126,12 +135,16 @@ def mean_loss(reader: Reader, items: Sequence[dict[str, Any]], batch: int = 16) 
     return total / (2 * max(len(items), 1))
 
 
-def evaluate_reader(reader: Reader, examples: Sequence[QAExample]) -> dict[str, float]:
-    """Over ``examples``: how often the best-scored sentence of the paragraph holds a gold answer, and the exact
-    match and word F1 of the best span."""
+def evaluate_reader(reader: Reader, examples: Sequence[QAExample], seed: int = 0) -> dict[str, float]:
+    """Over ``examples``: how often the best-scored sentence of the paragraph holds a gold answer, the exact match
+    and word F1 of the best span, and, for a reader that can say "no answer", how well its answer margin tells the
+    question's paragraph from a paragraph of the same article without the answer (ROC AUC)."""
     if not examples:
         return {}
     sentence, exact, f1 = 0, 0, 0.0
+    evidence: list[float] = []
+    labels: list[bool] = []
+    rng = random.Random(seed)
     fold = lambda s: " ".join(s.lower().split())  # noqa: E731
     for ex in examples:
         logits = reader.logits(ex.question, [ex.text])[0]
@@ -143,16 +156,27 @@ def evaluate_reader(reader: Reader, examples: Sequence[QAExample]) -> dict[str, 
         text = ex.text[span[0]:span[1]] if span else ""
         exact += any(fold(a) == fold(text) for a in ex.answers)
         f1 += max(token_f1(text, a) for a in ex.answers)
+        siblings = [t for t in ex.others if not any(fold(a) in fold(t) for a in ex.answers)]
+        own = logits.answer_margin()
+        if own is not None and siblings:
+            other = reader.logits(ex.question, [rng.choice(siblings)])[0].answer_margin()
+            if other is not None:
+                evidence += [own, other]
+                labels += [True, False]
     n = len(examples)
-    return {"questions": n, "sentence_has_answer": round(sentence / n, 4), "exact": round(exact / n, 4),
-            "f1": round(f1 / n, 4)}
+    out = {"questions": n, "sentence_has_answer": round(sentence / n, 4), "exact": round(exact / n, 4),
+           "f1": round(f1 / n, 4)}
+    if evidence:
+        out["no_answer_auc"] = round(auc(evidence, labels), 4)
+        out["no_answer_pairs"] = len(labels) // 2
+    return out
 
 
 def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epochs: float = 2.0, batch: int = 16,
-                 lr: float = 1e-3, seed: int = 0,
+                 lr: float = 1e-3, seed: int = 0, nulls: float = 0.0,
                  log: Callable[[str], None] = lambda _: None) -> tuple[Reader, dict[str, Any], dict[str, Any]]:
-    """Fit adapters and head on ``train``; the reader (weights merged in place), the tensors to save and their
-    settings."""
+    """Fit adapters and head on ``train`` (with "no answer" examples for a ``nulls`` share of them); the reader
+    (weights merged in place), the tensors to save and their settings."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -162,7 +186,7 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
     head = torch.nn.Linear(model.config.hidden_size, 2)
     adapters = add_lora(model, rank, 2.0 * rank, seed)
     reader = Reader(model, tokenizer, head, {})
-    items = training_items(reader, train)
+    items = training_items(reader, train) + (null_items(reader, train, nulls, seed) if nulls else [])
     params = [p for pair in adapters.values() for p in pair] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     steps = int(math.ceil(len(items) / batch) * epochs)
@@ -180,7 +204,7 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
         rng.shuffle(batches)
         for chosen in batches[: steps - step]:
             part = [items[i] for i in chosen]
-            starts, ends, _ = token_logits(model, head, part, tokenizer.pad_token_id)
+            starts, ends = token_logits(model, head, part, tokenizer.pad_token_id, null=nulls > 0)
             loss = (torch.nn.functional.cross_entropy(starts, torch.tensor([it["start"] for it in part])) +
                     torch.nn.functional.cross_entropy(ends, torch.tensor([it["end"] for it in part]))) / 2
             loss.backward()
@@ -202,7 +226,9 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
             module.weight += scale * b @ a
             del module.forward  # back to the plain layer, now with the update merged
     settings = {"rank": rank, "scale": scale, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
-                "examples": len(items), "steps": steps}
+                "examples": len(items), "steps": steps, **({"nulls": nulls} if nulls else {})}
+    reader.info = {"settings": settings}
+    reader.null = nulls > 0
     return reader, tensors, settings
 
 
@@ -218,65 +244,12 @@ def save_reader(path: Path, tensors: dict[str, Any], info: dict[str, Any]) -> No
     tmp.replace(path)
 
 
-def answer_pairs(examples: Sequence[QAExample], seed: int = 0) -> list[tuple[QAExample, str, bool]]:
-    """Each example with its own paragraph (answers), and one paragraph that does not: of its article, without any
-    of its answers, for every other question that has one; else of another article."""
-    rng = random.Random(seed)
-    pairs: list[tuple[QAExample, str, bool]] = []
-    for i, ex in enumerate(examples):
-        pairs.append((ex, ex.text, True))
-        siblings = [t for t in ex.others if not any(a in t for a in ex.answers)]
-        if siblings and i % 2 == 0:
-            pairs.append((ex, rng.choice(siblings), False))
-        else:
-            stranger = next((o for o in (rng.choice(examples) for _ in range(20))
-                             if o.text != ex.text and o.text not in ex.others), None)
-            if stranger is not None:
-                pairs.append((ex, stranger.text, False))
-    return pairs
-
-
-def answer_rows(reader: Reader, pairs: Sequence[tuple[QAExample, str, bool]], batch: int = 16,
-                log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, np.ndarray]:
-    """The answer-head features of each pair's first input window, and its label."""
-    import torch
-
-    items = [reader.encode(ex.question, text)[0] for ex, text, _ in pairs]
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
-    x = np.zeros((len(items), len(ANSWER_FEATURES)))
-    started = time.monotonic()
-    with torch.inference_mode():
-        for b in range(0, len(order), batch):
-            chosen = order[b:b + batch]
-            x[chosen] = token_logits(reader.model, reader.head, [items[i] for i in chosen],
-                                     reader.tokenizer.pad_token_id)[2]
-            if (b // batch) % 20 == 0:
-                log(f"answer rows {b + len(chosen)}/{len(items)} ({time.monotonic() - started:.0f} s)")
-    return x, np.array([label for _, _, label in pairs])
-
-
-def fit_answer_head(reader: Reader, train: Sequence[QAExample], validation: Sequence[QAExample], *,
-                    l2: float = 0.05, log: Callable[[str], None] = lambda _: None):
-    """The answer head fitted on pairs of the train examples, each set counting alike, with its accuracy and
-    ranking quality (AUC) on pairs of the validation examples, by set."""
-    from .evaluate import auc
-
-    pairs = answer_pairs(train)
-    x, y = answer_rows(reader, pairs, log=log)
-    sets = np.array([ex.set for ex, _, _ in pairs])
-    weight = np.array([1.0 / np.mean(sets == s) for s in sets])
-    model = fit_binary(x, y, ANSWER_FEATURES, l2=l2, steps=800, sample_weight=weight)
-    figures: dict[str, dict[str, float]] = {}
-    for name in sorted({ex.set for ex in validation}):
-        chosen = [ex for ex in validation if ex.set == name][:VALIDATION_QUESTIONS]
-        vx, vy = answer_rows(reader, answer_pairs(chosen), log=log)
-        p = model.probability(vx)
-        figures[name] = {"pairs": len(vy), "accuracy": round(float(np.mean((p >= 0.5) == vy)), 4),
-                         "auc": round(auc(p, vy), 4)}
-    return model, {"pairs": len(y), "l2": l2, "validation": figures}
-
-
-VALIDATION_QUESTIONS = 200  # per set, for the answer head's validation figures
+def validate(reader: Reader, examples: Sequence[QAExample]) -> dict[str, dict[str, float]]:
+    """``evaluate_reader`` on each set of ``examples``."""
+    by_set: dict[str, list[QAExample]] = {}
+    for ex in examples:
+        by_set.setdefault(ex.set, []).append(ex)
+    return {name: evaluate_reader(reader, exs) for name, exs in sorted(by_set.items())}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -284,10 +257,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--qa", type=Path, default=Path("eval/qa"), help="folder of the public QA sets")
     parser.add_argument("--out", type=Path, default=READER_FILE)
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--nulls", type=float, default=0.5,
+                        help='share of train questions also read over a paragraph of their article without the answer '
+                             '("no answer")')
     parser.add_argument("--limit", type=int, default=0, help="train on the first N train examples only")
-    parser.add_argument("--answer-head", action="store_true",
-                        help="fit only the answer head of the committed reader (written to params/reader_answer.json)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="only print the validation figures of the reader in --out (default: the committed one)")
     args = parser.parse_args(argv)
     from .embed import model_path
 
@@ -296,22 +272,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = load_qa(args.qa)
     train = parts["train"][: args.limit] if args.limit else parts["train"]
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    if args.answer_head:
-        base = load_reader(folder)
-        if base is None:
-            sys.exit(f"aidsearch: no reader weights at {READER_FILE}; run python -m aidsearch.train_reader first")
-        head, figures = fit_answer_head(base, train, parts["validation"], log=say)
-        out = args.out if args.out != READER_FILE else ANSWER_FILE
-        head_info = {"data": data_hash(list(args.qa.glob("*_dev_*.jsonl.gz"))), "train": len(train), **figures,
-                     "trained": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        replace(head, info=head_info).save(out)
-        print(json.dumps({"out": str(out), "validation": figures["validation"]}, indent=1))
+    if args.evaluate:
+        loaded = load_reader(folder, args.out)
+        if loaded is None:
+            sys.exit(f"aidsearch: no reader weights at {args.out}")
+        print(json.dumps({"reader": str(args.out), "validation": validate(loaded, parts["validation"])}, indent=1))
         return
-    reader, tensors, settings = train_reader(folder, train, rank=args.rank, epochs=args.epochs, log=say)
-    by_set: dict[str, list[QAExample]] = {}
-    for ex in parts["validation"]:
-        by_set.setdefault(ex.set, []).append(ex)
-    validation = {name: evaluate_reader(reader, exs) for name, exs in sorted(by_set.items())}
+    reader, tensors, settings = train_reader(folder, train, rank=args.rank, epochs=args.epochs, nulls=args.nulls,
+                                             log=say)
+    validation = validate(reader, parts["validation"])
     info = {"data": data_hash(list(args.qa.glob("*_dev_*.jsonl.gz"))), "train": len(train), "settings": settings,
             "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "validation": validation}
     save_reader(args.out, tensors, info)
