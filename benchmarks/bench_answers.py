@@ -2,13 +2,16 @@
 held-out set (never on the train parts the learned stages were fitted on).
 
 Usage: .venv/bin/python benchmarks/bench_answers.py [--out docs/benchmarks/answers.md] [--limit N] [--config NAME]...
+                                                   [--reader WEIGHTS[=W]]...
 
 Needs the indexes that ``make eval-data`` builds. Configurations: "earlier" = reciprocal rank fusion and the
 rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = learned fusion, answer ranker and
 span, field answers and abstention (``retrieval learned``, ``answerer learned``); "reader" = the same with the
 answer reader's span scores weighed with the learned sentence scores to choose the quoted sentence, and its span
-(``answerer reader``); "reader alone" = the reader's choice alone; "dense" and "bm25" = one ranking alone,
-for the fusion comparison. The Markdown
+(``answerer reader``), and its answer margin weighed in the abstention; "reader, abstention without margin" = the
+same with the learned abstention alone; "reader alone" = the reader's choice alone; "dense" and "bm25" = one
+ranking alone, for the fusion comparison. ``--reader WEIGHTS=W`` adds "reader" with other reader weights (e.g. an
+earlier revision's, from ``git show REV:src/aidsearch/params/reader.safetensors``) and span weight W. The Markdown
 report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
 """
 from __future__ import annotations
@@ -51,7 +54,8 @@ SETS = (
     EvalSet("held-out", "held-out", "eval/index-e5", "eval/heldout.jsonl"),
 )
 CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
-           "reader": ("learned", "reader"), "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
+           "reader": ("learned", "reader"), "reader, abstention without margin": ("learned", "reader"),
+           "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
 
@@ -60,12 +64,18 @@ def answer_words(text: str | None) -> int:
     return len(_MARKERS.sub("", text or "").split())
 
 
-def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS) -> dict[str, Any]:
+def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
+        readers: dict[str, tuple[Path, float | None]] | None = None) -> dict[str, Any]:
+    """Every configuration on every set; ``readers``: configurations that read with other reader weights, and their
+    own weight against the learned sentence scores (None: the committed one)."""
     from aidsearch.api import open_index
+    from aidsearch.embed import model_path
     from aidsearch.evaluate import evaluate, load_questions
+    from aidsearch.reader import load_reader
     from aidsearch.spans import token_f1
 
     results: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     embedder = None
     for s in SETS:
         questions = load_questions(ROOT / s.questions)[:limit]
@@ -76,6 +86,14 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS) -> dic
             ix = type(base)(replace(base.settings, answerer=answerer), embedder)
             if name == "reader alone":
                 ix.models = replace(ix.answer_models(), reader_weight=None)
+            if name == "reader, abstention without margin":
+                ix.models = replace(ix.answer_models(), reader_abstain=None)
+            if readers and name in readers:
+                path, weight = readers[name]
+                if name not in loaded:
+                    loaded[name] = load_reader(model_path(ix.settings), path)
+                models = replace(ix.answer_models(), reader=loaded[name])
+                ix.models = models if weight is None else replace(models, reader_weight=weight)
             report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
                               answers=name not in RETRIEVAL_ONLY)
             groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
@@ -114,8 +132,11 @@ def render(data: dict[str, Any]) -> str:
         "and span, fiche-field answers and learned abstention; *reader alone*: the same with the answer reader (fitted "
         "on the train articles of PIAF and XQuAD) choosing the quoted sentence and its span; *reader*: the reader's "
         "span scores weighed with the learned sentence scores (the weight chosen on the train parts: "
-        "`params/reader_weight.json`); *dense* / *bm25*: one "
-        "ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
+        "`params/reader_weight.json`), and when `params/reader_abstain.json` is present (`python -m aidsearch.train "
+        "--reader-abstain`; not shipped) the reader's answer margin weighed in the abstention; *reader, abstention "
+        "without margin*: the same with the learned abstention alone (the shipped default); *reader FILE, weight W*: "
+        "the same with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *dense* / *bm25*: "
+        "one ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "
         "durations in either language). *span shown*: share of right answers with the answer itself highlighted; "
@@ -152,15 +173,26 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON beside it")
     parser.add_argument("--config", action="append", choices=list(CONFIGS),
                         help="measure only these configurations (repeatable; default: all)")
+    parser.add_argument("--reader", action="append", default=[], metavar="WEIGHTS[=W]",
+                        help="also measure \"reader\" with these reader weights, and W as the weight of its span "
+                             "scores (repeatable)")
     args = parser.parse_args()
     json_path = args.out.with_suffix(".json")
     if args.render:
         args.out.write_text(render(json.loads(json_path.read_text(encoding="utf-8"))), encoding="utf-8")
         return
     with ForeignCpu() as foreign:
-        sets = run(args.limit, {n: CONFIGS[n] for n in args.config} if args.config else CONFIGS)
-    data = {"command": COMMAND + (f" --limit {args.limit}" if args.limit else "") +
-            "".join(f" --config '{n}'" for n in args.config or ()),
+        configs = {n: CONFIGS[n] for n in args.config} if args.config else dict(CONFIGS)
+        readers = {}
+        for spec in args.reader:
+            path, _, weight = spec.partition("=")
+            readers[f"reader {Path(path).name}" + (f", weight {weight}" if weight else "")] = \
+                (Path(path), float(weight) if weight else None)
+        configs.update({name: CONFIGS["reader"] for name in readers})
+        sets = run(args.limit, configs, readers)
+    out = "" if args.out == DEFAULT_OUT else f" --out {os.path.relpath(args.out.resolve(), ROOT)}"
+    data = {"command": COMMAND + out + (f" --limit {args.limit}" if args.limit else "") +
+            "".join(f" --config '{n}'" for n in args.config or ()) + "".join(f" --reader {p}" for p in args.reader),
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "contention": f"{foreign.share:.0%}", "sets": sets}

