@@ -403,6 +403,7 @@ def test_a_reader_trained_with_no_answer_examples_tells_the_paragraph_without_th
     assert null_items(untrained, examples, 0.5) == null_items(untrained, examples, 0.5)  # seeded
     reader, tensors, settings = train_reader(folder, examples, epochs=3, batch=4, lr=3e-3, nulls=1.0)
     assert settings["nulls"] == 1.0 and settings["examples"] == 16 and reader.null
+    assert mean_loss(reader, nulls) < 0.7 * mean_loss(untrained, nulls)  # it learnt where the answer is absent
     for ex in examples[:2]:
         own, other = reader.logits(ex.question, [ex.text, ex.others[0]])
         assert own.answer_margin() is not None and other.answer_margin() is not None

@@ -127,7 +127,7 @@ def mean_loss(reader: Reader, items: Sequence[dict[str, Any]], batch: int = 16) 
     with torch.inference_mode():
         for i in range(0, len(items), batch):
             part = items[i:i + batch]
-            starts, ends = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id)
+            starts, ends = token_logits(reader.model, reader.head, part, reader.tokenizer.pad_token_id, reader.null)
             total += float(torch.nn.functional.cross_entropy(starts, torch.tensor([it["start"] for it in part]),
                                                              reduction="sum"))
             total += float(torch.nn.functional.cross_entropy(ends, torch.tensor([it["end"] for it in part]),
@@ -142,7 +142,7 @@ def evaluate_reader(reader: Reader, examples: Sequence[QAExample], seed: int = 0
     if not examples:
         return {}
     sentence, exact, f1 = 0, 0, 0.0
-    evidence: list[float] = []
+    margins: list[float] = []
     labels: list[bool] = []
     rng = random.Random(seed)
     fold = lambda s: " ".join(s.lower().split())  # noqa: E731
@@ -161,13 +161,13 @@ def evaluate_reader(reader: Reader, examples: Sequence[QAExample], seed: int = 0
         if own is not None and siblings:
             other = reader.logits(ex.question, [rng.choice(siblings)])[0].answer_margin()
             if other is not None:
-                evidence += [own, other]
+                margins += [own, other]
                 labels += [True, False]
     n = len(examples)
     out = {"questions": n, "sentence_has_answer": round(sentence / n, 4), "exact": round(exact / n, 4),
            "f1": round(f1 / n, 4)}
-    if evidence:
-        out["no_answer_auc"] = round(auc(evidence, labels), 4)
+    if margins:
+        out["no_answer_auc"] = round(auc(margins, labels), 4)
         out["no_answer_pairs"] = len(labels) // 2
     return out
 
