@@ -294,7 +294,7 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
     confidence, threshold = float(models.abstain.probability(row)[0]), models.min_probability
     top = reading.top
     doc = documents(top[0].chunk.doc_id)
-    own = [h for h in top if doc is not None and h.chunk.doc_id == doc.id]
+    own = [h for h in top if h.chunk.doc_id == doc.id] if doc is not None else []
     fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own]) if doc is not None else None
     passage = read_passage(reading, models.reader) if models.reader is not None and fields is None else None
     margin = passage[1].answer_margin() if passage is not None else None

@@ -89,8 +89,12 @@ class Reader:
 
     def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any], micro_batch: int = 16):
         self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
-        self.null = bool(info.get("settings", {}).get("nulls"))
         self._forward = MicroBatcher(self._pass, max_batch=micro_batch)
+
+    @property
+    def null(self) -> bool:
+        """Whether this reader was taught to say "no answer" (on its first token)."""
+        return bool(self.info.get("settings", {}).get("nulls"))
 
     def encode(self, question: str, text: str) -> list[dict[str, Any]]:
         """The input windows of ``question`` with ``text``: token ids and, per token, its character span in

@@ -228,7 +228,6 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
     settings = {"rank": rank, "scale": scale, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
                 "examples": len(items), "steps": steps, **({"nulls": nulls} if nulls else {})}
     reader.info = {"settings": settings}
-    reader.null = nulls > 0
     return reader, tensors, settings
 
 
