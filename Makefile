@@ -85,6 +85,7 @@ train: eval-data
 train-reader: eval-data
 	$(PY) -m aidsearch.train_reader --qa eval/qa
 	$(PY) -m aidsearch.train --reader-weight $(TRAIN_SETS)
+	$(PY) -m aidsearch.train --passage-weight $(TRAIN_SETS)
 
 clean:
 	rm -rf $(VENV) index/*.faiss index/*.json index/*.sqlite

@@ -55,6 +55,7 @@ SETS = (
 )
 CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
            "reader": ("learned", "reader"), "reader, abstention without margin": ("learned", "reader"),
+           "reader, passage of the best sentence": ("learned", "reader"),
            "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
@@ -88,6 +89,8 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
                 ix.models = replace(ix.answer_models(), reader_weight=None)
             if name == "reader, abstention without margin":
                 ix.models = replace(ix.answer_models(), reader_abstain=None)
+            if name == "reader, passage of the best sentence":
+                ix.models = replace(ix.answer_models(), passage_weight=None)
             if readers and name in readers:
                 path, weight = readers[name]
                 if name not in loaded:
@@ -97,7 +100,8 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
             report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
                               answers=name not in RETRIEVAL_ONLY)
             groups = {g.group: {"questions": g.questions, "answerable": g.answerable, "recall_1": g.recall_1,
-                                "recall_5": g.recall_5, "mrr_10": g.mrr_10, "accuracy": g.accuracy,
+                                "recall_5": g.recall_5, "mrr_10": g.mrr_10, "cited_first": g.cited_first,
+                                "accuracy": g.accuracy,
                                 "grounded": g.grounded_accuracy, "no_answer_precision": g.no_answer.precision,
                                 "no_answer_recall": g.no_answer.recall} for g in report.groups}
             found = [answer_words(r.answer) for r in report.results if r.found]
@@ -145,9 +149,10 @@ def render(data: dict[str, Any]) -> str:
     for set_name, entry in data["sets"].items():
         configs = entry["configs"]
         lines += ["", f"## {set_name} ({entry['kind']}, `{entry['questions_file']}`)", "",
-                  "| configuration | group | questions | R@1 | R@5 | MRR@10 | answer acc. | acc. + cited | "
-                  "no-answer P | no-answer R | median answer words | span shown | span F1 | ms/question |",
-                  "|" + "---|" * 14]
+                  "| configuration | group | questions | R@1 | R@5 | MRR@10 | cited first | answer acc. | "
+                  "acc. + cited | no-answer P | no-answer R | median answer words | span shown | span F1 | "
+                  "ms/question |",
+                  "|" + "---|" * 15]
         for name, c in configs.items():
             for group, g in c["groups"].items():
                 if not g["questions"]:
@@ -159,7 +164,8 @@ def render(data: dict[str, Any]) -> str:
                 ms = f"{1000 * c['seconds'] / g['questions']:.0f}" if group == "overall" else "–"
                 lines.append(
                     f"| {name} | {group} | {g['questions']} | {_f(g['recall_1'])} | {_f(g['recall_5'])} | "
-                    f"{_f(g['mrr_10'])} | {_f(g['accuracy']) if answers else '–'} | "
+                    f"{_f(g['mrr_10'])} | {_f(g.get('cited_first')) if answers else '–'} | "
+                    f"{_f(g['accuracy']) if answers else '–'} | "
                     f"{_f(g['grounded']) if answers else '–'} | {_f(g['no_answer_precision']) if answers else '–'} | "
                     f"{_f(g['no_answer_recall']) if answers else '–'} | {'–' if words is None else words} | "
                     f"{_f(shown)} | {_f(span)} | {ms} |")

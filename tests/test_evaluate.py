@@ -126,6 +126,11 @@ def test_breakdown_by_query_and_document_language():
     assert (overall.no_answer.tp, overall.no_answer.fp, overall.no_answer.fn, overall.no_answer.tn) == (1, 1, 1, 3)
     assert overall.accuracy == pytest.approx(2 / 4)
     assert by_name["FR→EN"].no_answer.precision == 0.0 and by_name["FR→EN"].no_answer.recall is None
+    assert [r.cited_first for r in rows] == [True, False, False, False, None, None]
+    assert ee.cited_first == 0.5 and overall.cited_first == 0.25 and by_name["EN→none"].cited_first is None
+    second = score_question(_question("g", "en", ("e2",), ("7",)), ["e2"], ["e2"], "en",
+                            _answer(True, "7", ("x", "e2")))
+    assert second.grounded and not second.cited_first  # a relevant document cited, but not first
     assert summarize("x", []).questions == 0
     assert rows[3].failures() == ["no answer given"] and rows[5].failures() == [
         "answered although the corpus cannot answer"]

@@ -220,6 +220,81 @@ def test_shipped_reader_on_the_reported_validation_questions(tmp_path, embedder,
         reply.highlights
 
 
+@pytest.mark.model
+@pytest.mark.parametrize("question", [
+    "What Panther defender was called for holding on third down?",  # retrieval ranks another paragraph first
+    "Quelle surface l'île recouvre-t-elle ?",  # the best learned sentence is in another paragraph
+])
+def test_the_reader_chooses_the_paragraph_that_answers_among_those_of_its_article(tmp_path, embedder, question):
+    """A validation question (never trained on) over every paragraph of its article: with the committed passage
+    weight the answer quotes and cites the question's own paragraph; choosing the passage of the best learned
+    sentence, as before, quotes another paragraph of the article."""
+    from dataclasses import replace
+
+    from aidsearch import open_index
+    from aidsearch.config import load_settings
+    from aidsearch.reader import shipped_passage_weight
+    from aidsearch.train_reader import load_qa
+
+    qa = Path(__file__).resolve().parent.parent / "eval" / "qa"
+    ex = next(e for e in load_qa(qa)["validation"] if e.question == question)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "own.txt").write_text(f"Article\n\n{ex.text}\n", encoding="utf-8")
+    for i, text in enumerate(ex.others):
+        (tmp_path / "corpus" / f"other{i}.txt").write_text(f"Article\n\n{text}\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", answerer="reader")
+    open_index(settings=settings, embedder=embedder, create=True)
+    ix = open_index(settings=settings, embedder=embedder)
+    reply = ix.ask(question)
+    assert ix.models.passage_weight == shipped_passage_weight() is not None
+    assert reply.found and ex.answers[0] in reply.text, reply.text
+    assert reply.citations[0].hit.chunk.source == "own.txt"
+    ix.models = replace(ix.models, passage_weight=None)
+    before = ix.ask(question)
+    assert before.citations[0].hit.chunk.source != "own.txt" and ex.answers[0] not in before.text
+
+
+@pytest.mark.model
+def test_committed_passage_weight_is_fitted_on_the_train_parts():
+    from aidsearch.reader import PASSAGE_FILE, shipped_passage_weight
+    from aidsearch.train import PASSAGE_WEIGHTS, data_hash
+
+    fitted = json.loads(PASSAGE_FILE.read_text(encoding="utf-8"))
+    root = Path(__file__).resolve().parent.parent
+    train_files = [root / "eval/qa/build/piaf/train.jsonl", root / "eval/qa/build/xquad/train.jsonl",
+                   root / "eval/dev/train.jsonl"]
+    if all(p.exists() for p in train_files):
+        assert fitted["data"] == data_hash(train_files)
+    assert fitted["weight"] in PASSAGE_WEIGHTS and shipped_passage_weight() == fitted["weight"]
+    train = fitted["passage_has_answer"]["train"]
+    assert sorted(train) == ["dev", "piaf", "xquad"] and sorted(fitted["passage_has_answer"]["validation"]) == \
+        ["dev", "piaf", "xquad"]
+    key = "best sentence" if fitted["weight"] is None else str(fitted["weight"])
+    mean = {k: np.mean([f[k] for f in train.values()]) for k in train["piaf"]}
+    assert mean[key] == max(mean.values())
+
+
+@pytest.mark.model
+def test_fitting_the_passage_weight_reads_every_top_passage(shipped_ix, tmp_path):
+    from aidsearch.answer import AnswerModels
+    from aidsearch.evaluate import Question
+    from aidsearch.train import PASSAGE_WEIGHTS, Source, fit_passage_weight, passage_rows
+
+    questions = [Question("g1", "Which programme previously received the fund's largest grant?", "en",
+                          ("grants.txt",), ("Mwanza",)),
+                 Question("g2", "Combien d'hectares le projet reboise-t-il ?", "fr", ("fouta.txt",), ("4 000",))]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(q.__dict__) + "\n" for q in questions), encoding="utf-8")
+    source = Source("tiny", shipped_ix, questions, path)
+    rows = passage_rows(shipped_ix, source.examples(), AnswerModels.shipped(), shipped_ix.answer_models().reader)
+    assert len(rows) == 2 and all(len(r.margins) == len(r.scores) == len(r.gold) == 2 for r in rows)
+    assert all(r.gold.sum() == 1 and all(m is not None for m in r.margins) for r in rows)
+    fitted = fit_passage_weight([source])
+    figures = fitted["passage_has_answer"]["train"]["tiny"]
+    assert fitted["weight"] in PASSAGE_WEIGHTS and fitted["sets"] == {"tiny": 2}
+    assert figures["best sentence" if fitted["weight"] is None else str(fitted["weight"])] == max(figures.values())
+
+
 @pytest.mark.unit
 def test_reader_weight_trades_the_learned_score_against_the_reader_score():
     from aidsearch.answer import with_reader
@@ -245,6 +320,33 @@ def test_weight_accuracy_counts_the_choices_that_hold_the_answer():
     assert figures["0.0"] == 0.5 and figures["reader alone"] == 0.5
     assert figures["1.0"] == 1.0  # 2.0 vs 5.0, then 3.0 vs 1.5: both right
     assert weight_accuracy([]) == {k: 0.0 for k in figures}
+
+
+@pytest.mark.unit
+def test_the_passage_to_quote_weighs_the_reader_margin_against_the_retrieval_score():
+    from aidsearch.answer import choose_passage
+
+    scores = np.array([10.0, 8.0, 7.0])
+    margins = [-6.0, 3.0, None]  # the first passage does not answer, the second does, the third was not read
+    assert choose_passage(scores, margins, 0.0) == 0  # retrieval alone
+    assert choose_passage(scores, margins, 0.1) == 0  # 9.4 vs 8.3
+    assert choose_passage(scores, margins, 0.5) == 1  # 7.0 vs 9.5
+    assert choose_passage(np.array([1.0, 5.0]), [None, -2.0], 1.0) == 1  # no margin counts as the lowest
+    assert choose_passage(np.array([1.0, 2.0]), [None, None], 1.0) == 1
+
+
+@pytest.mark.unit
+def test_passage_accuracy_counts_the_chosen_passages_that_hold_the_answer():
+    from aidsearch.train import PASSAGE_WEIGHTS, PassageRow, passage_accuracy
+
+    rows = [PassageRow(np.array([10.0, 8.0]), [-6.0, 3.0], np.array([False, True]), 0),  # the margin is right
+            PassageRow(np.array([10.0, 9.0]), [1.0, 4.0], np.array([True, False]), 1)]  # retrieval is right
+    figures = passage_accuracy(rows)
+    assert list(figures) == ["best sentence"] + [str(w) for w in PASSAGE_WEIGHTS[1:]]
+    assert figures["best sentence"] == 0.0 and figures["0.0"] == 0.5
+    assert figures["0.3"] == 1.0  # 8.2 vs 8.9, then 10.3 vs 10.2
+    assert figures["2.0"] == 0.5  # the margin alone, nearly: wrong on the second
+    assert passage_accuracy([]) == {k: 0.0 for k in figures}
 
 
 @pytest.mark.model

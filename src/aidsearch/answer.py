@@ -222,10 +222,11 @@ class AnswerModels:
     one short sentence within ``close_score`` when the best one alone is over ``max_words`` (all chosen on the
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
     answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
-    the quoted sentence of the best passage is the best of learned + ``reader_weight`` × reader span score (the
-    reader's choice alone when None), and with ``reader_abstain`` too, for a quoted answer, the answer is "no answer"
-    when that model, given the abstention score and the reader's answer margin on the passage
-    (``PassageLogits.answer_margin``), is below
+    the passage quoted is the one holding the best learned sentence, or with ``passage_weight`` the best of
+    retrieval score + ``passage_weight`` × the reader's answer margin over all top passages; its quoted sentence
+    is the best of learned + ``reader_weight`` × reader span score (the reader's choice alone when None); with
+    ``reader_abstain`` too, for a quoted answer, the answer is "no answer" when that model, given the abstention
+    score and the reader's answer margin on the passage (``PassageLogits.answer_margin``), is below
     ``min_reader_probability``."""
 
     sentence: LinearModel
@@ -239,6 +240,7 @@ class AnswerModels:
     min_span_probability: float = 0.3
     reader: Reader | None = None
     reader_weight: float | None = None
+    passage_weight: float | None = None
     reader_abstain: LinearModel | None = None
     min_reader_probability: float = 0.5
 
@@ -296,7 +298,8 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
     doc = documents(top[0].chunk.doc_id)
     own = [h for h in top if h.chunk.doc_id == doc.id] if doc is not None else []
     fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own]) if doc is not None else None
-    passage = read_passage(reading, models.reader) if models.reader is not None and fields is None else None
+    passage = read_passage(reading, models.reader, models.passage_weight) \
+        if models.reader is not None and fields is None else None
     margin = passage[1].answer_margin() if passage is not None else None
     if models.reader_abstain is not None and margin is not None:
         both = np.array([[float(models.abstain.scores(row)[0]), margin]])
@@ -348,10 +351,25 @@ def with_reader(learned: np.ndarray, reader: np.ndarray, weight: float | None) -
     return int(np.argmax(reader if weight is None else learned + weight * reader))
 
 
-def read_passage(reading: Reading, reader: Reader) -> tuple[int, PassageLogits]:
-    """The passage the reader reads (the one holding the best learned sentence) and its reading."""
+def read_passage(reading: Reading, reader: Reader, weight: float | None = None) -> tuple[int, PassageLogits]:
+    """The passage to quote and the reader's reading of it: with ``weight`` None, the one holding the best learned
+    sentence (the only one read); else the reader reads every top passage and ``choose_passage`` picks one."""
+    if weight is not None:
+        readings = reader.logits(reading.question.text, [h.chunk.text for h in reading.top])
+        if len(readings) == len(reading.top):
+            p = choose_passage(np.array([h.score for h in reading.top]), [r.answer_margin() for r in readings],
+                               weight)
+            return p, readings[p]
     p = reading.candidates[int(np.argmax(reading.scores))].passage
     return p, reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
+
+
+def choose_passage(scores: np.ndarray, margins: Sequence[float | None], weight: float) -> int:
+    """The passage with the best retrieval score + ``weight`` × the reader's answer margin (a passage without a
+    margin counts as the lowest one)."""
+    known = [m for m in margins if m is not None]
+    low = min(known) if known else 0.0
+    return int(np.argmax(scores + weight * np.array([low if m is None else m for m in margins])))
 
 
 def _read_best_passage(reading: Reading, passage: tuple[int, PassageLogits], order: np.ndarray,

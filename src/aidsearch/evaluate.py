@@ -292,6 +292,11 @@ class QuestionResult:
             return None
         return self.correct and any(s in self.relevant for s in self.cited)
 
+    @property
+    def cited_first(self) -> bool | None:
+        """The answer's first citation is a relevant document; None for a question the corpus cannot answer."""
+        return bool(self.found and self.cited and self.cited[0] in self.relevant) if self.answerable else None
+
     def failures(self) -> list[str]:
         """Why this question counts as a miss (empty when it does not)."""
         reasons = []
@@ -314,7 +319,7 @@ class QuestionResult:
         return {
             "id": self.id, "query": self.query, "lang": self.lang, "doc_lang": self.doc_lang,
             "direction": self.direction, "relevant": list(self.relevant), "answers": list(self.answers),
-            "ranked": list(self.ranked), "recall@1": self.recall_1, "recall@5": self.recall_5,
+            "ranked": list(self.ranked), "cited_first": self.cited_first, "recall@1": self.recall_1, "recall@5": self.recall_5,
             "recall@10": self.recall_10, "rr@10": self.rr, "ndcg@10": self.ndcg, "found": self.found,
             "answer": self.answer, "cited": list(self.cited), "correct": self.correct, "grounded": self.grounded,
             "highlights": list(self.highlights), "failures": self.failures(),
@@ -357,6 +362,7 @@ class GroupMetrics:
     accuracy_correct: int
     grounded_accuracy: float | None
     no_answer: Confusion
+    cited_first: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -366,7 +372,7 @@ class GroupMetrics:
             "answer_accuracy": self.accuracy, "answer_questions": self.accuracy_questions,
             "answer_correct": self.accuracy_correct, "grounded_accuracy": self.grounded_accuracy,
             "no_answer_precision": self.no_answer.precision, "no_answer_recall": self.no_answer.recall,
-            "no_answer": self.no_answer.to_dict(),
+            "no_answer": self.no_answer.to_dict(), "cited_first": self.cited_first,
         }
 
 
@@ -381,6 +387,7 @@ def summarize(group: str, results: Sequence[QuestionResult]) -> GroupMetrics:
         correct / len(judged) if judged else None, len(judged), correct,
         mean(float(bool(r.grounded)) for r in judged) if judged else None,
         no_answer_confusion((not r.answerable, not r.found) for r in results),
+        mean(r.cited_first for r in results),
     )
 
 
@@ -487,13 +494,13 @@ def _num(value: float | None) -> str:
 
 def render_table(groups: Sequence[GroupMetrics]) -> str:
     """The metrics as a markdown table, one row per group."""
-    head = ("group", "questions", "answerable", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10", "answer acc.",
-            "acc. + cited", "no-answer P", "no-answer R")
+    head = ("group", "questions", "answerable", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10", "cited first",
+            "answer acc.", "acc. + cited", "no-answer P", "no-answer R")
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
         acc = "–" if g.accuracy is None else f"{g.accuracy:.3f} ({g.accuracy_correct}/{g.accuracy_questions})"
         cells = (g.group, str(g.questions), str(g.answerable), _num(g.recall_1), _num(g.recall_5),
-                 _num(g.recall_10), _num(g.mrr_10), _num(g.ndcg_10), acc, _num(g.grounded_accuracy),
+                 _num(g.recall_10), _num(g.mrr_10), _num(g.ndcg_10), _num(g.cited_first), acc, _num(g.grounded_accuracy),
                  _num(g.no_answer.precision), _num(g.no_answer.recall))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

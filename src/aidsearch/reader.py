@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 READER_FILE = PARAMS_DIR / "reader.safetensors"
 WEIGHT_FILE = PARAMS_DIR / "reader_weight.json"
+PASSAGE_FILE = PARAMS_DIR / "reader_passage.json"
 ABSTAIN_FILE = PARAMS_DIR / "reader_abstain.json"
 QUESTION_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -186,13 +187,24 @@ def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id:
     return scores[..., 0], scores[..., 1]
 
 
+def _fitted_weight(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    weight = json.loads(path.read_text(encoding="utf-8")).get("weight")
+    return None if weight is None else float(weight)
+
+
 def shipped_weight() -> float | None:
     """How much the reader's span scores weigh against the learned sentence scores (``params/reader_weight.json``,
     written by ``python -m aidsearch.train --reader-weight``); None, the reader alone, when not fitted."""
-    if not WEIGHT_FILE.exists():
-        return None
-    weight = json.loads(WEIGHT_FILE.read_text(encoding="utf-8")).get("weight")
-    return None if weight is None else float(weight)
+    return _fitted_weight(WEIGHT_FILE)
+
+
+def shipped_passage_weight() -> float | None:
+    """How much the reader's answer margin weighs against the retrieval score when choosing the passage to quote
+    (``params/reader_passage.json``, written by ``python -m aidsearch.train --passage-weight``); None, the passage
+    of the best learned sentence, when not fitted."""
+    return _fitted_weight(PASSAGE_FILE)
 
 
 def shipped_abstain() -> LinearModel | None:

@@ -4,7 +4,9 @@
 writes ``params/{fusion,sentence,abstain,span}.json`` with the hash of the data, the counts and the validation
 figures they reached (``make train`` runs it on the shipped sets). Nothing is random: the same data gives the
 same parameters. With ``--reader-weight`` it fits only how much the answer reader's span scores weigh against the
-learned sentence scores (``params/reader_weight.json``; ``make train-reader`` runs it after training the reader).
+learned sentence scores (``params/reader_weight.json``), with ``--passage-weight`` how much its answer margin weighs
+against the retrieval score in choosing the passage to quote (``params/reader_passage.json``); ``make train-reader``
+runs both after training the reader.
 """
 from __future__ import annotations
 
@@ -20,14 +22,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .answer import READER_ABSTAIN_FEATURES, AnswerModels, passage_scores, read, read_passage, with_reader
+from .answer import (READER_ABSTAIN_FEATURES, AnswerModels, choose_passage, passage_scores, read, read_passage,
+                     with_reader)
 from .api import Aidsearch, open_index
 from .embed import model_path
 from .evaluate import Question, auc, load_questions
 from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
 from .learned import load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
-from .reader import ABSTAIN_FILE, WEIGHT_FILE, Reader, shared_reader
+from .reader import ABSTAIN_FILE, PASSAGE_FILE, WEIGHT_FILE, Reader, shared_reader
 from .spans import SPAN_FEATURES, span_candidates, token_f1
 
 _ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
@@ -330,17 +333,74 @@ def fit_reader_weight(train_sets: Sequence[Source], validation: Sequence[Source]
     counting alike; the smaller weight on a tie), with the figures of every weight on the train and the
     validation parts."""
     models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
+    fitted, figures = _fit_weight(train_sets, validation, "reader weight",
+                                  lambda s: weight_accuracy(reader_rows(s.ix, s.examples(), models, reader)),
+                                  "reader alone", log)
+    return {**fitted, "sentence_has_answer": figures}
+
+
+PASSAGE_WEIGHTS: tuple[float | None, ...] = (None, 0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """One question's top passages: retrieval scores, the reader's answer margins, which hold a gold answer in a
+    relevant document, and the passage of the best learned sentence."""
+
+    scores: np.ndarray
+    margins: list[float | None]
+    gold: np.ndarray
+    learned: int
+
+
+def passage_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels, reader: Reader) -> list[PassageRow]:
+    rows = []
+    for ex, reading, _ in _readings(ix, examples, models):
+        if not len(reading.scores):
+            continue
+        logits = reader.logits(ex.question.query, [h.chunk.text for h in reading.top])
+        gold = np.array([h.chunk.source in ex.relevant and _contains(h.chunk.text, ex.question.answers)
+                         for h in reading.top])
+        rows.append(PassageRow(np.array([h.score for h in reading.top]), [r.answer_margin() for r in logits], gold,
+                               reading.candidates[int(np.argmax(reading.scores))].passage))
+    return rows
+
+
+def passage_accuracy(rows: Sequence[PassageRow]) -> dict[str, float]:
+    """For each weight of ``PASSAGE_WEIGHTS`` ("best sentence" for None), how often the chosen passage holds a
+    gold answer in a relevant document."""
+    return {"best sentence" if w is None else str(w):
+            round(float(np.mean([r.gold[r.learned if w is None else choose_passage(r.scores, r.margins, w)]
+                                 for r in rows] or [0.0])), 4) for w in PASSAGE_WEIGHTS}
+
+
+def _fit_weight(train_sets: Sequence[Source], validation: Sequence[Source], what: str,
+                accuracy: Callable[[Source], dict[str, float]], none_key: str,
+                log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, float]]]]:
+    """The weight whose figure by ``accuracy`` is best on the train parts (each set counting alike; the earlier
+    key of the grid on a tie), with every weight's figures on the train and the validation parts."""
     figures: dict[str, dict[str, dict[str, float]]] = {"train": {}, "validation": {}}
     for part, sources in (("train", train_sets), ("validation", validation)):
         for s in sources:
-            log(f"reader weight: {part} {s.name}")
-            figures[part][s.name] = weight_accuracy(reader_rows(s.ix, s.examples(), models, reader))
+            log(f"{what}: {part} {s.name}")
+            figures[part][s.name] = accuracy(s)
     keys = list(figures["train"][train_sets[0].name])
     mean = {k: float(np.mean([f[k] for f in figures["train"].values()])) for k in keys}
     best = max(keys, key=lambda k: (mean[k], -keys.index(k)))
-    return {"weight": None if best == "reader alone" else float(best), "data": data_hash([s.path for s in train_sets]),
+    return {"weight": None if best == none_key else float(best), "data": data_hash([s.path for s in train_sets]),
             "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "sets": {s.name: len(s.questions) for s in train_sets}, "sentence_has_answer": figures}
+            "sets": {s.name: len(s.questions) for s in train_sets}}, figures
+
+
+def fit_passage_weight(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
+                       log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """The weight of ``PASSAGE_WEIGHTS`` whose chosen passages hold a gold answer most often on the train parts,
+    with the figures of every weight on the train and the validation parts."""
+    models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
+    fitted, figures = _fit_weight(train_sets, validation, "passage weight",
+                                  lambda s: passage_accuracy(passage_rows(s.ix, s.examples(), models, reader)),
+                                  "best sentence", log)
+    return {**fitted, "passage_has_answer": figures}
 
 
 def data_hash(paths: Sequence[Path]) -> str:
@@ -408,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PARAMS_DIR)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--reader-weight", action="store_true", help="fit only the weight of the answer reader")
+    parser.add_argument("--passage-weight", action="store_true",
+                        help="fit only how much the reader's answer margin weighs in choosing the passage to quote")
     parser.add_argument("--reader-abstain", action="store_true",
                         help="fit only the abstention that weighs the reader's answer margin")
     args = parser.parse_args(argv)
@@ -415,9 +477,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     sources = [_source(s, shared) for s in args.sets]
     validation = [_source(s, shared) for s in args.validate]
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    if args.reader_weight:
-        fitted_weight = fit_reader_weight(sources, validation, log=say)
-        out = args.out / WEIGHT_FILE.name
+    if args.reader_weight or args.passage_weight:
+        fitted_weight = (fit_reader_weight if args.reader_weight else fit_passage_weight)(sources, validation, log=say)
+        out = args.out / (WEIGHT_FILE if args.reader_weight else PASSAGE_FILE).name
         out.write_text(json.dumps(fitted_weight, indent=1) + "\n", encoding="utf-8")
         print(json.dumps({"out": str(out), **fitted_weight}, indent=1))
         return
