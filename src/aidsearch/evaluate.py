@@ -319,7 +319,8 @@ class QuestionResult:
         return {
             "id": self.id, "query": self.query, "lang": self.lang, "doc_lang": self.doc_lang,
             "direction": self.direction, "relevant": list(self.relevant), "answers": list(self.answers),
-            "ranked": list(self.ranked), "cited_first": self.cited_first, "recall@1": self.recall_1, "recall@5": self.recall_5,
+            "ranked": list(self.ranked), "cited_first": self.cited_first, "recall@1": self.recall_1,
+            "recall@5": self.recall_5,
             "recall@10": self.recall_10, "rr@10": self.rr, "ndcg@10": self.ndcg, "found": self.found,
             "answer": self.answer, "cited": list(self.cited), "correct": self.correct, "grounded": self.grounded,
             "highlights": list(self.highlights), "failures": self.failures(),
@@ -500,8 +501,8 @@ def render_table(groups: Sequence[GroupMetrics]) -> str:
     for g in groups:
         acc = "–" if g.accuracy is None else f"{g.accuracy:.3f} ({g.accuracy_correct}/{g.accuracy_questions})"
         cells = (g.group, str(g.questions), str(g.answerable), _num(g.recall_1), _num(g.recall_5),
-                 _num(g.recall_10), _num(g.mrr_10), _num(g.ndcg_10), _num(g.cited_first), acc, _num(g.grounded_accuracy),
-                 _num(g.no_answer.precision), _num(g.no_answer.recall))
+                 _num(g.recall_10), _num(g.mrr_10), _num(g.ndcg_10), _num(g.cited_first), acc,
+                 _num(g.grounded_accuracy), _num(g.no_answer.precision), _num(g.no_answer.recall))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
