@@ -52,6 +52,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_model.py > /dev/null
 	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
+	$(PY) benchmarks/bench_passage.py > /dev/null
 	$(MAKE) eval-data
 	$(PY) benchmarks/bench_answers.py
 	$(PY) benchmarks/bench_indexing.py > /dev/null
@@ -81,7 +82,8 @@ train: eval-data
 # paragraphs of the same article without it) on the train articles of the public QA sets and writes
 # src/aidsearch/params/reader.safetensors with its validation figures (about 40 minutes on 2 cores), then how much its
 # span scores weigh against the learned sentence scores on the train parts (src/aidsearch/params/reader_weight.json,
-# with the figures of every weight on the train and validation parts).
+# with the figures of every weight on the train and validation parts), and how much its answer margin weighs against
+# the retrieval score in choosing the passage to quote (src/aidsearch/params/reader_passage.json, the same way).
 train-reader: eval-data
 	$(PY) -m aidsearch.train_reader --qa eval/qa
 	$(PY) -m aidsearch.train --reader-weight $(TRAIN_SETS)

