@@ -91,6 +91,7 @@ class Reader:
 
     def __init__(self, model: Any, tokenizer: Any, head: Any, info: dict[str, Any], micro_batch: int = 16):
         self.model, self.tokenizer, self.head, self.info = model, tokenizer, head, info
+        self.micro_batch = micro_batch
         self._forward = MicroBatcher(self._pass, max_batch=micro_batch)
 
     @property
@@ -148,12 +149,19 @@ class Reader:
         return out
 
     def _pass(self, calls: list[list[dict[str, Any]]]) -> list[tuple[Any, Any]]:
-        """One forward pass over the windows of concurrent calls; each call gets the rows of its own windows."""
+        """The windows of concurrent calls, read in forward passes of at most ``micro_batch`` windows (bounding the
+        activations' memory however many passages the calls bring); each call gets the rows of its own windows."""
         import torch
 
         items = [item for call in calls for item in call]
+        starts: list[Any] = []
+        ends: list[Any] = []
         with torch.inference_mode():
-            starts, ends = token_logits(self.model, self.head, items, self.tokenizer.pad_token_id, self.null)
+            for a in range(0, len(items), self.micro_batch):
+                s, e = token_logits(self.model, self.head, items[a:a + self.micro_batch], self.tokenizer.pad_token_id,
+                                    self.null)
+                starts.extend(s)
+                ends.extend(e)
         out, row = [], 0
         for call in calls:
             out.append((starts[row:row + len(call)], ends[row:row + len(call)]))
