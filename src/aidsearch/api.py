@@ -12,6 +12,7 @@ from typing import Any, Callable, Generator, Iterator, Literal, Sequence
 from . import bundled, generate, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Mode, Settings, load_settings
+from .dense import dense_search
 from .embed import Embedder, load_embedder
 from .errors import AidsearchError, ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
 from .incoming import UPLOAD_FOLDER, UploadRejected, check_upload, save_upload
@@ -106,7 +107,7 @@ class Aidsearch:
                 gen = self.store.load()
                 self.store.check_compatible(gen.manifest, fingerprint=self.embedder.info.fingerprint,
                                             chunking=chunking_settings(self.settings))
-                self._retriever = Retriever(gen, self.embedder)
+                self._retriever = Retriever(gen, self.embedder, dense=dense_search(self.settings, gen))
                 self._generation = key
             return self._retriever
 
@@ -313,6 +314,7 @@ class Aidsearch:
             "model": {k: m["model"].get(k) for k in ("name", "fingerprint", "dimension")},
             "chunking": m.get("chunking"),
             "faiss": m.get("faiss"),
+            "backend": m.get("backend", {"name": "faiss"}),
             "generation": m.get("generation"),
         }
 
@@ -344,7 +346,7 @@ class Aidsearch:
         with self._lock:
             key = self._generation_key(gen.folder)
             if key is not None and self.store.current() == gen.folder:
-                self._retriever = Retriever(gen, self.embedder)
+                self._retriever = Retriever(gen, self.embedder, dense=dense_search(self.settings, gen))
                 self._generation = key
 
     def add_files(self, paths: Sequence[str | Path], *, folder: str = UPLOAD_FOLDER, accept: Accept | None = None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ QUANTIZE = ("none", "int8")
 ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
 LLM_FORMATS = ("auto", "json", "text")
+INDEX_BACKENDS = ("faiss", "milvus")
 Mode = Literal["hybrid", "learned", "dense", "bm25"]  # a retrieval mode, one of RETRIEVALS
 
 
@@ -35,6 +37,9 @@ class Settings:
     markers) or "auto" (JSON, then plain text when the server refuses the schema). ``server_url`` is a running
     aidsearch server that answers ``ask`` and ``search`` from the shell. ``micro_batch`` is how many concurrent
     questions may share one pass of the model (embedding, answer reader); 1 runs them one at a time.
+    ``index_backend`` is where dense search runs: "faiss" (in the index folder) or "milvus" (the collection
+    ``milvus_collection`` at ``milvus_uri``: a Milvus Lite folder, by default ``milvus.db`` in the index folder, or
+    ``http://host:19530`` for a Milvus server; ``milvus_token`` its token, never shown).
     ``batch_tokens`` bounds an indexing batch by its padded size (rows × longest text, in tokens) instead of a
     fixed count of texts; 0 batches ``batch_size`` texts at a time."""
 
@@ -67,6 +72,10 @@ class Settings:
     llm_timeout: float = 60.0
     llm_format: str = "auto"
     server_url: str = ""
+    index_backend: str = "faiss"
+    milvus_uri: str = ""
+    milvus_collection: str = "aidsearch"
+    milvus_token: str = field(default="", repr=False)
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
@@ -86,6 +95,10 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
     if name == "retrieval" and value not in RETRIEVALS:
         raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
+    if name == "index_backend" and value not in INDEX_BACKENDS:
+        raise ConfigError(f"setting index_backend must be one of {', '.join(INDEX_BACKENDS)}, got {value!r}")
+    if name == "milvus_collection" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", str(value)):
+        raise ConfigError(f"setting milvus_collection must be letters, digits and underscores, got {value!r}")
     least = _LEAST.get(name)
     if least is not None and not (str(value).strip().isdigit() and int(value) >= least):
         raise ConfigError(f"setting {name} must be a whole number of at least {least}, got {value!r}")

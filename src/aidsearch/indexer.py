@@ -13,6 +13,7 @@ import numpy as np
 from . import __version__
 from .chunk import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
+from .dense import MilvusTarget
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
 from .ingest import Skipped, iter_corpus, printable, read_document
@@ -79,11 +80,18 @@ def chunking_settings(settings: Settings) -> dict[str, int]:
     return {"max_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap, "version": CHUNKER_VERSION}
 
 
+def backend_record(settings: Settings) -> dict[str, str]:
+    """Where dense search runs, as the manifest records it (never the Milvus token)."""
+    if settings.index_backend == "milvus":
+        return {"name": "milvus", **MilvusTarget.of(settings).describe()}
+    return {"name": "faiss"}
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"aidsearch": __version__}
-    for pkg in ("sentence-transformers", "transformers", "torch", "faiss-cpu", "bm25s"):
+    for pkg in ("sentence-transformers", "transformers", "torch", "faiss-cpu", "bm25s", "pymilvus", "milvus-lite"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -199,10 +207,11 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         for entry in entries.values():
             entry["chunks"] = per_doc.get(entry["id"], 0)
 
+        backend = backend_record(settings)
         changed = bool(fresh or removed or old is None)
         written: Generation | None = None
         if not changed and old is not None:
-            changed = old_entries != entries
+            changed = old_entries != entries or old.manifest.get("backend", {"name": "faiss"}) != backend
         if changed:
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             langs: dict[str, int] = {}
@@ -217,12 +226,13 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "corpus": str(root),
                 "documents": entries,
                 "languages": langs,
+                "backend": backend,
             }
             terms = Terms.of([c.embed_text() for c in new_chunks])
             if old is not None:
                 terms = old.terms().take(kept_rows) + terms
             written = store.write(manifest, chunks, docs, vectors, sentence_vectors, sentence_offsets, terms=terms,
-                                  extends=old if only_added else None)
+                                  extends=old if only_added else None, faiss=backend["name"] == "faiss")
         timings = {"chunk": t_embed - t_chunk, "embed": t_write - t_embed, "write": time.perf_counter() - t_write}
         return IndexReport(
             documents=len(docs), chunks=len(chunks), added=tuple(added), updated=tuple(updated), removed=removed,

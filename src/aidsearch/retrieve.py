@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import RETRIEVALS
+from .dense import DenseSearch, FaissSearch
 from .embed import Embedder
 from .errors import QueryError
 from .features import PREFIX, QuestionInfo, passage_features
@@ -15,7 +16,7 @@ from .lang import detect_en_fr
 from .lexicon import fold
 from .linear import LinearModel
 from .query import YEAR_RANGE
-from .store import Generation, masked_search
+from .store import Generation
 from .types import Document, Hit
 
 MODES = RETRIEVALS
@@ -96,7 +97,7 @@ class Retriever:
     """Searches one loaded generation; safe to share between threads (read-only)."""
 
     def __init__(self, gen: Generation, embedder: Embedder, weights: FusionWeights = FusionWeights(),
-                 fusion: LinearModel | None = None) -> None:
+                 fusion: LinearModel | None = None, dense: DenseSearch | None = None) -> None:
         from .learned import load_model
 
         self.weights = weights
@@ -109,6 +110,7 @@ class Retriever:
         self.chunk_doc = np.array([position[c.doc_id] for c in self.chunks], dtype=np.int64)
         self.chunk_lang = np.array([c.lang for c in self.chunks])
         self.vectors = gen.vector_rows if self.chunks else None  # opened now: a later update may remove the folder
+        self.dense = dense or FaissSearch(gen)
 
     @cached_property
     def _facets(self) -> _FacetColumns:
@@ -126,13 +128,6 @@ class Retriever:
             rows &= np.isin(self.chunk_lang, [v.lower()[:2] for v in filters["lang"]])
         return rows
 
-    def _dense(self, qv: np.ndarray, mask: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if mask is None:
-            scores, ids = self.gen.faiss_index.search(qv.reshape(1, -1), min(n, len(self.chunks)))
-            keep = ids[0] >= 0
-            return ids[0][keep], scores[0][keep]
-        return masked_search(self.gen.faiss_index, qv, mask, n)
-
     def _lexical(self, query: str, mask: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self.gen.lexical.scores(query)
         if mask is not None:
@@ -143,10 +138,12 @@ class Retriever:
         top = nonzero[np.argsort(-scores[nonzero], kind="stable")[:n]]
         return top, scores[top]
 
-    def pool(self, query: str, qv: np.ndarray, mask: np.ndarray | None, *, candidates: int = 50) -> Pool:
+    def pool(self, query: str, qv: np.ndarray, mask: np.ndarray | None, *, candidates: int = 50,
+             filters: dict[str, tuple[str, ...]] | None = None, exclude: np.ndarray | None = None) -> Pool:
         """The candidate passages of ``query`` (the union of the dense and BM25 top ``candidates``) with their
-        scores under each ranking and their fusion features."""
-        d_ids, d_scores = self._dense(qv, mask, candidates)
+        scores under each ranking and their fusion features; ``mask`` holds the rows that ``filters`` and
+        ``exclude`` allow."""
+        d_ids, _ = self.dense.search(qv, candidates, mask, filters or {}, exclude)
         l_ids, l_scores = self._lexical(query, mask, candidates)
         rows = np.unique(np.concatenate([d_ids, l_ids]).astype(np.int64))
         assert self.vectors is not None
@@ -205,7 +202,7 @@ class Retriever:
         if mask is not None and not mask.any():
             return Retrieval([], None, np.zeros(0))
         qv = query_vector if query_vector is not None else self.embedder.encode_queries([query])[0]
-        pool = self.pool(query, qv, mask, candidates=candidates)
+        pool = self.pool(query, qv, mask, candidates=candidates, filters=filters, exclude=exclude)
         fused = self.fused_scores(pool, mode)
         hits: list[Hit] = []
         per_doc: dict[int, int] = {}

@@ -312,7 +312,7 @@ class IndexStore:
             shared: dict[str, str] = {}
             chunks = [_chunk_from(r, shared) for r in _read_jsonl(folder / "chunks.jsonl")]
             docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
-            index = faiss.read_index(str(folder / "index.faiss"))
+            index: Any = faiss.read_index(str(folder / "index.faiss")) if manifest.get("faiss") != "none" else None
             if hasattr(index, "hnsw"):  # not a property of the graph: an index written earlier searches as wide
                 index.hnsw.efSearch = HNSW_EF_SEARCH
             lexical = LexicalIndex.load(folder / "bm25", len(chunks))
@@ -321,10 +321,10 @@ class IndexStore:
         except Exception as exc:  # any damaged file: one clear message
             raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "
                                     "rebuild it with `aidsearch index --rebuild`") from None
-        if (index.ntotal != len(chunks) or manifest.get("chunks") != len(chunks)
+        if ((index is not None and index.ntotal != len(chunks)) or manifest.get("chunks") != len(chunks)
                 or len(sentence_offsets) != len(chunks) + 1 or sentence_offsets[-1] != len(sentence_vectors)):
-            raise IndexCorruptError(f"index in {self.root} is inconsistent ({index.ntotal} vectors, "
-                                    f"{len(chunks)} passages): rebuild it with `aidsearch index --rebuild`")
+            raise IndexCorruptError(f"index in {self.root} is inconsistent ({len(NpyRows(folder / 'vectors.npy'))} "
+                                    f"vectors, {len(chunks)} passages): rebuild it with `aidsearch index --rebuild`")
         return Generation(folder, manifest, chunks, docs, index, lexical, sentence_vectors, sentence_offsets)
 
     @contextmanager
@@ -365,12 +365,13 @@ class IndexStore:
     def write(self, manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
               vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray, *,
               hnsw_threshold: int | None = None, extends: Generation | None = None,
-              terms: Terms | None = None) -> Generation:
+              terms: Terms | None = None, faiss: bool = True) -> Generation:
         """Write a new generation and switch ``CURRENT`` to it; older generations are then removed. ``extends`` is
         the previous generation when its passages are the first ones of ``chunks``, unchanged, and ``documents``
         hold all of its documents: ``vectors``, ``sentence_vectors`` and ``sentence_offsets`` then cover only the
         passages after those, its files are copied with the new rows appended, and its FAISS index is extended
         rather than built again. ``terms`` are the passages' terms when known (else they are tokenized here).
+        Without ``faiss`` no FAISS index is written (dense search runs elsewhere: ``aidsearch.dense``).
         Returns the generation written, as ``load`` would read it.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;
@@ -387,7 +388,7 @@ class IndexStore:
         try:
             written = self._write_generation(work, final, pointer, name, number, manifest, chunks, documents,
                                              vectors, sentence_vectors, sentence_offsets, hnsw_threshold, extends,
-                                             terms)
+                                             terms, faiss)
         except (OSError, RuntimeError) as exc:  # disk full, quota, I/O error (faiss raises RuntimeError)
             full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(self.root)
             if self.current() == final:  # only the last directory sync failed: the new generation is in use
@@ -408,7 +409,7 @@ class IndexStore:
                           manifest: dict[str, Any], chunks: Sequence[Chunk], documents: Sequence[Document],
                           vectors: np.ndarray, sentence_vectors: np.ndarray, sentence_offsets: np.ndarray,
                           hnsw_threshold: int | None, extends: Generation | None,
-                          terms: Terms | None) -> Generation:
+                          terms: Terms | None, with_faiss: bool) -> Generation:
         import faiss
 
         shutil.rmtree(work, ignore_errors=True)
@@ -426,12 +427,14 @@ class IndexStore:
         threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
         total = len(chunks)
         base = extends.faiss_index if extends is not None else None
-        if base is not None and (hasattr(base, "hnsw") or total < threshold):
+        index: Any = None
+        if with_faiss and base is not None and (hasattr(base, "hnsw") or total < threshold):
             index = extend_faiss(base, vectors)
-        else:
+        elif with_faiss:
             every = vectors if extends is None else np.concatenate([extends.vectors().astype(np.float32), vectors])
             index = build_faiss(every, threshold)
-        _write(work / "index.faiss", faiss.serialize_index(index).data)  # no second copy as bytes
+        if index is not None:
+            _write(work / "index.faiss", faiss.serialize_index(index).data)  # no second copy as bytes
         if extends is None:
             _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
             _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
@@ -449,7 +452,7 @@ class IndexStore:
         lexical.save(work / "bm25")
         terms.save(work / "bm25" / TERMS)
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
-                    "faiss": "hnsw" if hasattr(index, "hnsw") else "flat"}
+                    "faiss": "none" if index is None else "hnsw" if hasattr(index, "hnsw") else "flat"}
         text = json.dumps(manifest, ensure_ascii=False)  # one line: 3x faster to write at 60,000 documents
         _write(work / "manifest.json", text.encode())
         manifest = json.loads(text)

@@ -1,0 +1,307 @@
+"""Dense passage search behind one interface: FAISS inside the index folder (the default backend) or a Milvus
+collection (a Milvus Lite folder, or a Milvus server or cluster) kept in step with the current index generation.
+
+The index generation stays the reference: its passages, BM25 files and sentence vectors are read by every backend,
+and a Milvus collection is brought back to it (passages added or deleted by id) whenever it differs, after an
+update, a crash or a switch of backend. Filters become Milvus scalar expressions; what Milvus returns is checked
+against the same filter mask the BM25 side uses, so both backends find the same passages.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, IndexWriteError
+from .lexicon import fold
+from .query import YEAR_RANGE
+from .store import HNSW_EF_SEARCH, Generation, build_faiss, masked_search
+from .types import Chunk, Document
+
+MILVUS_LITE_FOLDER = "milvus.db"  # in the index folder, when ``milvus_uri`` is empty
+INSERT_BATCH = 1024
+MAX_YEARS = 256
+_STATE = ("aidsearch.generation", "aidsearch.fingerprint", "aidsearch.chunking", "aidsearch.passages")
+log = logging.getLogger("aidsearch")
+
+
+class DenseSearch(Protocol):
+    """The passages most similar to a query vector, as rows of the generation it serves."""
+
+    def search(self, query: np.ndarray, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and inner products of the ``n`` best passages among those ``mask`` allows (None: all), best first.
+        ``filters`` and ``exclude`` (rows to leave out) are what ``mask`` was computed from."""
+        ...
+
+
+class FaissSearch:
+    """Search with the generation's own FAISS index (built in memory when the generation was written without)."""
+
+    def __init__(self, gen: Generation) -> None:
+        index = gen.faiss_index
+        if index is None and gen.chunks:
+            log.warning("index in %s has no FAISS index (built for Milvus): building one in memory",
+                        gen.folder.parent)
+            index = build_faiss(gen.vectors())
+        self.index, self.count = index, len(gen.chunks)
+
+    def search(self, query: np.ndarray, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if mask is not None:
+            return masked_search(self.index, query, mask, n)
+        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(n, self.count))
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+
+def _escaped(value: str, like: bool = False) -> str:
+    """``value`` inside a Milvus string literal; with ``like``, its ``%`` and ``_`` match only themselves."""
+    text = "".join(ch if ch.isprintable() else " " for ch in value).replace("\\", "\\\\")
+    if like:
+        text = text.replace("%", "\\\\%").replace("_", "\\\\_")
+    return text.replace('"', '\\"')
+
+
+def _literal(value: str) -> str:
+    return f'"{_escaped(value)}"'
+
+
+def _years(values: Sequence[str]) -> list[int]:
+    years: set[int] = set()
+    for v in values:
+        m = YEAR_RANGE.match(v)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+            years.update(range(lo, hi + 1))
+    return sorted(years)
+
+
+def milvus_filter(filters: dict[str, tuple[str, ...]], exclude_ids: Sequence[str] = ()) -> str:
+    """The Milvus scalar expression of aidsearch ``filters`` (values of one key: any; keys: all) and of passage ids
+    to leave out; "" when there is nothing to filter."""
+    parts = []
+    for key, values in sorted(filters.items()):
+        if key == "country":
+            parts.append(f"country in [{', '.join(_literal(fold(v)) for v in values)}]")
+        elif key == "funder":
+            parts.append("(" + " or ".join(f'funders like "%{_escaped(fold(v), like=True)}%"' for v in values) + ")")
+        elif key == "source":
+            parts.append("(" + " or ".join(f'source like "{_escaped(v.lstrip("./"), like=True)}%"' for v in values)
+                         + ")")
+        elif key == "year":
+            parts.append(f"ARRAY_CONTAINS_ANY(years, {_years(values)})")
+        elif key == "lang":
+            parts.append(f"lang in [{', '.join(_literal(v.lower()[:2]) for v in values)}]")
+    if exclude_ids:
+        parts.append(f"id not in [{', '.join(_literal(i) for i in exclude_ids)}]")
+    return " and ".join(parts)
+
+
+def _passage_row(chunk: Chunk, doc: Document, vector: np.ndarray) -> dict[str, Any]:
+    meta = doc.metadata
+    return {"id": chunk.id, "doc_id": chunk.doc_id, "source": chunk.source, "lang": chunk.lang,
+            "country": fold(str(meta.get("country") or "")),
+            "funders": "|".join(fold(f.get("name") or "") for f in meta.get("funders") or []),
+            "years": [int(y) for y in meta.get("years") or []][:MAX_YEARS],
+            "vector": vector.astype(np.float32).tolist()}
+
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where the passages are kept: ``uri`` (a Milvus Lite folder or ``http://host:19530``), the collection name
+    and the token (None for none)."""
+
+    uri: str
+    collection: str
+    token: str | None = None
+
+    @classmethod
+    def of(cls, settings: Any) -> MilvusTarget:
+        uri = settings.milvus_uri or str(Path(settings.index_dir) / MILVUS_LITE_FOLDER)
+        return cls(uri, settings.milvus_collection, settings.milvus_token or None)
+
+    def describe(self) -> dict[str, str]:
+        return {"uri": self.uri, "collection": self.collection}
+
+
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(target: MilvusTarget) -> Any:
+    """One client per URI and token in this process (a Milvus Lite folder admits one process at a time)."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise ConfigError("index_backend milvus needs pymilvus and milvus-lite: "
+                          "pip install 'aidsearch[milvus]'") from None
+    key = (target.uri, target.token)
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            if "://" not in target.uri:
+                Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+                # Milvus Lite keeps no server timestamps: listing ids warns of it on every sync
+                logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+            if "://" not in target.uri and _locked(Path(target.uri) / "LOCK"):
+                raise ConfigError(f"cannot open Milvus Lite folder {target.uri}: another process has it open "
+                                  "(one process at a time; for several, run `milvus-lite server --data-dir "
+                                  "FOLDER` and set milvus_uri to http://host:19530)")
+            quiet = logging.getLogger("milvus_lite.server_manager")  # it logs a traceback before pymilvus raises
+            level, quiet.level = quiet.level, logging.CRITICAL
+            try:
+                _CLIENTS[key] = MilvusClient(target.uri, token=target.token or "")
+            except Exception as exc:
+                reason = " ".join(str(exc).split())[:200]
+                raise ConfigError(f"cannot open Milvus at {target.uri}: {reason}") from None
+            finally:
+                quiet.setLevel(level)
+        return _CLIENTS[key]
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds the advisory lock Milvus Lite takes on its folder."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+class MilvusSearch:
+    """Search in a Milvus collection that holds the generation's passage vectors and filter fields; ``sync`` (run
+    when opened) brings the collection to the generation first."""
+
+    def __init__(self, gen: Generation, target: MilvusTarget) -> None:
+        self.gen, self.target = gen, target
+        self.client = _client(target)
+        self.rows = {c.id: i for i, c in enumerate(gen.chunks)}
+        self._lock = threading.Lock()
+        self.sync()
+
+    def _state(self) -> dict[str, str]:
+        return {"aidsearch.generation": self.gen.folder.name,
+                "aidsearch.fingerprint": str(self.gen.manifest.get("model", {}).get("fingerprint")),
+                "aidsearch.chunking": json.dumps(self.gen.manifest.get("chunking"), sort_keys=True),
+                "aidsearch.passages": str(len(self.gen.chunks))}
+
+    def _stored_state(self) -> dict[str, str] | None:
+        name = self.target.collection
+        if not self.client.has_collection(name):
+            return None
+        props = self.client.describe_collection(name).get("properties") or {}
+        return {k: str(props.get(k, "")) for k in _STATE}
+
+    def _create(self, dim: int) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
+        for name in ("source", "funders"):
+            schema.add_field(name, DataType.VARCHAR, max_length=8192)
+        schema.add_field("lang", DataType.VARCHAR, max_length=16)
+        schema.add_field("country", DataType.VARCHAR, max_length=512)
+        schema.add_field("years", DataType.ARRAY, element_type=DataType.INT64, max_capacity=MAX_YEARS)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        params = self.client.prepare_index_params()
+        params.add_index("vector", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 80})
+        self.client.create_collection(self.target.collection, schema=schema, index_params=params)
+
+    def _load(self) -> None:
+        """Load the collection for search (a collection another process wrote starts released)."""
+        from pymilvus.client.types import LoadState
+
+        if self.client.get_load_state(self.target.collection).get("state") != LoadState.Loaded:
+            self.client.load_collection(self.target.collection)
+
+    def _stored_ids(self) -> set[str]:
+        it = self.client.query_iterator(self.target.collection, batch_size=4096, filter="", output_fields=["id"])
+        ids: set[str] = set()
+        try:
+            while batch := it.next():
+                ids.update(r["id"] for r in batch)
+        finally:
+            it.close()
+        return ids
+
+    def sync(self) -> dict[str, int]:
+        """Bring the collection to the generation: passages it lacks are inserted, passages the generation no longer
+        holds are deleted (all of them again when the model or chunking changed). Returns the counts."""
+        want = self._state()
+        name = self.target.collection
+        try:
+            stored = self._stored_state()
+            if stored == want:
+                self._load()
+                return {"inserted": 0, "deleted": 0}
+            dim = self.gen.vector_rows.shape[1] if self.gen.chunks else 0
+            if stored is not None and (stored["aidsearch.fingerprint"] != want["aidsearch.fingerprint"]
+                                       or stored["aidsearch.chunking"] != want["aidsearch.chunking"]):
+                self.client.drop_collection(name)
+                stored = None
+            if stored is None:
+                if not dim:
+                    return {"inserted": 0, "deleted": 0}
+                self._create(dim)
+            present = self._stored_ids()
+            gone = sorted(present - self.rows.keys())
+            for i in range(0, len(gone), INSERT_BATCH):
+                self.client.delete(name, filter=f"id in [{', '.join(_literal(x) for x in gone[i:i + INSERT_BATCH])}]")
+            missing = [row for cid, row in self.rows.items() if cid not in present]
+            for i in range(0, len(missing), INSERT_BATCH):
+                block = missing[i:i + INSERT_BATCH]
+                vectors = self.gen.vector_rows.take(block)
+                chunks = [self.gen.chunks[r] for r in block]
+                self.client.insert(name, [_passage_row(c, self.gen.documents[c.doc_id], v)
+                                          for c, v in zip(chunks, vectors)])
+            self.client.flush(name)
+            self.client.alter_collection_properties(name, properties=want)  # last: marks the collection complete
+            self._load()
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise IndexWriteError(f"cannot bring Milvus collection {name} at {self.target.uri} up to date: "
+                                  f"{reason}") from None
+        if gone or missing:
+            log.info("Milvus collection %s: %d passages inserted, %d deleted", name, len(missing), len(gone))
+        return {"inserted": len(missing), "deleted": len(gone)}
+
+    def search(self, query: np.ndarray, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if not self.rows or n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        excluded = [self.gen.chunks[int(r)].id for r in np.flatnonzero(exclude)] if exclude is not None else []
+        with self._lock:
+            found = self.client.search(self.target.collection, [query.astype(np.float32).tolist()],
+                                       anns_field="vector", limit=min(n, len(self.rows)),
+                                       filter=milvus_filter(filters, excluded),
+                                       search_params={"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH}})
+        rows, scores = [], []
+        for hit in found[0]:
+            row = self.rows.get(hit["id"])
+            if row is not None and (mask is None or mask[row]):
+                rows.append(row)
+                scores.append(hit["distance"])
+        return np.array(rows, dtype=np.int64), np.array(scores, dtype=np.float32)
+
+
+def dense_search(settings: Any, gen: Generation) -> DenseSearch:
+    """The dense search of ``settings.index_backend`` over ``gen``."""
+    if settings.index_backend == "milvus":
+        return MilvusSearch(gen, MilvusTarget.of(settings))
+    return FaissSearch(gen)
