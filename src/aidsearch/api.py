@@ -12,7 +12,7 @@ from typing import Any, Callable, Generator, Iterator, Literal, Sequence
 from . import bundled, generate, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Mode, Settings, load_settings
-from .dense import dense_search
+from .dense import DenseSearch, dense_search
 from .embed import Embedder, load_embedder
 from .errors import AidsearchError, ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
 from .incoming import UPLOAD_FOLDER, UploadRejected, check_upload, save_upload
@@ -97,6 +97,9 @@ class Aidsearch:
             return None
         return (folder, st.st_ino, st.st_mtime_ns)
 
+    def _dense(self, gen: Generation) -> DenseSearch:
+        return dense_search(self.settings, gen, self._retriever.dense if self._retriever is not None else None)
+
     def _refresh(self) -> Retriever:
         key = self._generation_key(self.store.current())
         if self._retriever is not None and (key is None or key == self._generation):
@@ -107,7 +110,7 @@ class Aidsearch:
                 gen = self.store.load()
                 self.store.check_compatible(gen.manifest, fingerprint=self.embedder.info.fingerprint,
                                             chunking=chunking_settings(self.settings))
-                self._retriever = Retriever(gen, self.embedder, dense=dense_search(self.settings, gen))
+                self._retriever = Retriever(gen, self.embedder, dense=self._dense(gen))
                 self._generation = key
             return self._retriever
 
@@ -346,7 +349,7 @@ class Aidsearch:
         with self._lock:
             key = self._generation_key(gen.folder)
             if key is not None and self.store.current() == gen.folder:
-                self._retriever = Retriever(gen, self.embedder, dense=dense_search(self.settings, gen))
+                self._retriever = Retriever(gen, self.embedder, dense=self._dense(gen))
                 self._generation = key
 
     def add_files(self, paths: Sequence[str | Path], *, folder: str = UPLOAD_FOLDER, accept: Accept | None = None,

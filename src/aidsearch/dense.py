@@ -187,12 +187,12 @@ class MilvusSearch:
     """Search in a Milvus collection that holds the generation's passage vectors and filter fields; ``sync`` (run
     when opened) brings the collection to the generation first."""
 
-    def __init__(self, gen: Generation, target: MilvusTarget) -> None:
+    def __init__(self, gen: Generation, target: MilvusTarget, previous: MilvusSearch | None = None) -> None:
         self.gen, self.target = gen, target
         self.client = _client(target)
         self.rows = {c.id: i for i, c in enumerate(gen.chunks)}
         self._lock = threading.Lock()
-        self.sync()
+        self.sync(previous if previous is not None and previous.target == target else None)
 
     def _state(self) -> dict[str, str]:
         return {"aidsearch.generation": self.gen.folder.name,
@@ -240,9 +240,11 @@ class MilvusSearch:
             it.close()
         return ids
 
-    def sync(self) -> dict[str, int]:
+    def sync(self, previous: MilvusSearch | None = None) -> dict[str, int]:
         """Bring the collection to the generation: passages it lacks are inserted, passages the generation no longer
-        holds are deleted (all of them again when the model or chunking changed). Returns the counts."""
+        holds are deleted (all of them again when the model or chunking changed). Returns the counts. ``previous``:
+        the search of the generation before, whose passages the collection holds if it is still marked with it
+        (then they are not listed again)."""
         want = self._state()
         name = self.target.collection
         try:
@@ -259,7 +261,8 @@ class MilvusSearch:
                 if not dim:
                     return {"inserted": 0, "deleted": 0}
                 self._create(dim)
-            present = self._stored_ids()
+            present = set(previous.rows) if previous is not None and stored == previous._state() else \
+                self._stored_ids()
             gone = sorted(present - self.rows.keys())
             for i in range(0, len(gone), INSERT_BATCH):
                 self.client.delete(name, filter=f"id in [{', '.join(_literal(x) for x in gone[i:i + INSERT_BATCH])}]")
@@ -300,8 +303,9 @@ class MilvusSearch:
         return np.array(rows, dtype=np.int64), np.array(scores, dtype=np.float32)
 
 
-def dense_search(settings: Any, gen: Generation) -> DenseSearch:
-    """The dense search of ``settings.index_backend`` over ``gen``."""
+def dense_search(settings: Any, gen: Generation, previous: DenseSearch | None = None) -> DenseSearch:
+    """The dense search of ``settings.index_backend`` over ``gen``; ``previous``, the one of the generation before
+    in this process, spares a Milvus collection the listing of what it holds."""
     if settings.index_backend == "milvus":
-        return MilvusSearch(gen, MilvusTarget.of(settings))
+        return MilvusSearch(gen, MilvusTarget.of(settings), previous if isinstance(previous, MilvusSearch) else None)
     return FaissSearch(gen)
