@@ -580,3 +580,18 @@ def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes
     for rows in seen[1:]:
         for text, (vector, sentences) in rows.items():
             assert np.array_equal(vector, expected[text][0]) and np.array_equal(sentences, expected[text][1])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["index", "--ray"], ["index", "--ray", "local"]),
+    (["index", "--ray", "--json"], ["index", "--ray", "local", "--json"]),
+    (["index", "--ray", "corpus/"], ["index", "--ray", "local", "corpus/"]),
+    (["index", "--ray", "auto"], ["index", "--ray", "auto"]),
+    (["index", "--ray", "ray://head:10001", "corpus/"], ["index", "--ray", "ray://head:10001", "corpus/"]),
+    (["index", "--ray", "10.0.0.5:6379"], ["index", "--ray", "10.0.0.5:6379"]),
+    (["ask", "ray?"], ["ask", "ray?"]),
+])
+def test_ray_flag_without_an_address_means_this_machine(argv, expected):
+    from aidsearch.cli import _ray_address
+
+    assert _ray_address(argv) == expected

@@ -81,19 +81,35 @@ def index(
     index_dir: Optional[Path] = IndexDir,
     rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the existing index and embed everything again."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait if another process is indexing."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Embed on Ray workers: a cluster "
+                                      "address (auto, ray://host:10001), or none to start Ray on this machine."),
+    ray_workers: int = typer.Option(0, "--ray-workers", min=0, help="Ray workers, one model each (0: one per CPU)."),
     as_json: bool = AsJson,
 ) -> None:
     """Build or update the index: only new or changed documents are embedded; removed ones are dropped."""
     from .api import open_index
 
+    settings = _settings(index_dir=index_dir, corpus_dir=corpus)
+    embedder = None
+    if ray is not None:
+        from .distributed import RayEmbedder
+        from .embed import load_embedder
+
+        embedder = RayEmbedder(settings, load_embedder(settings), address=None if ray == RAY_LOCAL else ray,
+                               workers=ray_workers)
     bar = _Bar()
     try:
-        ix = open_index(settings=_settings(index_dir=index_dir, corpus_dir=corpus), create=True, progress=bar,
-                        lock_timeout=wait)
+        ix = open_index(settings=settings, embedder=embedder, create=True, progress=bar, lock_timeout=wait)
         report = ix.created or ix.update(rebuild=rebuild, progress=bar, lock_timeout=wait)
     finally:
         bar.close()
     data = report.to_dict()
+    on_ray = ""
+    if embedder is not None:
+        embedder.finish()
+        data["ray"] = dict(embedder.stats)
+        on_ray = (f"; on Ray: {embedder.stats['embedded']} texts embedded, {embedder.stats['resumed']} from an "
+                  "earlier run")
     if as_json:
         _emit(data, True)
         return
@@ -101,6 +117,7 @@ def index(
         typer.echo(f"skipped {item.source}: {item.reason}", err=True)
     state = "index written" if report.written else "index already up to date"
     rate = f", {data['texts_per_second']} texts/s" if data["texts_per_second"] else ""
+    rate += on_ray
     typer.echo(f"{state}: {report.documents} documents, {report.chunks} passages "
                f"({len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
                f"{len(report.skipped)} skipped; {report.embedded_chunks} passages and "
@@ -300,9 +317,24 @@ def eval_questions(
     _emit(report.to_dict() if as_json else render_markdown(report), as_json)
 
 
+RAY_LOCAL = "local"
+
+
+def _ray_address(argv: list[str]) -> list[str]:
+    """``--ray`` given without an address (last, or before an option or the corpus folder) means this machine."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--ray":
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if nxt is None or nxt.startswith("-") or not (nxt == "auto" or "://" in nxt or ":" in nxt):
+                out.insert(i + 1, RAY_LOCAL)
+            break
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=_ray_address(sys.argv[1:] if argv is None else argv), standalone_mode=False)
     except AidsearchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
