@@ -28,7 +28,10 @@ from .types import Chunk, Document
 MILVUS_LITE_FOLDER = "milvus.db"  # in the index folder, when ``milvus_uri`` is empty
 INSERT_BATCH = 1024
 MAX_YEARS = 256
-_STATE = ("aidsearch.generation", "aidsearch.fingerprint", "aidsearch.chunking", "aidsearch.passages")
+MAX_FUNDERS = 64
+SCHEMA = "2"  # the collection's fields; a collection of another schema is filled again
+_STATE = ("aidsearch.generation", "aidsearch.fingerprint", "aidsearch.chunking", "aidsearch.passages",
+          "aidsearch.schema")
 log = logging.getLogger("aidsearch")
 
 
@@ -84,15 +87,19 @@ def _years(values: Sequence[str]) -> list[int]:
     return sorted(years)
 
 
-def milvus_filter(filters: dict[str, tuple[str, ...]], exclude_ids: Sequence[str] = ()) -> str:
+def milvus_filter(filters: dict[str, tuple[str, ...]], exclude_ids: Sequence[str] = (),
+                  funders: Sequence[str] = ()) -> str:
     """The Milvus scalar expression of aidsearch ``filters`` (values of one key: any; keys: all) and of passage ids
-    to leave out; "" when there is nothing to filter."""
+    to leave out; "" when there is nothing to filter. A funder filter matches part of a name: it becomes the list of
+    the index's (folded) ``funders`` names that contain one of its values (Milvus before 2.4 matches only
+    prefixes)."""
     parts = []
     for key, values in sorted(filters.items()):
         if key == "country":
             parts.append(f"country in [{', '.join(_literal(fold(v)) for v in values)}]")
         elif key == "funder":
-            parts.append("(" + " or ".join(f'funders like "%{_escaped(fold(v), like=True)}%"' for v in values) + ")")
+            names = [n for n in funders if any(fold(v) in n for v in values)] or [""]
+            parts.append(f"ARRAY_CONTAINS_ANY(funders, [{', '.join(_literal(n) for n in names)}])")
         elif key == "source":
             parts.append("(" + " or ".join(f'source like "{_escaped(v.lstrip("./"), like=True)}%"' for v in values)
                          + ")")
@@ -105,11 +112,15 @@ def milvus_filter(filters: dict[str, tuple[str, ...]], exclude_ids: Sequence[str
     return " and ".join(parts)
 
 
+def _funders(doc: Document) -> list[str]:
+    return list(dict.fromkeys(fold(f.get("name") or "") for f in doc.metadata.get("funders") or []))[:MAX_FUNDERS]
+
+
 def _passage_row(chunk: Chunk, doc: Document, vector: np.ndarray) -> dict[str, Any]:
     meta = doc.metadata
     return {"id": chunk.id, "doc_id": chunk.doc_id, "source": chunk.source, "lang": chunk.lang,
             "country": fold(str(meta.get("country") or "")),
-            "funders": "|".join(fold(f.get("name") or "") for f in meta.get("funders") or []),
+            "funders": _funders(doc),
             "years": [int(y) for y in meta.get("years") or []][:MAX_YEARS],
             "vector": vector.astype(np.float32).tolist()}
 
@@ -191,6 +202,7 @@ class MilvusSearch:
         self.gen, self.target = gen, target
         self.client = _client(target)
         self.rows = {c.id: i for i, c in enumerate(gen.chunks)}
+        self.funders = sorted({n for d in gen.documents.values() for n in _funders(d)})
         self._lock = threading.Lock()
         self.sync(previous if previous is not None and previous.target == target else None)
 
@@ -198,7 +210,7 @@ class MilvusSearch:
         return {"aidsearch.generation": self.gen.folder.name,
                 "aidsearch.fingerprint": str(self.gen.manifest.get("model", {}).get("fingerprint")),
                 "aidsearch.chunking": json.dumps(self.gen.manifest.get("chunking"), sort_keys=True),
-                "aidsearch.passages": str(len(self.gen.chunks))}
+                "aidsearch.passages": str(len(self.gen.chunks)), "aidsearch.schema": SCHEMA}
 
     def _stored_state(self) -> dict[str, str] | None:
         name = self.target.collection
@@ -213,8 +225,9 @@ class MilvusSearch:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
-        for name in ("source", "funders"):
-            schema.add_field(name, DataType.VARCHAR, max_length=8192)
+        schema.add_field("source", DataType.VARCHAR, max_length=8192)
+        schema.add_field("funders", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_FUNDERS,
+                         max_length=1024)
         schema.add_field("lang", DataType.VARCHAR, max_length=16)
         schema.add_field("country", DataType.VARCHAR, max_length=512)
         schema.add_field("years", DataType.ARRAY, element_type=DataType.INT64, max_capacity=MAX_YEARS)
@@ -253,8 +266,8 @@ class MilvusSearch:
                 self._load()
                 return {"inserted": 0, "deleted": 0}
             dim = self.gen.vector_rows.shape[1] if self.gen.chunks else 0
-            if stored is not None and (stored["aidsearch.fingerprint"] != want["aidsearch.fingerprint"]
-                                       or stored["aidsearch.chunking"] != want["aidsearch.chunking"]):
+            if stored is not None and any(stored[k] != want[k] for k in ("aidsearch.fingerprint",
+                                                                         "aidsearch.chunking", "aidsearch.schema")):
                 self.client.drop_collection(name)
                 stored = None
             if stored is None:
@@ -292,7 +305,7 @@ class MilvusSearch:
         with self._lock:
             found = self.client.search(self.target.collection, [query.astype(np.float32).tolist()],
                                        anns_field="vector", limit=min(n, len(self.rows)),
-                                       filter=milvus_filter(filters, excluded),
+                                       filter=milvus_filter(filters, excluded, self.funders),
                                        search_params={"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH}})
         rows, scores = [], []
         for hit in found[0]:
