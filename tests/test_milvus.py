@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +179,31 @@ def milvus_server(request, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        _stop_processes_using(tmp_path / "milvus-data")  # the standalone server runs in a session of its own
+
+
+def _stop_processes_using(folder) -> None:
+    """Stop the processes whose command line names ``folder`` (SIGTERM, then SIGKILL after 30 s)."""
+    def pids() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and str(folder) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not pids(), f"processes using {folder} are still running"
 
 
 def test_a_milvus_server_serves_several_processes(milvus_server, faiss_index, corpus, embedder, tmp_path):
