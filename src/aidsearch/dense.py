@@ -150,6 +150,7 @@ _CLIENTS_LOCK = threading.Lock()
 
 def _client(target: MilvusTarget) -> Any:
     """One client per URI and token in this process (a Milvus Lite folder admits one process at a time)."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # keep-alive notices of gRPC's core; failures raise anyway
     try:
         from pymilvus import MilvusClient
     except ImportError:
