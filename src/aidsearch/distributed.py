@@ -80,6 +80,8 @@ class RayEmbedder:
             except Exception as exc:  # connection refused, bad address: one line
                 reason = " ".join(str(exc).split())[:200]
                 raise ConfigError(f"cannot start or reach Ray at {self.address or 'this machine'}: {reason}") from None
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the indexer reports progress itself
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         return ray
 
     def _written(self) -> dict[str, np.ndarray]:
