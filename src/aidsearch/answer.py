@@ -360,22 +360,22 @@ def read_passage(reading: Reading, reader: Reader, weight: float | None = None,
     sentence (the only one read); else the best by ``choose_passage``. The reader reads the first passage by
     retrieval score, then only the passages that could still win with an answer margin of ``bound`` (the highest
     the reader gave on the train parts)."""
+    question = reading.question.text
     if weight is not None:
         scores = np.array([h.score for h in reading.top])
         first = int(np.argmax(scores))
-        read = {first: reader.logits(reading.question.text, [reading.top[first].chunk.text])}
-        margin = read[first][0].answer_margin() if read[first] else None
+        read = dict(zip([first], reader.logits(question, [reading.top[first].chunk.text])))  # empty: nothing read
+        margin = read[first].answer_margin() if first in read else None
         floor = scores[first] + weight * (margin if margin is not None else -bound)
         rest = [i for i in range(len(scores)) if i != first and scores[i] + weight * bound > floor]
-        if rest:
-            more = reader.logits(reading.question.text, [reading.top[i].chunk.text for i in rest])
-            read.update({i: [logits] for i, logits in zip(rest, more)})
-        if all(len(r) == 1 for r in read.values()):
+        if rest and first in read:
+            read.update(zip(rest, reader.logits(question, [reading.top[i].chunk.text for i in rest])))
+        if first in read:
             ids = sorted(read)
-            p = ids[choose_passage(scores[ids], [read[i][0].answer_margin() for i in ids], weight)]
-            return p, read[p][0]
+            p = ids[choose_passage(scores[ids], [read[i].answer_margin() for i in ids], weight)]
+            return p, read[p]
     p = reading.candidates[int(np.argmax(reading.scores))].passage
-    return p, reader.logits(reading.question.text, [reading.top[p].chunk.text])[0]
+    return p, reader.logits(question, [reading.top[p].chunk.text])[0]
 
 
 def choose_passage(scores: np.ndarray, margins: Sequence[float | None], weight: float) -> int:
