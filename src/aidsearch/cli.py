@@ -291,6 +291,7 @@ def stats(index_dir: Optional[Path] = IndexDir, as_json: bool = AsJson) -> None:
         "languages": manifest.get("languages"), "created": manifest.get("created"), "updated": manifest.get("updated"),
         "model": manifest.get("model", {}).get("name"), "fingerprint": manifest.get("model", {}).get("fingerprint"),
         "chunking": manifest.get("chunking"), "faiss": manifest.get("faiss"), "corpus": manifest.get("corpus"),
+        "backend": manifest.get("backend", {"name": "faiss"}),
     }
     _emit(data, as_json)
 

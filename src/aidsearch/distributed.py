@@ -66,6 +66,7 @@ class RayEmbedder:
         return self.local.count_tokens(texts)
 
     def _ray(self) -> Any:
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data's own progress lines: the indexer reports
         try:
             import ray
         except ImportError:
@@ -80,8 +81,7 @@ class RayEmbedder:
             except Exception as exc:  # connection refused, bad address: one line
                 reason = " ".join(str(exc).split())[:200]
                 raise ConfigError(f"cannot start or reach Ray at {self.address or 'this machine'}: {reason}") from None
-        ray.data.DataContext.get_current().enable_progress_bars = False  # the indexer reports progress itself
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ray.data.DataContext.get_current().enable_progress_bars = False
         return ray
 
     def _written(self) -> dict[str, np.ndarray]:
@@ -125,11 +125,11 @@ class RayEmbedder:
                copies: np.ndarray, progress: Progress | None) -> None:
         ray = self._ray()
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        workers = self.workers or max(1, cpus)
-        threads = max(1, cpus // workers)
         lengths = np.array(self.count_tokens([distinct[r] for r in todo]))
         order = todo[np.argsort(-lengths, kind="stable")]  # blocks of similar length, longest first
         blocks = [order[i:i + self.block_texts] for i in range(0, len(order), self.block_texts)]
+        workers = min(self.workers or max(1, cpus), len(blocks))
+        threads = max(1, cpus // workers)
         items = [{"block": n, "texts": [distinct[r] for r in rows]} for n, rows in enumerate(blocks)]
         started = time.monotonic()
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
