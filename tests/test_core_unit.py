@@ -595,3 +595,12 @@ def test_ray_flag_without_an_address_means_this_machine(argv, expected):
     from aidsearch.cli import _ray_address
 
     assert _ray_address(argv) == expected
+
+
+@pytest.mark.parametrize("rows", [[], [3], [0, 1, 2, 5, 6, 9, 19], [5, 4, 3], [7, 7, 8], list(range(20))])
+def test_stored_rows_are_read_in_the_order_asked(tmp_path, rows):
+    from aidsearch.store import NpyRows
+
+    vectors = np.arange(60, dtype=np.float16).reshape(20, 3)
+    np.save(tmp_path / "v.npy", vectors)
+    assert np.array_equal(NpyRows(tmp_path / "v.npy").take(rows), vectors[rows].reshape(-1, 3))

@@ -83,6 +83,17 @@ def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
+def _runs(rows: Sequence[int] | np.ndarray) -> Iterator[tuple[int, int]]:
+    """The first and last value of each run of consecutive values in ``rows``, in order."""
+    i = 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
+            j += 1
+        yield int(rows[i]), int(rows[j])
+        i = j + 1
+
+
 class NpyRows:
     """Rows of a 2-D ``.npy`` file, read on demand with ``pread``: memory holds only the rows asked for
     (a memory map would count whole 2 MB pages of the file per row touched). Safe to share between threads."""
@@ -115,7 +126,7 @@ class NpyRows:
         """Rows ``rows``, in that order."""
         if not len(rows):
             return np.zeros((0, self.shape[1]), dtype=self.dtype)
-        return np.concatenate([self.rows(int(r), int(r) + 1) for r in rows])
+        return np.concatenate([self.rows(first, last + 1) for first, last in _runs(rows)])
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -229,13 +240,8 @@ class Generation:
     def sentence_rows(self, rows: Sequence[int]) -> np.ndarray:
         """The sentence vectors of passages ``rows``, in that order and as stored, read one run of consecutive
         passages at a time."""
-        parts, offsets, i = [], self.sentence_offsets, 0
-        while i < len(rows):
-            j = i
-            while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
-                j += 1
-            parts.append(self.sentence_vectors.rows(int(offsets[rows[i]]), int(offsets[rows[j] + 1])))
-            i = j + 1
+        offsets = self.sentence_offsets
+        parts = [self.sentence_vectors.rows(int(offsets[first]), int(offsets[last + 1])) for first, last in _runs(rows)]
         store = self.sentence_vectors
         return np.concatenate(parts) if parts else np.zeros((0, store.shape[1]), dtype=store.dtype)
 
