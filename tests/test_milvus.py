@@ -16,7 +16,7 @@ import pytest
 
 from aidsearch import open_index
 from aidsearch.config import load_settings
-from aidsearch.dense import MilvusSearch, MilvusTarget, milvus_filter
+from aidsearch.backends import MilvusFullText, MilvusSearch, MilvusTarget, _term_text, _version, milvus_filter
 from aidsearch.errors import ConfigError
 from browser_helpers import free_port
 from conftest import ROOT
@@ -52,8 +52,9 @@ def faiss_index(corpus, embedder):
     return open_index(settings=settings, embedder=embedder, create=True)
 
 
-def _ranked(ix, query, filters):
-    return [(h.chunk.id, round(h.score, 4)) for h in ix.search(query, k=10, filters=filters).hits]
+def _ranked(ix, query, filters, mode=None):
+    return [(h.chunk.id, round(h.score, 4), round(h.lexical, 4))
+            for h in ix.search(query, k=10, filters=filters, mode=mode).hits]
 
 
 def test_milvus_finds_what_faiss_finds(seed_index, faiss_index):
@@ -68,6 +69,16 @@ def test_milvus_finds_what_faiss_finds(seed_index, faiss_index):
     for q in ("Combien coûte le programme au Kosovo ?", "Who funds the health financing project in Cambodia?"):
         a, b = seed_index.ask(q), faiss_index.ask(q)
         assert a.text == b.text and [c.hit.chunk.id for c in a.citations] == [c.hit.chunk.id for c in b.citations]
+
+
+def test_keyword_search_runs_in_milvus_with_the_same_scores(seed_index, faiss_index):
+    assert seed_index.stats()["keyword_search"] == "milvus" and faiss_index.stats()["keyword_search"] == "bm25"
+    assert isinstance(seed_index.retriever().lexical, MilvusFullText)
+    for query, filters in QUERIES + [("28,400,000", None), ("financement de la santé", {"country": "Cambodge"})]:
+        found = _ranked(seed_index, query, filters, mode="bm25")
+        assert found == _ranked(faiss_index, query, filters, mode="bm25"), (query, filters)
+    assert _ranked(seed_index, "LAO/027", None, mode="bm25")[0][2] > 1.0  # the code is one term, found whole
+    assert _ranked(seed_index, "the of and", None, mode="bm25") == []
 
 
 def _file(record: dict) -> str:
@@ -94,13 +105,16 @@ def test_updates_deletes_and_crashes_keep_the_collection_in_step(tmp_path, embed
     chunks = ix.retriever().chunks
     assert _collection_ids(ix) == {c.id for c in chunks}
     assert ix.search(records[4]["title"], k=1).hits[0].chunk.source == _file(records[4])
+    assert ix.search(records[4]["title"], k=1, mode="bm25").hits[0].chunk.source == _file(records[4])
+    assert not any(h.chunk.source == _file(records[0]) for h in ix.search(records[0]["title"], k=10, mode="bm25").hits)
     # a crash between the index switch and the end of the sync: stale passages in, new ones missing
     dense = ix.retriever().dense
     client, name = dense.client, dense.target.collection
     gone = sorted(dense.rows)[:3]
     client.delete(name, ids=gone)
     client.insert(name, [{"id": "stale-passage", "doc_id": "x", "source": "x.txt", "lang": "en", "country": "",
-                          "funders": [], "years": [], "vector": [0.1] * dense.gen.vector_rows.shape[1]}])
+                          "funders": [], "years": [], "terms": "stale",
+                          "vector": [0.1] * dense.gen.vector_rows.shape[1]}])
     client.alter_collection_properties(name, properties={"aidsearch.generation": "gen-000000"})
     assert dense.sync() == {"inserted": 3, "deleted": 1}
     assert _collection_ids(ix) == {c.id for c in chunks}
@@ -142,6 +156,21 @@ def test_bad_backend_settings_are_refused():
         load_settings(index_backend="chroma")
     with pytest.raises(ConfigError, match="milvus_collection must be letters"):
         load_settings(milvus_collection="a b")
+    with pytest.raises(ConfigError, match="setting milvus_full_text must be one of auto, on, off, got 'yes'"):
+        load_settings(milvus_full_text="yes")
+
+
+def test_full_text_off_uses_the_index_bm25_and_refills_the_collection(tmp_path, embedder):
+    corpus = copy_seeds(tmp_path / "corpus")
+    settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", index_backend="milvus")
+    on = open_index(settings=settings, embedder=embedder, create=True)
+    expected = _ranked(on, "programme de santé", ["country=Kosovo"], mode="bm25")
+    passages = len(on.retriever().chunks)
+    off = open_index(settings=settings.with_overrides(milvus_full_text="off"), embedder=embedder)
+    assert off.stats()["keyword_search"] == "bm25"
+    assert off.retriever().dense.sync() == {"inserted": 0, "deleted": 0}  # refilled once, when it was opened
+    assert _collection_ids(off) == {c.id for c in off.retriever().chunks} and len(_collection_ids(off)) == passages
+    assert _ranked(off, "programme de santé", ["country=Kosovo"], mode="bm25") == expected
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 180) -> None:
@@ -171,7 +200,7 @@ def milvus_server(request, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", request.param
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -207,14 +236,23 @@ def _stop_processes_using(folder) -> None:
 
 
 def test_a_milvus_server_serves_several_processes(milvus_server, faiss_index, corpus, embedder, tmp_path):
+    url, kind = milvus_server
     shutil.copytree(corpus, tmp_path / "corpus")
     settings = load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", index_backend="milvus",
-                             milvus_uri=milvus_server, milvus_collection="served")
+                             milvus_uri=url, milvus_collection="served")
     ix = open_index(settings=settings, embedder=embedder, create=True)
-    assert ix.stats()["backend"]["uri"] == milvus_server
+    assert ix.stats()["backend"]["uri"] == url
+    # Milvus 2.3 has no full-text search: keyword search falls back on the index's BM25, or is refused when required
+    assert ix.stats()["keyword_search"] == ("milvus" if kind.startswith("milvus-lite") else "bm25")
     for query, filters in QUERIES:
         assert _ranked(ix, query, filters) == _ranked(faiss_index, query, filters), (query, filters)
-    env = {**os.environ, "AIDSEARCH_INDEX_BACKEND": "milvus", "AIDSEARCH_MILVUS_URI": milvus_server,
+        assert _ranked(ix, query, filters, "bm25") == _ranked(faiss_index, query, filters, "bm25"), (query, filters)
+    if not kind.startswith("milvus-lite"):
+        with pytest.raises(ConfigError) as refused:
+            open_index(settings=settings.with_overrides(milvus_full_text="on"), embedder=embedder)
+        assert str(refused.value).startswith(f"milvus_full_text is on but the Milvus at {url} (v2.3.5-lite) has no "
+                                             "full-text search")
+    env = {**os.environ, "AIDSEARCH_INDEX_BACKEND": "milvus", "AIDSEARCH_MILVUS_URI": url,
            "AIDSEARCH_MILVUS_COLLECTION": "served"}
     out = subprocess.run([sys.executable, "-m", "aidsearch", "search", "LAO/027", "--local", "--json", "--k", "1",
                           "--index-dir", str(tmp_path / "index")], capture_output=True, text=True, env=env, cwd=ROOT,
@@ -235,3 +273,10 @@ def test_filters_become_milvus_expressions():
     assert milvus_filter({"source": ("./reports_2020/",)}) == '(source like "reports\\\\_2020/%")'
     assert milvus_filter({"year": ("2012-2014", "2020")}) == "ARRAY_CONTAINS_ANY(years, [2012, 2013, 2014, 2020])"
     assert milvus_filter({}, ["a\\b"]) == 'id not in ["a\\\\b"]'
+
+
+def test_terms_and_versions_for_full_text_search():
+    assert _term_text(["lao/027", "28400000", "sante", "\x00"]) == "lao_027 28400000 sante"
+    assert len(_term_text(["abcdefgh"] * 10000).encode()) <= 65535
+    assert _version("v2.3.5") == (2, 3, 5) and _version("milvus_lite-3.2.2") == (3, 2, 2)
+    assert _version("v2.5.0-beta") == (2, 5, 0) and _version("unknown") == ()

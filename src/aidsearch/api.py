@@ -12,7 +12,7 @@ from typing import Any, Callable, Generator, Iterator, Literal, Sequence
 from . import bundled, generate, reader
 from .answer import AnswerModels, AnswerPolicy, compose, compose_learned
 from .config import Mode, Settings, load_settings
-from .dense import DenseSearch, dense_search
+from .backends import dense_search, lexical_search
 from .embed import Embedder, load_embedder
 from .errors import AidsearchError, ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, QueryError
 from .incoming import UPLOAD_FOLDER, UploadRejected, check_upload, save_upload
@@ -97,8 +97,10 @@ class Aidsearch:
             return None
         return (folder, st.st_ino, st.st_mtime_ns)
 
-    def _dense(self, gen: Generation) -> DenseSearch:
-        return dense_search(self.settings, gen, self._retriever.dense if self._retriever is not None else None)
+    def _retriever_of(self, gen: Generation) -> Retriever:
+        """The retriever of ``gen`` on the configured backend (a Milvus collection is brought up to date first)."""
+        dense = dense_search(self.settings, gen, self._retriever.dense if self._retriever is not None else None)
+        return Retriever(gen, self.embedder, dense=dense, lexical=lexical_search(gen, dense))
 
     def _refresh(self) -> Retriever:
         key = self._generation_key(self.store.current())
@@ -110,7 +112,7 @@ class Aidsearch:
                 gen = self.store.load()
                 self.store.check_compatible(gen.manifest, fingerprint=self.embedder.info.fingerprint,
                                             chunking=chunking_settings(self.settings))
-                self._retriever = Retriever(gen, self.embedder, dense=self._dense(gen))
+                self._retriever = self._retriever_of(gen)
                 self._generation = key
             return self._retriever
 
@@ -305,8 +307,8 @@ class Aidsearch:
 
     def stats(self) -> dict[str, Any]:
         """Size, languages, model, chunking and generation of the index."""
-        gen = self._refresh().gen
-        m = gen.manifest
+        retriever = self._refresh()
+        gen, m = retriever.gen, retriever.gen.manifest
         return {
             "index_dir": str(self.settings.index_dir),
             "documents": len(gen.documents),
@@ -318,6 +320,7 @@ class Aidsearch:
             "chunking": m.get("chunking"),
             "faiss": m.get("faiss"),
             "backend": m.get("backend", {"name": "faiss"}),
+            "keyword_search": retriever.lexical.name,
             "generation": m.get("generation"),
         }
 
@@ -349,7 +352,7 @@ class Aidsearch:
         with self._lock:
             key = self._generation_key(gen.folder)
             if key is not None and self.store.current() == gen.folder:
-                self._retriever = Retriever(gen, self.embedder, dense=self._dense(gen))
+                self._retriever = self._retriever_of(gen)
                 self._generation = key
 
     def add_files(self, paths: Sequence[str | Path], *, folder: str = UPLOAD_FOLDER, accept: Accept | None = None,

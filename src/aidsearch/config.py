@@ -16,6 +16,7 @@ ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
 LLM_FORMATS = ("auto", "json", "text")
 INDEX_BACKENDS = ("faiss", "milvus")
+FULL_TEXT = ("auto", "on", "off")
 Mode = Literal["hybrid", "learned", "dense", "bm25"]  # a retrieval mode, one of RETRIEVALS
 
 
@@ -39,7 +40,8 @@ class Settings:
     questions may share one pass of the model (embedding, answer reader); 1 runs them one at a time.
     ``index_backend`` is where dense search runs: "faiss" (in the index folder) or "milvus" (the collection
     ``milvus_collection`` at ``milvus_uri``: a Milvus Lite folder, by default ``milvus.db`` in the index folder, or
-    ``http://host:19530`` for a Milvus server; ``milvus_token`` its token, never shown).
+    ``http://host:19530`` for a Milvus server; ``milvus_token`` its token, never shown); ``milvus_full_text`` whether
+    keyword search runs in Milvus too: "auto" (when the server has full-text search), "on" or "off".
     ``batch_tokens`` bounds an indexing batch by its padded size (rows × longest text, in tokens) instead of a
     fixed count of texts; 0 batches ``batch_size`` texts at a time."""
 
@@ -76,12 +78,15 @@ class Settings:
     milvus_uri: str = ""
     milvus_collection: str = "aidsearch"
     milvus_token: str = field(default="", repr=False)
+    milvus_full_text: str = "auto"
 
     def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: _coerce(k, v) for k, v in values.items() if v is not None})
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_CHOICES = {"quantize": QUANTIZE, "answerer": ANSWERERS, "retrieval": RETRIEVALS, "llm_format": LLM_FORMATS,
+            "index_backend": INDEX_BACKENDS, "milvus_full_text": FULL_TEXT}
 _LEAST = {"micro_batch": 1, "batch_size": 1, "batch_tokens": 0}  # whole-number settings and their lowest value
 
 
@@ -89,21 +94,14 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _TYPES:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(_TYPES))}")
     kind = _TYPES[name]
-    if name == "quantize" and value not in QUANTIZE:
-        raise ConfigError(f"setting quantize must be one of {', '.join(QUANTIZE)}, got {value!r}")
-    if name == "answerer" and value not in ANSWERERS:
-        raise ConfigError(f"setting answerer must be one of {', '.join(ANSWERERS)}, got {value!r}")
-    if name == "retrieval" and value not in RETRIEVALS:
-        raise ConfigError(f"setting retrieval must be one of {', '.join(RETRIEVALS)}, got {value!r}")
-    if name == "index_backend" and value not in INDEX_BACKENDS:
-        raise ConfigError(f"setting index_backend must be one of {', '.join(INDEX_BACKENDS)}, got {value!r}")
+    choices = _CHOICES.get(name)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"setting {name} must be one of {', '.join(choices)}, got {value!r}")
     if name == "milvus_collection" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", str(value)):
         raise ConfigError(f"setting milvus_collection must be letters, digits and underscores, got {value!r}")
     least = _LEAST.get(name)
     if least is not None and not (str(value).strip().isdigit() and int(value) >= least):
         raise ConfigError(f"setting {name} must be a whole number of at least {least}, got {value!r}")
-    if name == "llm_format" and value not in LLM_FORMATS:
-        raise ConfigError(f"setting llm_format must be one of {', '.join(LLM_FORMATS)}, got {value!r}")
     try:
         if kind == "Path":
             return Path(value).expanduser()

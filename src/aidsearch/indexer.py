@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .chunk import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
-from .dense import MilvusTarget
+from .backends import MilvusTarget
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
 from .ingest import Skipped, iter_corpus, printable, read_document

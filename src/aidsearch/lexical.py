@@ -5,7 +5,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -185,3 +185,33 @@ class LexicalIndex:
         if size:
             self._bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False, verbosity=0)
         return self
+
+
+class LexicalSearch(Protocol):
+    """The passages that best match a query's terms, as rows of the generation it serves."""
+
+    name: str
+
+    def search(self, query: str, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and BM25 scores (> 0) of the ``n`` best passages among those ``mask`` allows (None: all), best
+        first. ``filters`` and ``exclude`` (rows to leave out) are what ``mask`` was computed from."""
+        ...
+
+
+class IndexBM25:
+    """BM25 from the index folder (the default, and what a Milvus server without full-text search falls back on)."""
+
+    name = "bm25"
+
+    def __init__(self, index: LexicalIndex) -> None:
+        self.index = index
+
+    def search(self, query: str, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.index.scores(query)
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        nonzero = np.flatnonzero(scores > 0)
+        top = nonzero[np.argsort(-scores[nonzero], kind="stable")[:n]]
+        return top, scores[top]

@@ -7,12 +7,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .backends import DenseSearch, FaissSearch
 from .config import RETRIEVALS
-from .dense import DenseSearch, FaissSearch
 from .embed import Embedder
 from .errors import QueryError
 from .features import PREFIX, QuestionInfo, passage_features
 from .lang import detect_en_fr
+from .lexical import IndexBM25, LexicalSearch
 from .lexicon import fold
 from .linear import LinearModel
 from .query import YEAR_RANGE
@@ -97,7 +98,8 @@ class Retriever:
     """Searches one loaded generation; safe to share between threads (read-only)."""
 
     def __init__(self, gen: Generation, embedder: Embedder, weights: FusionWeights = FusionWeights(),
-                 fusion: LinearModel | None = None, dense: DenseSearch | None = None) -> None:
+                 fusion: LinearModel | None = None, dense: DenseSearch | None = None,
+                 lexical: LexicalSearch | None = None) -> None:
         from .learned import load_model
 
         self.weights = weights
@@ -111,6 +113,7 @@ class Retriever:
         self.chunk_lang = np.array([c.lang for c in self.chunks])
         self.vectors = gen.vector_rows if self.chunks else None  # opened now: a later update may remove the folder
         self.dense = dense or FaissSearch(gen)
+        self.lexical = lexical or IndexBM25(gen.lexical)
 
     @cached_property
     def _facets(self) -> _FacetColumns:
@@ -128,23 +131,13 @@ class Retriever:
             rows &= np.isin(self.chunk_lang, [v.lower()[:2] for v in filters["lang"]])
         return rows
 
-    def _lexical(self, query: str, mask: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.gen.lexical.scores(query)
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        nonzero = np.flatnonzero(scores > 0)
-        if not len(nonzero):
-            return nonzero, scores[nonzero]
-        top = nonzero[np.argsort(-scores[nonzero], kind="stable")[:n]]
-        return top, scores[top]
-
     def pool(self, query: str, qv: np.ndarray, mask: np.ndarray | None, *, candidates: int = 50,
              filters: dict[str, tuple[str, ...]] | None = None, exclude: np.ndarray | None = None) -> Pool:
         """The candidate passages of ``query`` (the union of the dense and BM25 top ``candidates``) with their
         scores under each ranking and their fusion features; ``mask`` holds the rows that ``filters`` and
         ``exclude`` allow."""
         d_ids, _ = self.dense.search(qv, candidates, mask, filters or {}, exclude)
-        l_ids, l_scores = self._lexical(query, mask, candidates)
+        l_ids, l_scores = self.lexical.search(query, candidates, mask, filters or {}, exclude)
         rows = np.unique(np.concatenate([d_ids, l_ids]).astype(np.int64))
         assert self.vectors is not None
         dense = self.vectors.take(rows).astype(np.float32) @ qv

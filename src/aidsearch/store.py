@@ -377,7 +377,7 @@ class IndexStore:
         hold all of its documents: ``vectors``, ``sentence_vectors`` and ``sentence_offsets`` then cover only the
         passages after those, its files are copied with the new rows appended, and its FAISS index is extended
         rather than built again. ``terms`` are the passages' terms when known (else they are tokenized here).
-        Without ``faiss`` no FAISS index is written (dense search runs elsewhere: ``aidsearch.dense``).
+        Without ``faiss`` no FAISS index is written (dense search runs elsewhere: ``aidsearch.backends``).
         Returns the generation written, as ``load`` would read it.
 
         If writing fails (disk full, I/O error) everything written is removed and ``IndexWriteError`` raised;

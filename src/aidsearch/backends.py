@@ -1,10 +1,13 @@
-"""Dense passage search behind one interface: FAISS inside the index folder (the default backend) or a Milvus
-collection (a Milvus Lite folder, or a Milvus server or cluster) kept in step with the current index generation.
+"""Where passages are searched: FAISS and BM25 inside the index folder (the default backend) or a Milvus collection
+(a Milvus Lite folder, or a Milvus server or cluster) kept in step with the current index generation.
 
-The index generation stays the reference: its passages, BM25 files and sentence vectors are read by every backend,
-and a Milvus collection is brought back to it (passages added or deleted by id) whenever it differs, after an
-update, a crash or a switch of backend. Filters become Milvus scalar expressions; what Milvus returns is checked
-against the same filter mask the BM25 side uses, so both backends find the same passages.
+The index generation stays the reference: its passages and sentence vectors are read by every backend, and a Milvus
+collection is brought back to it (passages added or deleted by id) whenever it differs, after an update, a crash or
+a switch of backend. On a Milvus that has full-text search (2.5 or later, Milvus Lite) keyword search runs there
+too: the collection holds each passage's terms as aidsearch's own analyzer makes them (accent-folded, codes and
+numbers whole) and Milvus scores them with BM25; elsewhere the index folder's BM25 answers. Filters become Milvus
+scalar expressions; what Milvus returns is checked against the same filter mask, so both backends find the same
+passages.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import ConfigError, IndexWriteError
+from .lexical import IndexBM25, LexicalSearch, Terms, tokenize
 from .lexicon import fold
 from .query import YEAR_RANGE
 from .store import HNSW_EF_SEARCH, Generation, build_faiss, masked_search
@@ -29,7 +34,10 @@ MILVUS_LITE_FOLDER = "milvus.db"  # in the index folder, when ``milvus_uri`` is 
 INSERT_BATCH = 1024
 MAX_YEARS = 256
 MAX_FUNDERS = 64
-SCHEMA = "2"  # the collection's fields; a collection of another schema is filled again
+SCHEMA = "3"  # the collection's fields; a collection of another schema is filled again
+MAX_TERMS_BYTES = 65535
+FULL_TEXT_SINCE = (2, 5)  # the first Milvus version with BM25 full-text search
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # those of the index folder's BM25
 _STATE = ("aidsearch.generation", "aidsearch.fingerprint", "aidsearch.chunking", "aidsearch.passages",
           "aidsearch.schema")
 log = logging.getLogger("aidsearch")
@@ -125,6 +133,22 @@ def _passage_row(chunk: Chunk, doc: Document, vector: np.ndarray) -> dict[str, A
             "vector": vector.astype(np.float32).tolist()}
 
 
+def _term_text(terms: Sequence[str]) -> str:
+    """Terms as one string that Milvus's standard analyzer splits back into the same terms ("lao/027" is kept whole
+    as "lao_027"; the empty passage's marker term is dropped)."""
+    text = " ".join(t.replace("/", "_") for t in terms if t.isprintable())
+    return text.encode()[:MAX_TERMS_BYTES].decode(errors="ignore")
+
+
+def _passage_terms(terms: Terms, rows: Sequence[int]) -> list[str]:
+    return [_term_text([terms.vocab[i] for i in terms.ids[terms.offsets[r]:terms.offsets[r + 1]]]) for r in rows]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(2, 5, 1) for "v2.5.1", "v2.5.1-beta" or "milvus_lite-2.5.1"; () when there is no version number."""
+    found = re.search(r"\d+(?:\.\d+)+", text)
+    return tuple(int(p) for p in found.group().split(".")) if found else ()
+
 
 @dataclass(frozen=True)
 class MilvusTarget:
@@ -199,19 +223,37 @@ class MilvusSearch:
     """Search in a Milvus collection that holds the generation's passage vectors and filter fields; ``sync`` (run
     when opened) brings the collection to the generation first."""
 
-    def __init__(self, gen: Generation, target: MilvusTarget, previous: MilvusSearch | None = None) -> None:
+    def __init__(self, gen: Generation, target: MilvusTarget, previous: MilvusSearch | None = None,
+                 full_text: str = "auto") -> None:
         self.gen, self.target = gen, target
         self.client = _client(target)
+        self.full_text = self._full_text(full_text)
         self.rows = {c.id: i for i, c in enumerate(gen.chunks)}
         self.funders = sorted({n for d in gen.documents.values() for n in _funders(d)})
         self._lock = threading.Lock()
         self.sync(previous if previous is not None and previous.target == target else None)
 
+    def _full_text(self, setting: str) -> bool:
+        """Whether keyword search runs in Milvus: ``setting`` "on", "off", or "auto" (when the server has it)."""
+        if setting == "off":
+            return False
+        try:
+            version = str(self.client.get_server_version())
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise ConfigError(f"cannot reach Milvus at {self.target.uri}: {reason}") from None
+        supported = _version(version) >= FULL_TEXT_SINCE
+        if setting == "on" and not supported:
+            raise ConfigError(f"milvus_full_text is on but the Milvus at {self.target.uri} ({version}) has no "
+                              "full-text search (Milvus 2.5 or later): set milvus_full_text to auto or off")
+        return supported
+
     def _state(self) -> dict[str, str]:
         return {"aidsearch.generation": self.gen.folder.name,
                 "aidsearch.fingerprint": str(self.gen.manifest.get("model", {}).get("fingerprint")),
                 "aidsearch.chunking": json.dumps(self.gen.manifest.get("chunking"), sort_keys=True),
-                "aidsearch.passages": str(len(self.gen.chunks)), "aidsearch.schema": SCHEMA}
+                "aidsearch.passages": str(len(self.gen.chunks)),
+                "aidsearch.schema": SCHEMA + ("+bm25" if self.full_text else "")}
 
     def _stored_state(self) -> dict[str, str] | None:
         name = self.target.collection
@@ -235,6 +277,15 @@ class MilvusSearch:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         params = self.client.prepare_index_params()
         params.add_index("vector", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 80})
+        if self.full_text:
+            from pymilvus import Function, FunctionType
+
+            schema.add_field("terms", DataType.VARCHAR, max_length=MAX_TERMS_BYTES, enable_analyzer=True,
+                             analyzer_params={"tokenizer": "standard", "filter": ["lowercase"]})
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                         output_field_names=["sparse"]))
+            params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
         self.client.create_collection(self.target.collection, schema=schema, index_params=params)
 
     def _load(self) -> None:
@@ -281,12 +332,16 @@ class MilvusSearch:
             for i in range(0, len(gone), INSERT_BATCH):
                 self.client.delete(name, filter=f"id in [{', '.join(_literal(x) for x in gone[i:i + INSERT_BATCH])}]")
             missing = [row for cid, row in self.rows.items() if cid not in present]
+            terms = self.gen.terms() if self.full_text and missing else None
             for i in range(0, len(missing), INSERT_BATCH):
                 block = missing[i:i + INSERT_BATCH]
                 vectors = self.gen.vector_rows.take(block)
-                chunks = [self.gen.chunks[r] for r in block]
-                self.client.insert(name, [_passage_row(c, self.gen.documents[c.doc_id], v)
-                                          for c, v in zip(chunks, vectors)])
+                rows = [_passage_row(self.gen.chunks[r], self.gen.documents[self.gen.chunks[r].doc_id], v)
+                        for r, v in zip(block, vectors)]
+                if terms is not None:
+                    for row, text in zip(rows, _passage_terms(terms, block)):
+                        row["terms"] = text
+                self.client.insert(name, rows)
             self.client.flush(name)
             self.client.alter_collection_properties(name, properties=want)  # last: marks the collection complete
             self._load()
@@ -300,26 +355,62 @@ class MilvusSearch:
 
     def search(self, query: np.ndarray, n: int, mask: np.ndarray | None,
                filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        return self._search([query.astype(np.float32).tolist()], "vector", n, mask, filters, exclude,
+                            {"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH}})
+
+    def _search(self, data: list[Any], field: str, n: int, mask: np.ndarray | None,
+                filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None,
+                params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         if not self.rows or n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         excluded = [self.gen.chunks[int(r)].id for r in np.flatnonzero(exclude)] if exclude is not None else []
         with self._lock:
-            found = self.client.search(self.target.collection, [query.astype(np.float32).tolist()],
-                                       anns_field="vector", limit=min(n, len(self.rows)),
-                                       filter=milvus_filter(filters, excluded, self.funders),
-                                       search_params={"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH}})
+            found = self.client.search(self.target.collection, data, anns_field=field, limit=min(n, len(self.rows)),
+                                       filter=milvus_filter(filters, excluded, self.funders), output_fields=["id"],
+                                       search_params=params)
         rows, scores = [], []
         for hit in found[0]:
             row = self.rows.get(hit["id"])
             if row is not None and (mask is None or mask[row]):
                 rows.append(row)
-                scores.append(hit["distance"])
+                scores.append(abs(hit["distance"]))  # Milvus Lite gives BM25 scores negated
         return np.array(rows, dtype=np.int64), np.array(scores, dtype=np.float32)
+
+    def text_search(self, query: str, n: int, mask: np.ndarray | None,
+                    filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 full-text search over the collection's terms (the collection must hold them)."""
+        text = _term_text(tokenize(query))
+        if not text:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows, scores = self._search([text], "sparse", n, mask, filters, exclude, {"metric_type": "BM25"})
+        return rows, scores / (BM25_PARAMS["bm25_k1"] + 1)  # Milvus keeps BM25's (k1 + 1) factor; the index drops it
+
+
+class MilvusFullText:
+    """Keyword search by Milvus's BM25 over the terms a ``MilvusSearch`` collection holds."""
+
+    name = "milvus"
+
+    def __init__(self, milvus: MilvusSearch) -> None:
+        self.milvus = milvus
+
+    def search(self, query: str, n: int, mask: np.ndarray | None,
+               filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        return self.milvus.text_search(query, n, mask, filters, exclude)
 
 
 def dense_search(settings: Any, gen: Generation, previous: DenseSearch | None = None) -> DenseSearch:
     """The dense search of ``settings.index_backend`` over ``gen``; ``previous``, the one of the generation before
     in this process, spares a Milvus collection the listing of what it holds."""
     if settings.index_backend == "milvus":
-        return MilvusSearch(gen, MilvusTarget.of(settings), previous if isinstance(previous, MilvusSearch) else None)
+        return MilvusSearch(gen, MilvusTarget.of(settings), previous if isinstance(previous, MilvusSearch) else None,
+                            settings.milvus_full_text)
     return FaissSearch(gen)
+
+
+def lexical_search(gen: Generation, dense: DenseSearch) -> LexicalSearch:
+    """Milvus full-text search when ``dense`` is a Milvus collection that holds the passages' terms, else the index
+    folder's BM25."""
+    if isinstance(dense, MilvusSearch) and dense.full_text:
+        return MilvusFullText(dense)
+    return IndexBM25(gen.lexical)
