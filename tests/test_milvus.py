@@ -38,9 +38,10 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seed_index(corpus, embedder):
-    """The seed corpus indexed with the Milvus backend (a Milvus Lite folder in the index folder); the pipeline's
-    tests imported above run on it."""
-    settings = load_settings(corpus_dir=corpus, index_dir=corpus.parent / "index-milvus", index_backend="milvus")
+    """The seed corpus indexed with the Milvus backend (a Milvus Lite folder in the index folder, keyword search in
+    Milvus too); the pipeline's tests imported above run on it."""
+    settings = load_settings(corpus_dir=corpus, index_dir=corpus.parent / "index-milvus", index_backend="milvus",
+                             milvus_full_text="on")
     report = open_index(settings=settings, embedder=embedder, create=True).created
     assert report.documents == 5 and not report.skipped
     return open_index(settings=settings, embedder=embedder)
@@ -95,7 +96,7 @@ def test_updates_deletes_and_crashes_keep_the_collection_in_step(tmp_path, embed
     records = devaid_records(6, lang="en")
     write_records(corpus, records[:4])
     settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", index_backend="milvus",
-                             milvus_collection="updates")
+                             milvus_collection="updates", milvus_full_text="on")
     ix = open_index(settings=settings, embedder=embedder, create=True)
     assert _collection_ids(ix) == {c.id for c in ix.retriever().chunks}
     write_records(corpus, records[4:5])
@@ -160,17 +161,20 @@ def test_bad_backend_settings_are_refused():
         load_settings(milvus_full_text="yes")
 
 
-def test_full_text_off_uses_the_index_bm25_and_refills_the_collection(tmp_path, embedder):
+def test_full_text_auto_or_off_uses_the_index_bm25_and_refills_the_collection(tmp_path, embedder):
     corpus = copy_seeds(tmp_path / "corpus")
-    settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", index_backend="milvus")
+    settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", index_backend="milvus",
+                             milvus_full_text="on")
     on = open_index(settings=settings, embedder=embedder, create=True)
+    assert on.stats()["keyword_search"] == "milvus"
     expected = _ranked(on, "programme de santé", ["country=Kosovo"], mode="bm25")
     passages = len(on.retriever().chunks)
-    off = open_index(settings=settings.with_overrides(milvus_full_text="off"), embedder=embedder)
-    assert off.stats()["keyword_search"] == "bm25"
-    assert off.retriever().dense.sync() == {"inserted": 0, "deleted": 0}  # refilled once, when it was opened
-    assert _collection_ids(off) == {c.id for c in off.retriever().chunks} and len(_collection_ids(off)) == passages
-    assert _ranked(off, "programme de santé", ["country=Kosovo"], mode="bm25") == expected
+    for setting in ("auto", "off"):  # on Milvus Lite "auto" keeps the index's BM25
+        ix = open_index(settings=settings.with_overrides(milvus_full_text=setting), embedder=embedder)
+        assert ix.stats()["keyword_search"] == "bm25"
+        assert ix.retriever().dense.sync() == {"inserted": 0, "deleted": 0}  # refilled once, when it was opened
+        assert _collection_ids(ix) == {c.id for c in ix.retriever().chunks} and len(_collection_ids(ix)) == passages
+        assert _ranked(ix, "programme de santé", ["country=Kosovo"], mode="bm25") == expected
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 180) -> None:
@@ -242,8 +246,8 @@ def test_a_milvus_server_serves_several_processes(milvus_server, faiss_index, co
                              milvus_uri=url, milvus_collection="served")
     ix = open_index(settings=settings, embedder=embedder, create=True)
     assert ix.stats()["backend"]["uri"] == url
-    # Milvus 2.3 has no full-text search: keyword search falls back on the index's BM25, or is refused when required
-    assert ix.stats()["keyword_search"] == ("milvus" if kind.startswith("milvus-lite") else "bm25")
+    # "auto": the index's BM25 on Milvus Lite and on Milvus 2.3 (no full-text search; refused when required)
+    assert ix.stats()["keyword_search"] == "bm25"
     for query, filters in QUERIES:
         assert _ranked(ix, query, filters) == _ranked(faiss_index, query, filters), (query, filters)
         assert _ranked(ix, query, filters, "bm25") == _ranked(faiss_index, query, filters, "bm25"), (query, filters)

@@ -3,11 +3,11 @@
 
 The index generation stays the reference: its passages and sentence vectors are read by every backend, and a Milvus
 collection is brought back to it (passages added or deleted by id) whenever it differs, after an update, a crash or
-a switch of backend. On a Milvus that has full-text search (2.5 or later, Milvus Lite) keyword search runs there
-too: the collection holds each passage's terms as aidsearch's own analyzer makes them (accent-folded, codes and
-numbers whole) and Milvus scores them with BM25; elsewhere the index folder's BM25 answers. Filters become Milvus
-scalar expressions; what Milvus returns is checked against the same filter mask, so both backends find the same
-passages.
+a switch of backend. On a Milvus server that has full-text search (2.5 or later; on Milvus Lite only when asked)
+keyword search runs there too: the collection holds each passage's terms as aidsearch's own analyzer makes them
+(accent-folded, codes and numbers whole) and Milvus scores them with BM25; elsewhere the index folder's BM25
+answers. Filters become Milvus scalar expressions; what Milvus returns is checked against the same filter mask, so
+both backends find the same passages.
 """
 from __future__ import annotations
 
@@ -234,7 +234,8 @@ class MilvusSearch:
         self.sync(previous if previous is not None and previous.target == target else None)
 
     def _full_text(self, setting: str) -> bool:
-        """Whether keyword search runs in Milvus: ``setting`` "on", "off", or "auto" (when the server has it)."""
+        """Whether keyword search runs in Milvus: ``setting`` "on", "off", or "auto" (on a Milvus server that has
+        full-text search, not on Milvus Lite)."""
         if setting == "off":
             return False
         try:
@@ -246,7 +247,9 @@ class MilvusSearch:
         if setting == "on" and not supported:
             raise ConfigError(f"milvus_full_text is on but the Milvus at {self.target.uri} ({version}) has no "
                               "full-text search (Milvus 2.5 or later): set milvus_full_text to auto or off")
-        return supported
+        # Milvus Lite scores BM25 with each segment's own statistics: at 68,000 passages its rankings part from the
+        # index's and it is slower (docs/BENCHMARKS.md, Backends), so "auto" keeps the index's BM25 there
+        return supported and (setting == "on" or not version.startswith("milvus_lite"))
 
     def _state(self) -> dict[str, str]:
         return {"aidsearch.generation": self.gen.folder.name,

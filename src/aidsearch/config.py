@@ -41,7 +41,8 @@ class Settings:
     ``index_backend`` is where dense search runs: "faiss" (in the index folder) or "milvus" (the collection
     ``milvus_collection`` at ``milvus_uri``: a Milvus Lite folder, by default ``milvus.db`` in the index folder, or
     ``http://host:19530`` for a Milvus server; ``milvus_token`` its token, never shown); ``milvus_full_text`` whether
-    keyword search runs in Milvus too: "auto" (when the server has full-text search), "on" or "off".
+    keyword search runs in Milvus too: "auto" (on a Milvus server with full-text search, not Milvus Lite), "on" or
+    "off".
     ``batch_tokens`` bounds an indexing batch by its padded size (rows × longest text, in tokens) instead of a
     fixed count of texts; 0 batches ``batch_size`` texts at a time."""
 
