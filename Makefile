@@ -46,7 +46,7 @@ test: $(TEST_STAMP) browser lint
 test-all: $(TEST_STAMP) browser lint
 	$(PY) -m pytest -q
 
-# About an hour on 2 cores, and about 30 minutes more for the backend and Ray benchmarks; run it on an otherwise idle
+# About an hour on 2 cores, and about an hour more for the backend and Ray benchmarks; run it on an otherwise idle
 # machine. Writes docs/benchmarks/* and docs/BENCHMARKS.md.
 QUALITY_ARGS ?= --chunking 120/24,300/60
 bench: $(TEST_STAMP)

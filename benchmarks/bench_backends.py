@@ -1,7 +1,9 @@
-"""FAISS against Milvus Lite as the dense search backend, on the scale benchmark's real indexes: time to fill the
-Milvus collection from an index, search / filtered search / ask latency, memory, disk and a one-document update.
+"""FAISS against Milvus Lite as the search backend, on the scale benchmark's real indexes: time to fill the Milvus
+collection from an index, search / filtered search / ask latency, memory, disk and a one-document update. Milvus
+Lite runs twice: with keyword search in Milvus (its BM25 full-text search, the default where the server has it) and
+with the index's BM25.
 
-Usage: .venv/bin/python benchmarks/bench_backends.py [--sizes 10000,all] [--work benchmarks/out] [--cache DIR]
+Usage: .venv/bin/python benchmarks/bench_backends.py [--sizes 10000,all,100000] [--work benchmarks/out] [--cache DIR]
                                                     [--out docs/benchmarks/backends.json]
 
 Each size's index is the one ``bench_scale.py`` measures (real aid-project texts and the evaluation corpus), built
@@ -32,7 +34,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import bench_scale  # noqa: E402
 from procstat import ForeignCpu, status_mib  # noqa: E402
 
-BACKENDS = ("faiss", "milvus")
+BACKENDS = {"faiss": {"index_backend": "faiss"},  # name: settings
+            "milvus": {"index_backend": "milvus", "milvus_full_text": "on"},
+            "milvus, index BM25": {"index_backend": "milvus", "milvus_full_text": "off"}}
 FILTER = {"lang": "fr"}
 
 
@@ -49,7 +53,7 @@ def measure(backend: str, index: Path, corpus: Path, milvus: Path) -> dict[str, 
     from aidsearch.api import open_index
     from aidsearch.config import load_settings
 
-    settings = load_settings(index_dir=index, corpus_dir=corpus, index_backend=backend, milvus_uri=str(milvus))
+    settings = load_settings(index_dir=index, corpus_dir=corpus, milvus_uri=str(milvus), **BACKENDS[backend])
     t = time.perf_counter()
     ix = open_index(settings=settings)
     out: dict[str, Any] = {"open_s": round(time.perf_counter() - t, 2)}  # with Milvus: fills the collection
@@ -72,7 +76,7 @@ def measure(backend: str, index: Path, corpus: Path, milvus: Path) -> dict[str, 
                 "ask_ms": {"p50": round(statistics.median(ask), 1), "p95": _p(ask, 0.95)},
                 "top10": [[h.chunk.id for h in ix.search(q, k=10).hits] for q in questions[:50]],
                 "peak_mib": round(status_mib("VmHWM")),
-                "disk_mib": round(_size_mib(index) + (_size_mib(milvus) if backend == "milvus" else 0), 1)})
+                "disk_mib": round(_size_mib(index) + _size_mib(milvus), 1)})
     text = bench_scale.update_text(bench_scale.load_texts())
     bench_scale.write_corpus([{**text, "id": f"{text['id']}@{backend}", "text": f"{text['text']} ({backend})"}],
                              corpus)
@@ -111,11 +115,11 @@ def _run(backend: str, folder: Path, scratch: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,all")
+    parser.add_argument("--sizes", default="10000,all,100000")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument("--cache", type=Path, default=bench_scale.DEFAULT_CACHE)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "backends.json")
-    parser.add_argument("--measure", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=list(BACKENDS), help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--milvus", type=Path, help=argparse.SUPPRESS)
@@ -128,11 +132,15 @@ def main() -> None:
         for size in args.sizes.split(","):
             folder = _index_for(size, args.work, args.cache)
             row: dict[str, Any] = {"size": size}
-            for backend in BACKENDS:
+            for n, backend in enumerate(BACKENDS):
                 bench_scale._log(f"{size}: {backend}")
-                row[backend] = _run(backend, folder, args.work / f"backends-scratch-{backend}")
-            same = [a == b for a, b in zip(row["faiss"].pop("top10"), row["milvus"].pop("top10"))]
-            row["same_top10"] = round(sum(same) / len(same), 3)
+                row[backend] = _run(backend, folder, args.work / f"backends-scratch-{n}")
+            reference = row["faiss"]["top10"]
+            for backend in BACKENDS:
+                same = [a == b for a, b in zip(reference, row[backend]["top10"])]
+                row[backend]["same_top10"] = round(sum(same) / len(same), 3)
+            for backend in BACKENDS:
+                row[backend].pop("top10")
             rows.append(row)
     data = {"command": f"benchmarks/bench_backends.py --sizes {args.sizes}",
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
