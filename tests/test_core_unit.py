@@ -597,6 +597,25 @@ def test_ray_flag_without_an_address_means_this_machine(argv, expected):
     assert _ray_address(argv) == expected
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["search", "budget", "--bogus"], "error: No such option: --bogus"),
+    (["search", "budget", "--k", "many"], "error: Invalid value for '--k': Input should be a valid integer, unable to "
+                                          "parse string as an integer"),
+    (["search"], "error: Missing argument 'query'."),
+    (["index", "--ray-workers", "-1"], "error: Invalid value for '--ray-workers': Input should be greater than or "
+                                       "equal to 0"),
+    (["nosuchcommand"], "error: No such command 'nosuchcommand'."),
+])
+def test_command_line_mistakes_get_one_line(argv, message, capsys):
+    from aidsearch.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [message] and out.out == ""
+
+
 @pytest.mark.parametrize("rows", [[], [3], [0, 1, 2, 5, 6, 9, 19], [5, 4, 3], [7, 7, 8], list(range(20))])
 def test_stored_rows_are_read_in_the_order_asked(tmp_path, rows):
     from aidsearch.store import NpyRows

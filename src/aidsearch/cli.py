@@ -342,12 +342,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except (typer.BadParameter, typer.Exit) as exc:
-        raise exc
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            typer.echo(f"error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: an unknown option, a bad value, a missing argument
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"error: {' '.join(message.split())}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
