@@ -198,13 +198,15 @@ def test_field_answer_in_the_question_language_cites_the_value(seeds):
 
 
 @pytest.mark.model
+@pytest.mark.parametrize("answerer", ["learned", "reader"])
 @pytest.mark.parametrize("k", [1, 50])
-def test_abstention_holds_for_any_k(seeds, k):
-    answered = seeds.ask("Which two Lao provinces does the Lao-Luxembourg health programme focus on?", k=k,
-                         mode="learned")
+def test_abstention_holds_for_any_k(seeds, k, answerer):
+    ix = type(seeds)(seeds.settings.with_overrides(answerer=answerer), seeds.embedder)
+    answered = ix.ask("Which two Lao provinces does the Lao-Luxembourg health programme focus on?", k=k,
+                      mode="learned")
     assert answered.found and answered.confidence > 0.5
-    unanswered = seeds.ask("How many fishing boats did the Norwegian fisheries programme in Chile buy?", k=k,
-                           mode="learned")
+    unanswered = ix.ask("How many fishing boats did the Norwegian fisheries programme in Chile buy?", k=k,
+                        mode="learned")
     assert not unanswered.found and unanswered.confidence < 0.5 and unanswered.citations == ()
 
 

@@ -51,6 +51,23 @@ def test_the_answer_margin_is_the_best_span_over_no_answer():
     assert replace(logits, null=None).answer_margin() is None  # a reader that never learnt to say "no answer"
 
 
+@pytest.mark.unit
+def test_reader_abstention_fitted_on_other_features_is_not_used(tmp_path, monkeypatch):
+    import aidsearch.reader as reader_module
+    from aidsearch.features import READER_ABSTAIN_FEATURES
+    from aidsearch.linear import LinearModel
+
+    path = tmp_path / "reader_abstain.json"
+    monkeypatch.setattr(reader_module, "ABSTAIN_FILE", path)
+    assert reader_module.shipped_abstain() is None
+    LinearModel(("abstain_score", "reader_margin"), np.ones(2), np.zeros(2), np.ones(2)).save(path)
+    assert reader_module.shipped_abstain() is None  # an earlier feature list: the learned abstention alone
+    n = len(READER_ABSTAIN_FEATURES)
+    LinearModel(READER_ABSTAIN_FEATURES, np.ones(n), np.zeros(n), np.ones(n), info={"threshold": 0.2}).save(path)
+    model = reader_module.shipped_abstain()
+    assert model is not None and model.features == READER_ABSTAIN_FEATURES and model.info == {"threshold": 0.2}
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A reader trained for a few steps on three questions, and the untrained one it started from."""
@@ -482,7 +499,7 @@ def test_the_committed_reader_says_which_paragraph_holds_no_answer():
 def test_the_reader_abstention_model_decides_when_the_reader_answers(shipped_ix):
     from dataclasses import replace
 
-    from aidsearch.answer import READER_ABSTAIN_FEATURES
+    from aidsearch.features import READER_ABSTAIN_FEATURES
     from aidsearch.linear import LinearModel
 
     question = "Which programme previously received the fund's largest grant?"
@@ -490,7 +507,8 @@ def test_the_reader_abstention_model_decides_when_the_reader_answers(shipped_ix)
     models = shipped_ix.answer_models()
 
     def only_reader(bias: float) -> LinearModel:  # the reader's answer margin alone, shifted by ``bias``
-        return LinearModel(READER_ABSTAIN_FEATURES, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), bias)
+        n = len(READER_ABSTAIN_FEATURES)
+        return LinearModel(READER_ABSTAIN_FEATURES, np.eye(n)[-1], np.zeros(n), np.ones(n), bias)
 
     try:
         shipped_ix.models = replace(models, reader_abstain=only_reader(-50.0))
@@ -504,7 +522,7 @@ def test_the_reader_abstention_model_decides_when_the_reader_answers(shipped_ix)
 
 @pytest.mark.model
 def test_fitting_the_reader_abstention_on_a_small_set(shipped_ix, tmp_path):
-    from aidsearch.answer import READER_ABSTAIN_FEATURES
+    from aidsearch.features import READER_ABSTAIN_FEATURES
     from aidsearch.evaluate import Question
     from aidsearch.train import Source, fit_reader_abstain
 

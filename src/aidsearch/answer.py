@@ -228,7 +228,7 @@ class AnswerModels:
     win with a margin of ``margin_bound`` are not read); its quoted sentence
     is the best of learned + ``reader_weight`` × reader span score (the reader's choice alone when None); with
     ``reader_abstain`` too, for a quoted answer, the answer is "no answer" when that model, given the abstention
-    score and the reader's answer margin on the passage (``PassageLogits.answer_margin``), is below
+    features and the reader's answer margin on the passage quoted (``PassageLogits.answer_margin``), is below
     ``min_reader_probability``."""
 
     sentence: LinearModel
@@ -305,7 +305,7 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         if models.reader is not None and fields is None else None
     margin = passage[1].answer_margin() if passage is not None else None
     if models.reader_abstain is not None and margin is not None:
-        both = np.array([[float(models.abstain.scores(row)[0]), margin]])
+        both = np.append(row, [[margin]], axis=1)
         confidence, threshold = float(models.reader_abstain.probability(both)[0]), models.min_reader_probability
     if confidence < threshold:
         return Answer(question, language, False, MESSAGES[language]["none"], confidence=confidence)
@@ -320,9 +320,6 @@ def compose_learned(question: str, language: str, retrieval: Retrieval, query_ve
         return Answer(question, language, True, text.strip(), (citation,), confidence=confidence,
                       highlights=tuple(marks))
     return _quote(question, language, reading, models, confidence, passage)
-
-
-READER_ABSTAIN_FEATURES = ("abstain_score", "reader_margin")
 
 
 def best_span(question: QuestionInfo, sentence: str, model: LinearModel, min_probability: float) -> Span | None:

@@ -229,6 +229,8 @@ def sentence_features(question: QuestionInfo, passages: list[list[str]], sims: l
 ABSTAIN_FEATURES = ("doc_margin", "top_doc_prob", "dense_z_top", "dense_gap10", "sent_z_top", "key_cover_top",
                     "answer_prob", "answer_margin", "question_terms", "cross_lingual", "overlap_same_lang",
                     "overlap_gap_same_lang")
+# with the answer reader: the same, and its answer margin on the passage quoted (``PassageLogits.answer_margin``)
+READER_ABSTAIN_FEATURES = (*ABSTAIN_FEATURES, "reader_margin")
 
 
 def abstain_features(fused: np.ndarray, pool: np.ndarray, docs: np.ndarray, answer_scores: np.ndarray,

@@ -16,6 +16,7 @@ import numpy as np
 
 from .batching import MicroBatcher
 from .embed import half_word_embeddings, release_freed_memory, tokenizer_for
+from .features import READER_ABSTAIN_FEATURES
 from .linear import PARAMS_DIR, LinearModel
 
 log = logging.getLogger(__name__)
@@ -225,8 +226,10 @@ def shipped_margin_bound() -> float:
 
 def shipped_abstain() -> LinearModel | None:
     """The abstention model that weighs the reader's answer margin (``params/reader_abstain.json``, written by
-    ``python -m aidsearch.train --reader-abstain``), with its threshold in ``info``; None when not fitted."""
-    return LinearModel.load(ABSTAIN_FILE) if ABSTAIN_FILE.exists() else None
+    ``python -m aidsearch.train --reader-abstain``), with its threshold in ``info``; None when not fitted or
+    fitted on other features."""
+    model = LinearModel.load(ABSTAIN_FILE) if ABSTAIN_FILE.exists() else None
+    return model if model is not None and model.features == READER_ABSTAIN_FEATURES else None
 
 
 _SHARED: dict[str, Reader | None] = {}

@@ -22,15 +22,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .answer import (READER_ABSTAIN_FEATURES, AnswerModels, choose_passage, passage_scores, read, read_passage,
+from .answer import (AnswerModels, choose_passage, passage_scores, read, read_passage,
                      with_reader)
 from .api import Aidsearch, open_index
 from .embed import model_path
 from .evaluate import Question, auc, load_questions
-from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES
+from .features import ABSTAIN_FEATURES, PASSAGE_FEATURES, READER_ABSTAIN_FEATURES, SENTENCE_FEATURES
 from .learned import load_model
 from .linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise, untrained
-from .reader import ABSTAIN_FILE, PASSAGE_FILE, WEIGHT_FILE, Reader, shared_reader
+from .reader import (ABSTAIN_FILE, PASSAGE_FILE, WEIGHT_FILE, Reader, shared_reader, shipped_margin_bound,
+                     shipped_passage_weight)
 from .spans import SPAN_FEATURES, span_candidates, token_f1
 
 _ARTICLE = re.compile(r"^(.*-a\d+)-p\d+\.txt$")
@@ -257,21 +258,22 @@ def reader_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels
 
 def reader_abstain_rows(ix: Aidsearch, examples: Sequence[Example], models: AnswerModels, reader: Reader, *,
                         siblings: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As ``abstain_rows``, with the features of ``READER_ABSTAIN_FEATURES``: the abstention model's score and the
-    reader's answer margin on the passage it reads (``PassageLogits.answer_margin``); with ``siblings``, the cases
-    with only the answer's paragraph hidden too (the same subject, not the answer: what that margin tells
-    apart)."""
-    rows: list[list[float]] = []
+    """As ``abstain_rows``, with the features of ``READER_ABSTAIN_FEATURES``: the abstention features and the
+    reader's answer margin on the passage the answerer quotes (``read_passage`` with the shipped passage weight);
+    with ``siblings``, the cases with only the answer's paragraph hidden too (the same subject, not the answer:
+    what that margin tells apart)."""
+    rows: list[np.ndarray] = []
     labels: list[bool] = []
     real: list[bool] = []
+    weight, bound = shipped_passage_weight(), shipped_margin_bound()
     for reading, label, is_real in _abstain_readings(ix, examples, models, siblings=siblings):
         if not len(reading.scores):
             continue
-        margin = read_passage(reading, reader)[1].answer_margin()
+        margin = read_passage(reading, reader, weight, bound)[1].answer_margin()
         if margin is None:
             raise SystemExit("error: the reader was trained without no-answer examples: run python -m "
                              "aidsearch.train_reader --nulls 0.5 first")
-        rows.append([float(models.abstain.scores(reading.abstain_features[None, :])[0]), margin])
+        rows.append(np.append(reading.abstain_features, margin))
         labels.append(label)
         real.append(is_real)
     return np.array(rows).reshape(-1, len(READER_ABSTAIN_FEATURES)), np.array(labels), np.array(real)
@@ -291,11 +293,10 @@ def _committed_reader(source: Source) -> Reader:
 
 def fit_reader_abstain(train_sets: Sequence[Source], validation: Sequence[Source] = (), *,
                        log: Callable[[str], None] = lambda _: None) -> LinearModel:
-    """The abstention model over the abstention score and the reader's answer margin on its passage, fitted
-    like abstention (the answer present, its article hidden and its paragraph hidden, each set counting alike,
-    threshold by ``choose_threshold``), with the AUC of
-    the abstention score alone and of the fitted model on the first ``VALIDATION_QUESTIONS`` questions of each
-    validation set."""
+    """The abstention model over the abstention features and the reader's answer margin on the passage quoted,
+    fitted like abstention on the answer present, its article hidden and its paragraph hidden (each set counting
+    alike, threshold by ``choose_threshold``), with the AUC of the shipped abstention model alone and of the
+    fitted model on the first ``VALIDATION_QUESTIONS`` questions of each validation set."""
     models, reader = AnswerModels.shipped(), _committed_reader(train_sets[0])
     parts = []
     for s in train_sets:
@@ -314,7 +315,7 @@ def fit_reader_abstain(train_sets: Sequence[Source], validation: Sequence[Source
         log(f"reader abstention: validation {s.name}")
         vx, vy, _ = reader_abstain_rows(s.ix, s.examples()[:VALIDATION_QUESTIONS], models, reader)
         if 0 < vy.sum() < len(vy):
-            figures[s.name] = {"rows": len(vy), "auc_abstain": round(auc(vx[:, 0], vy), 4),
+            figures[s.name] = {"rows": len(vy), "auc_abstain": round(auc(models.abstain.scores(vx[:, :-1]), vy), 4),
                                "auc_with_reader": round(auc(model.scores(vx), vy), 4)}
     info["validation"] = figures
     return model
