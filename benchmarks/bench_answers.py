@@ -9,7 +9,8 @@ rule-based answerer (``retrieval hybrid``, ``answerer rules``); "learned" = lear
 span, field answers and abstention (``retrieval learned``, ``answerer learned``); "reader" = the same with the
 answer reader's span scores weighed with the learned sentence scores to choose the quoted sentence, and its span
 (``answerer reader``), and its answer margin weighed in the abstention; "reader, abstention without margin" = the
-same with the learned abstention alone; "reader alone" = the reader's choice alone; "dense" and "bm25" = one
+same with the learned abstention alone; "reader, int8" = "reader" with the reader's linear layers in int8
+(``reader_quantize int8``); "reader alone" = the reader's choice alone; "dense" and "bm25" = one
 ranking alone, for the fusion comparison. ``--reader WEIGHTS=W`` adds "reader" with other reader weights (e.g. an
 earlier revision's, from ``git show REV:src/aidsearch/params/reader.safetensors``) and span weight W. The Markdown
 report goes to --out, the figures as JSON beside it; ``--render`` rewrites the Markdown from that JSON.
@@ -55,7 +56,7 @@ SETS = (
 )
 CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
            "reader": ("learned", "reader"), "reader, abstention without margin": ("learned", "reader"),
-           "reader, passage of the best sentence": ("learned", "reader"),
+           "reader, passage of the best sentence": ("learned", "reader"), "reader, int8": ("learned", "reader"),
            "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
@@ -84,7 +85,8 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
         embedder = base.embedder
         results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
         for name, (mode, answerer) in configs.items():
-            ix = type(base)(replace(base.settings, answerer=answerer), embedder)
+            quantize = "int8" if name == "reader, int8" else base.settings.reader_quantize
+            ix = type(base)(replace(base.settings, answerer=answerer, reader_quantize=quantize), embedder)
             if name == "reader alone":
                 ix.models = replace(ix.answer_models(), reader_weight=None)
             if name == "reader, abstention without margin":
@@ -138,7 +140,9 @@ def render(data: dict[str, Any]) -> str:
         "span scores weighed with the learned sentence scores (the weight chosen on the train parts: "
         "`params/reader_weight.json`), and when `params/reader_abstain.json` is present (`python -m aidsearch.train "
         "--reader-abstain`) the abstention features and the reader's answer margin weighed together in the "
-        "abstention; *reader, abstention without margin*: the same with the learned abstention alone; *reader FILE, "
+        "abstention; *reader, abstention without margin*: the same with the learned abstention alone; *reader, int8*: "
+        "*reader* with the reader's attention projections and first feed-forward layers in 8-bit integers "
+        "(`reader_quantize int8`); *reader FILE, "
         "weight W*: "
         "the same with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *dense* / *bm25*: "
         "one ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "

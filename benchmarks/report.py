@@ -176,6 +176,14 @@ def _abstain(r: dict[str, Any]) -> list[str]:
                          "default, the same answerer with the learned abstention alone.")
 
 
+def _int8(r: dict[str, Any]) -> list[str]:
+    return _side_by_side(r, "*reader*: the shipped default, the answer reader in fp32; *reader, int8*: the same with "
+                         "the reader's attention projections and first feed-forward layers in 8-bit integers "
+                         "(`reader_quantize int8`, an option: it answers fewer PIAF and XQuAD validation questions "
+                         "right). *ms/question*: the whole evaluation (embedding, retrieval, answer) per question, "
+                         "*reader* first on each set.")
+
+
 def _passage_latency(r: dict[str, Any]) -> list[str]:
     a = r["ask_ms"]
     return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
@@ -308,6 +316,10 @@ REPORTS = (
      "abstention features (fitted with the answer's paragraph hidden too; not shipped) against the learned "
      "abstention alone, validation parts and held-out set",
      ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-abstain.md", _abstain),
+    ("int8 reader", "benchmarks/answers-int8.md", "the answer reader with its linear layers in 8-bit integers "
+     "(`reader_quantize int8`) against the shipped fp32 reader: answers and time per question, validation parts and "
+     "held-out set",
+     ".venv/bin/python benchmarks/bench_answers.py --out docs/benchmarks/answers-int8.md", _int8),
     ("passage latency", "benchmarks/passage-latency.json", "what choosing the passage with the reader costs on the "
      "largest real index of the scale benchmark: `ask` p50 and p95 both ways",
      ".venv/bin/python benchmarks/bench_passage.py",

@@ -61,6 +61,12 @@ def test_settings_precedence(tmp_path, monkeypatch):
 
 def test_quantize_setting_is_checked(monkeypatch):
     assert load_settings(quantize="int8").quantize == "int8"
+    assert load_settings(reader_quantize="int8").reader_quantize == "int8"
+    assert load_settings().reader_quantize == "none"
     monkeypatch.setenv("AIDSEARCH_QUANTIZE", "int4")
     with pytest.raises(ConfigError, match="setting quantize must be one of none, int8, got 'int4'"):
+        load_settings()
+    monkeypatch.delenv("AIDSEARCH_QUANTIZE")
+    monkeypatch.setenv("AIDSEARCH_READER_QUANTIZE", "fp16")
+    with pytest.raises(ConfigError, match="setting reader_quantize must be one of none, int8, got 'fp16'"):
         load_settings()

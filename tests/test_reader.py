@@ -183,6 +183,25 @@ def test_committed_reader_weights_load_with_their_data_hash_and_validation_figur
         assert figures["questions"] > 300 and 0.5 < figures["sentence_has_answer"] <= 1.0
 
 
+@pytest.mark.model
+def test_int8_reader_is_quantized_and_reads_the_same_answer():
+    import torch
+
+    fp32 = load_reader(model_path(Settings()))
+    int8 = load_reader(model_path(Settings()), quantize="int8")
+    assert fp32 is not None and int8 is not None
+    layer = int8.model.encoder.layer[0]
+    assert not isinstance(layer.attention.self.query, torch.nn.Linear)  # replaced by a quantized layer
+    assert not isinstance(layer.intermediate.dense, torch.nn.Linear)
+    assert isinstance(layer.output.dense, torch.nn.Linear)  # outlier activations: stays fp32
+    question = "Who previously held the record for being the oldest quarterback to play in a Super Bowl?"
+    a, b = fp32.logits(question, [QUARTERBACK])[0], int8.logits(question, [QUARTERBACK])[0]
+    assert np.array_equal(a.offsets, b.offsets) and not np.allclose(a.starts, b.starts, atol=1e-6)
+    assert "John Elway" in QUARTERBACK[slice(*a.best_span()[:2])]
+    assert a.best_span()[:2] == b.best_span()[:2]
+    assert abs(a.answer_margin() - b.answer_margin()) < 1.0
+
+
 def _miss(question: str, answer: str, reason: str):
     return pytest.param(question, answer, marks=pytest.mark.xfail(strict=True, reason=reason))
 

@@ -28,7 +28,8 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
-    ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact);
+    ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact), and
+    ``reader_quantize`` "int8" those of the answer reader (the index is unchanged);
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
     answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an
@@ -65,6 +66,7 @@ class Settings:
     max_upload_mb_per_day: int = 500
     auth: str = ""
     answerer: str = "reader"
+    reader_quantize: str = "none"
     retrieval: str = "learned"
     public_without_login: bool = False
     uploads: bool = True
@@ -86,8 +88,8 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
-_CHOICES = {"quantize": QUANTIZE, "answerer": ANSWERERS, "retrieval": RETRIEVALS, "llm_format": LLM_FORMATS,
-            "index_backend": INDEX_BACKENDS, "milvus_full_text": FULL_TEXT}
+_CHOICES = {"quantize": QUANTIZE, "reader_quantize": QUANTIZE, "answerer": ANSWERERS, "retrieval": RETRIEVALS,
+            "llm_format": LLM_FORMATS, "index_backend": INDEX_BACKENDS, "milvus_full_text": FULL_TEXT}
 _LEAST = {"micro_batch": 1, "batch_size": 1, "batch_tokens": 0}  # whole-number settings and their lowest value
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .batching import MicroBatcher
-from .embed import half_word_embeddings, release_freed_memory, tokenizer_for
+from .embed import half_word_embeddings, quantize_int8, release_freed_memory, tokenizer_for
 from .features import READER_ABSTAIN_FEATURES
 from .linear import PARAMS_DIR, LinearModel
 
@@ -151,18 +151,21 @@ class Reader:
 
     def _pass(self, calls: list[list[dict[str, Any]]]) -> list[tuple[Any, Any]]:
         """The windows of concurrent calls, read in forward passes of at most ``micro_batch`` windows (bounding the
-        activations' memory however many passages the calls bring); each call gets the rows of its own windows."""
+        activations' memory however many passages the calls bring), shortest first so that a pass pads little;
+        each call gets the rows of its own windows."""
         import torch
 
         items = [item for call in calls for item in call]
-        starts: list[Any] = []
-        ends: list[Any] = []
+        order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+        starts: list[Any] = [None] * len(items)
+        ends: list[Any] = [None] * len(items)
         with torch.inference_mode():
             for a in range(0, len(items), self.micro_batch):
-                s, e = token_logits(self.model, self.head, items[a:a + self.micro_batch], self.tokenizer.pad_token_id,
+                rows = order[a:a + self.micro_batch]
+                s, e = token_logits(self.model, self.head, [items[i] for i in rows], self.tokenizer.pad_token_id,
                                     self.null)
-                starts.extend(s)
-                ends.extend(e)
+                for i, si, ei in zip(rows, s, e):
+                    starts[i], ends[i] = si, ei
         out, row = [], 0
         for call in calls:
             out.append((starts[row:row + len(call)], ends[row:row + len(call)]))
@@ -236,18 +239,20 @@ _SHARED: dict[str, Reader | None] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_reader(folder: Path, micro_batch: int = 16) -> Reader | None:
-    """The reader of the bundled model in ``folder``, loaded once per process (None without committed weights);
-    ``micro_batch`` applies when it is loaded."""
+def shared_reader(folder: Path, micro_batch: int = 16, quantize: str = "none") -> Reader | None:
+    """The reader of the bundled model in ``folder``, loaded once per process and ``quantize`` choice (None without
+    committed weights); ``micro_batch`` applies when it is loaded."""
+    key = f"{folder}|{quantize}"
     with _SHARED_LOCK:
-        if str(folder) not in _SHARED:
-            _SHARED[str(folder)] = load_reader(folder, micro_batch=micro_batch)
-        return _SHARED[str(folder)]
+        if key not in _SHARED:
+            _SHARED[key] = load_reader(folder, micro_batch=micro_batch, quantize=quantize)
+        return _SHARED[key]
 
 
-def load_reader(folder: Path, path: Path | None = None, micro_batch: int = 16) -> Reader | None:
+def load_reader(folder: Path, path: Path | None = None, micro_batch: int = 16, quantize: str = "none") -> Reader | None:
     """The reader for the bundled model in ``folder`` with the weights in ``path`` (default: the committed ones)
-    merged in; None when there are no weights."""
+    merged in, its linear layers in int8 with ``quantize`` "int8" (as the embedder's); None when there are no
+    weights."""
     path = path or READER_FILE
     if not path.exists():
         return None
@@ -273,6 +278,8 @@ def load_reader(folder: Path, path: Path | None = None, micro_batch: int = 16) -
         head.weight.copy_(tensors["head.weight"])
         head.bias.copy_(tensors["head.bias"])
     half_word_embeddings(model, shared_as=str(folder))
+    if quantize == "int8":
+        quantize_int8(model)
     release_freed_memory()
     tokenizer = tokenizer_for(folder)
     return Reader(model, tokenizer, head, json.loads(meta.get("info", "{}")), micro_batch)
