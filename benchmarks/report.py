@@ -184,6 +184,16 @@ def _int8(r: dict[str, Any]) -> list[str]:
                          "*reader* first on each set.")
 
 
+def _update(r: dict[str, Any]) -> list[str]:
+    e, c, b = r["update"]["earlier"], r["update"]["current"], r["build"]
+    return [f"One-document update of an index of {b['passages']:,} passages ({r['size']:,} devaid-large texts and the "
+            f"evaluation corpus; {b['skipped']:,} files not indexed), random vectors, so everything but embedding "
+            f"({r['date']}, CPU used by other processes {r['contention']:.0%}): earlier code (`{r['baseline']}`) "
+            f"{e['seconds']:.2f} s, current {c['seconds']:.2f} s ({r['update']['speedup']:.1f}× as fast; writing "
+            f"the new generation {e['write']:.2f} → {c['write']:.2f} s), medians of {r['repeats']} × "
+            f"{r['updates']} updates."]
+
+
 def _passage_latency(r: dict[str, Any]) -> list[str]:
     a = r["ask_ms"]
     return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
@@ -342,6 +352,9 @@ REPORTS = (
     ("scale", "benchmarks/scale.md", "real, distinct aid-project texts (with the evaluation corpus) at growing sizes: "
      "indexing rate, search/ask/filtered latency, HNSW recall, update, memory, disk, cold start, 50 users, command "
      "line", ".venv/bin/python benchmarks/bench_scale.py", _scale),
+    ("update", "benchmarks/update.md", "a one-document update of the scale benchmark's 100,000-text index, current "
+     "code against an earlier revision in one run (random vectors: everything but embedding)",
+     ".venv/bin/python benchmarks/bench_update.py", _update),
     ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
      "run (short texts, long PDF reports); what sentence vectors pooled from one pass per passage would save and cost",
      ".venv/bin/python benchmarks/bench_indexing.py", _indexing),

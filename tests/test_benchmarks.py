@@ -61,6 +61,24 @@ def test_quick_indexing_benchmark_compares_the_earlier_code_with_the_same_vector
     assert "| short texts | 100 |" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+def test_update_benchmark_times_both_revisions_on_the_same_index(tmp_path: Path) -> None:
+    out = tmp_path / "update.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_update.py"), "--size", "300",
+                           "--repeats", "1", "--updates", "2", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    build, update = result["build"], result["update"]
+    assert build["documents"] > 300 and build["passages"] > build["documents"]
+    for label in ("earlier", "current"):
+        row = update[label]
+        assert len(row["all_seconds"]) == 2 and 0 < row["write"] < row["seconds"]
+        assert row["passages"] > build["passages"]  # each update added a passage or more
+    assert update["speedup"] == update["earlier"]["seconds"] / update["current"]["seconds"]
+    assert f"{build['passages']:,} passages" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.unit
 def test_scale_texts_windows_and_vector_cache(tmp_path: Path) -> None:
     import numpy as np

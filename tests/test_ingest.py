@@ -320,6 +320,35 @@ def test_duplicates_unsupported_and_missing_files(tmp_path: Path) -> None:
         read_document(root / "missing.txt", root)
 
 
+def test_unchanged_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aidsearch.indexer as indexer
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (root / "b.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (root / "c.txt").write_bytes(bytes(range(256)) * 8)
+    first, _ = index_folder(root, tmp_path / "index")
+    reasons = {s.source: s.reason for s in first.skipped}
+    assert set(reasons) == {"b.txt", "c.txt"} and "binary" in reasons["c.txt"]
+    read: list[str] = []
+    real = indexer.read_document
+    monkeypatch.setattr(indexer, "read_document", lambda path, root: read.append(path.name) or real(path, root))
+    (root / "d.txt").write_text("Roads in Haiti.\n", encoding="utf-8")
+    report, docs = index_folder(root, tmp_path / "index")
+    assert read == ["d.txt"] and report.added == ("d.txt",)
+    assert {s.source: s.reason for s in report.skipped} == reasons  # still reported, with the same reasons
+    assert sorted(d.source for d in docs) == ["a.txt", "d.txt"]
+    report, _ = index_folder(root, tmp_path / "index")
+    assert read == ["d.txt"] and not report.written
+    (root / "c.txt").chmod(0o600)  # a change of the file's status (not of its content) reads it again
+    (root / "a.txt").unlink()  # b.txt is no longer a copy of an indexed file: it is read and indexed
+    report, docs = index_folder(root, tmp_path / "index")
+    assert sorted(read) == ["b.txt", "c.txt", "d.txt"]
+    assert sorted(d.source for d in docs) == ["b.txt", "d.txt"] and report.embedded_chunks == 0
+    assert {s.source for s in report.skipped} == {"c.txt"}
+
+
 def test_iter_corpus(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from .config import Settings
 from .backends import MilvusTarget
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
-from .ingest import Skipped, iter_corpus, printable, read_document
+from .ingest import Skipped, corpus_files, printable, read_document
 from .lexical import Terms
 from .store import Generation, IndexStore
 from .types import Chunk, Document
@@ -113,6 +114,16 @@ def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild
         return None
 
 
+def _remember(skips: dict[str, dict], source: str, entry: dict) -> None:
+    """Record a file that is not indexed, unless its name or reason cannot be written as UTF-8 (a file name of
+    undecodable bytes): that one is read again at each update."""
+    try:
+        (source + entry["reason"]).encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    skips[source] = entry
+
+
 def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: Progress | None = None,
                 lock_timeout: float = 0.0, loaded: Generation | None = None) -> IndexReport:
     """Bring the index in ``settings.index_dir`` up to date with the corpus folder (called through
@@ -127,8 +138,11 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         old = _previous(store, embedder, settings, rebuild, loaded)
         old_entries: dict[str, dict] = old.manifest.get("documents", {}) if old else {}
         old_docs = old.documents if old else {}
+        same_code = old is not None and old.manifest.get("versions") == _versions()
+        old_skips: dict[str, dict] = old.manifest.get("skipped", {}) if old and same_code else {}
+        skips: dict[str, dict] = {}  # files not indexed, remembered so that an unchanged one is not read again
         skipped: list[Skipped] = []
-        files = list(iter_corpus(root, skipped=skipped))
+        files = corpus_files(root, skipped=skipped)
         docs: list[Document] = []
         entries: dict[str, dict] = {}
         fresh: list[Document] = []
@@ -137,22 +151,34 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         seen_ids: dict[str, str] = {}
         if progress:
             progress("read", 0, len(files))
-        for n, path in enumerate(files, 1):
-            source = path.relative_to(root).as_posix()
-            stat = path.stat()
+        for n, (source, path) in enumerate(files, 1):
+            stat = os.stat(path)
             prev = old_entries.get(source)
             same_file = prev is not None and (prev["size"], prev["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+            stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
+            known = old_skips.get(source)
+            if known is not None and {k: known.get(k) for k in stamp} != stamp:
+                known = None
             if prev is not None and same_file and prev["id"] in old_docs:
                 doc = old_docs[prev["id"]]
+            elif known is not None and ("id" not in known or known["id"] in seen_ids):
+                # unreadable, or the same text as a file indexed before it, when last read; unchanged since
+                reason = known["reason"] if "id" not in known else f"same text as {printable(seen_ids[known['id']])}"
+                skipped.append(Skipped(printable(source), reason))
+                _remember(skips, source, {**known, "reason": reason})
+                continue
             else:
                 try:
-                    doc = read_document(path, root)
+                    doc = read_document(Path(path), root)
                 except IngestError as exc:
                     log.warning("skipped %s: %s", printable(source), exc)
                     skipped.append(Skipped(printable(source), str(exc)))
+                    _remember(skips, source, {**stamp, "reason": str(exc)})
                     continue
             if doc.id in seen_ids:
-                skipped.append(Skipped(printable(source), f"same text as {printable(seen_ids[doc.id])}"))
+                reason = f"same text as {printable(seen_ids[doc.id])}"
+                skipped.append(Skipped(printable(source), reason))
+                _remember(skips, source, {**stamp, "reason": reason, "id": doc.id})
                 continue
             seen_ids[doc.id] = source
             docs.append(doc)
@@ -193,7 +219,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         chunks = [old.chunks[i] for i in kept_rows] + new_chunks if old else new_chunks
         by_id = {d.id: d for d in docs}
         only_added = (old is not None and kept_rows == list(range(len(old.chunks)))
-                      and all(by_id.get(i) == d for i, d in old.documents.items()))
+                      and all(by_id.get(i) is d or by_id.get(i) == d for i, d in old.documents.items()))
         vectors, sentence_vectors, counts = new_vectors, new_sentences, list(new_counts)
         if old is not None and kept_rows and not only_added:  # written again: the kept rows, then the new ones
             vectors = np.concatenate([old.vectors()[kept_rows].astype(np.float32), new_vectors])
@@ -211,7 +237,8 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         changed = bool(fresh or removed or old is None)
         written: Generation | None = None
         if not changed and old is not None:
-            changed = old_entries != entries or old.manifest.get("backend", {"name": "faiss"}) != backend
+            changed = (old_entries != entries or old.manifest.get("skipped", {}) != skips
+                       or old.manifest.get("backend", {"name": "faiss"}) != backend)
         if changed:
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             langs: dict[str, int] = {}
@@ -225,6 +252,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "versions": _versions(),
                 "corpus": str(root),
                 "documents": entries,
+                "skipped": skips,
                 "languages": langs,
                 "backend": backend,
             }

@@ -461,7 +461,6 @@ class IndexStore:
                     "faiss": "none" if index is None else "hnsw" if hasattr(index, "hnsw") else "flat"}
         text = json.dumps(manifest, ensure_ascii=False)  # one line: 3x faster to write at 60,000 documents
         _write(work / "manifest.json", text.encode())
-        manifest = json.loads(text)
         for path in work.rglob("*"):
             if path.is_file():
                 with open(path, "rb") as fh:

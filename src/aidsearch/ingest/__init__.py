@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from .boilerplate import is_boilerplate
 from .clean import clean_text, guess_title
-from .corpus import SUPPORTED, Skipped, iter_corpus, read_document
+from .corpus import SUPPORTED, Skipped, corpus_files, iter_corpus, read_document
 from .decode import printable, repair_mojibake
 
 __all__ = [
     "SUPPORTED",
     "Skipped",
     "clean_text",
+    "corpus_files",
     "guess_title",
     "is_boilerplate",
     "iter_corpus",

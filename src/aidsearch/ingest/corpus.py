@@ -48,19 +48,24 @@ def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Pa
     Symbolic links that are broken or lead out of ``root`` are appended to ``skipped`` (when given) with a reason.
     """
     root = Path(root)
-    if root.is_file():
-        if root.suffix.lower() in SUPPORTED:
-            yield root
-        return
-    base = root.resolve()
-    found: list[tuple[str, Path]] = []
+    for _, path in corpus_files(root, skipped):
+        yield Path(path)
 
-    def refuse(path: Path, reason: str) -> None:
+
+def corpus_files(root: Path, skipped: list[Skipped] | None = None) -> list[tuple[str, str]]:
+    """``iter_corpus`` as (relative path with ``/``, path) strings: quick to list for a corpus of 100,000 files."""
+    root = Path(root)
+    if root.is_file():
+        return [(root.name, str(root))] if root.suffix.lower() in SUPPORTED else []
+    base = root.resolve()
+    found: list[tuple[str, str]] = []
+
+    def refuse(relative: str, reason: str) -> None:
         if skipped is not None:
-            shown = printable(path.relative_to(root).as_posix())
+            shown = printable(relative)
             skipped.append(Skipped(shown, f"cannot read {shown}: {reason}"))
 
-    folders = [(root, "")]
+    folders = [(str(root), "")]
     while folders:
         folder, prefix = folders.pop()
         try:
@@ -71,34 +76,33 @@ def iter_corpus(root: Path, skipped: list[Skipped] | None = None) -> Iterator[Pa
             name = entry.name
             if name.startswith("."):
                 continue
-            path = folder / name
+            path = os.path.join(folder, name)
             if entry.is_dir(follow_symlinks=False):
                 folders.append((path, f"{prefix}{name}/"))
                 continue
             link = entry.is_symlink()
             if link and entry.is_dir():  # folder links are never followed; say so when they lead out of the corpus
                 try:
-                    outside = not path.resolve().is_relative_to(base)
+                    outside = not Path(path).resolve().is_relative_to(base)
                 except (OSError, RuntimeError):
                     outside = True
                 if outside:
-                    refuse(path, "symbolic link to a folder outside the corpus folder")
+                    refuse(prefix + name, "symbolic link to a folder outside the corpus folder")
                 continue
             if name.startswith("~$") or os.path.splitext(name)[1].lower() not in SUPPORTED:
                 continue
             if link:
                 try:
-                    target = path.resolve(strict=True)
+                    target = Path(path).resolve(strict=True)
                 except (OSError, RuntimeError):
-                    refuse(path, "broken symbolic link")
+                    refuse(prefix + name, "broken symbolic link")
                     continue
                 if not target.is_relative_to(base):
-                    refuse(path, "symbolic link to a file outside the corpus folder")
+                    refuse(prefix + name, "symbolic link to a file outside the corpus folder")
                     continue
             if entry.is_file():
                 found.append((f"{prefix}{name}", path))
-    for _, path in sorted(found):
-        yield path
+    return sorted(found)
 
 
 def read_document(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Document:
