@@ -11,7 +11,7 @@ Usage: .venv/bin/python benchmarks/bench_update.py [--size 100000] [--baseline R
 - Each repeat runs the earlier revision (its ``src`` taken from git) and the current code, each in its own process
   holding the loaded index as a server does, alternating which goes first; each process adds one new document and
   updates once untimed (a revision writes what it records about the corpus), then adds and updates ``--updates``
-  times, timed. Figures are medians.
+  times, timed. Figures are medians; peak memory is that of the updating process (index and model loaded).
 """
 from __future__ import annotations
 
@@ -85,8 +85,11 @@ def worker(src: str, label: str, corpus: str, index: str, updates: int) -> None:
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
     embedder = _embedder()
+    from procstat import status_mib
+
     gen = IndexStore(Path(index)).load()
     text = bench_scale.update_text(bench_scale.load_texts())
+    loaded = status_mib("VmHWM")
     runs = []
     for n in range(updates + 1):
         _new_document(Path(corpus), text, label, n)
@@ -97,6 +100,8 @@ def worker(src: str, label: str, corpus: str, index: str, updates: int) -> None:
         if n:
             runs.append({"seconds": seconds, **report.timings,
                          "passages": report.chunks, "documents": report.documents, "skipped": len(report.skipped)})
+    for run in runs:
+        run.update(loaded_peak_mib=loaded, peak_mib=status_mib("VmHWM"))
     print(json.dumps(runs))
 
 
@@ -130,7 +135,8 @@ def compare(work: Path, baseline: str, repeats: int, updates: int) -> dict[str, 
             print(f"{label}: {[round(x['seconds'], 2) for x in runs[label]]}", file=sys.stderr, flush=True)
     result: dict[str, Any] = {}
     for label, rows in runs.items():
-        result[label] = {key: statistics.median(x[key] for x in rows) for key in ("seconds", "chunk", "embed", "write")}
+        result[label] = {key: statistics.median(x[key] for x in rows)
+                         for key in ("seconds", "chunk", "embed", "write", "loaded_peak_mib", "peak_mib")}
         result[label]["all_seconds"] = [x["seconds"] for x in rows]
         result[label]["passages"] = rows[-1]["passages"]
     result["speedup"] = result["earlier"]["seconds"] / result["current"]["seconds"]
@@ -150,8 +156,9 @@ def render(data: dict[str, Any]) -> str:
         f"updates {data['updates']} times in each of {data['repeats']} processes, alternating which goes first; "
         "medians.", "",
         "| code | update (s) | writing the new generation (s) | the rest: walking and reading the corpus (s) | "
-        "all updates (s) |", "|---|---:|---:|---:|---|",
+        "peak memory, index loaded → after the updates (MiB) | all updates (s) |", "|---|---:|---:|---:|---|---|",
         *(f"| {label} | {r['seconds']:.2f} | {r['write']:.2f} | {r['seconds'] - r['write'] - r['embed']:.2f} | "
+          f"{r.get('loaded_peak_mib', float('nan')):.0f} → {r.get('peak_mib', float('nan')):.0f} | "
           f"{', '.join(f'{s:.1f}' for s in r['all_seconds'])} |"
           for label, r in (("earlier (`" + data["baseline"] + "`)", e), ("current", c))),
         "", f"The current code updates {data['update']['speedup']:.1f}× as fast.", ""])

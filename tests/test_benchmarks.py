@@ -75,6 +75,7 @@ def test_update_benchmark_times_both_revisions_on_the_same_index(tmp_path: Path)
         row = update[label]
         assert len(row["all_seconds"]) == 2 and 0 < row["write"] < row["seconds"]
         assert row["passages"] > build["passages"]  # each update added a passage or more
+        assert row["peak_mib"] >= row["loaded_peak_mib"] > 100
     assert update["speedup"] == update["earlier"]["seconds"] / update["current"]["seconds"]
     assert f"{build['passages']:,} passages" in out.read_text(encoding="utf-8")
 

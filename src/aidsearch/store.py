@@ -429,7 +429,6 @@ class IndexStore:
                              ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16))):
             _save_npy(work / fname, array, extends.folder / fname if extends is not None else None)
         _save_npy(work / "sentence_offsets.npy", sentence_offsets)
-        # serialized here and written by Python, so a full disk is an ordinary OSError (not a C++ message)
         threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
         total = len(chunks)
         base = extends.faiss_index if extends is not None else None
@@ -439,8 +438,9 @@ class IndexStore:
         elif with_faiss:
             every = vectors if extends is None else np.concatenate([extends.vectors().astype(np.float32), vectors])
             index = build_faiss(every, threshold)
-        if index is not None:
-            _write(work / "index.faiss", faiss.serialize_index(index).data)  # no second copy as bytes
+        if index is not None:  # written by Python piece by piece: no copy of the index; a full disk is an OSError
+            with open(work / "index.faiss", "wb") as fh:
+                faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
         if extends is None:
             _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
             _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
