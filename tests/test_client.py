@@ -156,3 +156,35 @@ def test_bad_input_is_refused_before_anything_is_loaded(args, error):
             "    print(exc.code, sorted(m for m in ('numpy', 'torch', 'faiss') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "1 []" and out.stderr.strip() == error
+
+
+@pytest.mark.unit
+def test_index_identity_reads_the_head_of_a_large_manifest_only(tmp_path):
+    from aidsearch.client import index_identity
+    from aidsearch.config import load_settings
+    from aidsearch.embed import HashEmbedder
+    from aidsearch.indexer import build_index
+    from aidsearch.store import IndexStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build_index(settings, HashEmbedder())
+    (corpus / "b.txt").write_text("Roads in Haiti.\n", encoding="utf-8")
+    build_index(settings, HashEmbedder())
+    store = IndexStore(settings.index_dir)
+    manifest = store.read_manifest()
+    assert manifest["generation"] == 2
+    assert index_identity(settings.index_dir) == (manifest["created"], 2)
+    path = store.current() / "manifest.json"
+    path.write_text(json.dumps({"created": manifest["created"], "documents": {f"d{i}": {} for i in range(50_000)},
+                                "generation": 2}), encoding="utf-8")
+    assert index_identity(settings.index_dir) == (manifest["created"], 2)
+    path.write_text(json.dumps({"generation": 7, "created": "then"}), encoding="utf-8")  # another order: read it all
+    assert index_identity(settings.index_dir) == ("then", 7)
+    path.write_text('{"created": "then", "generation"', encoding="utf-8")  # cut short: the head is enough
+    assert index_identity(settings.index_dir) == ("then", 2)
+    path.unlink()
+    assert index_identity(settings.index_dir) is None
+    assert index_identity(tmp_path / "nowhere") is None

@@ -3,12 +3,15 @@ the server's loaded model instead of loading it for every command. Imports nothi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import AidsearchError, QueryError
 
+_CREATED = re.compile(rb'\{"created": ("[^"\\]*")')
+_GENERATION = re.compile(r"gen-\d+")
 PROBE_TIMEOUT = 0.5  # seconds a server found by itself (not named) has to answer
 TIMEOUT = 300.0
 
@@ -82,7 +85,12 @@ def index_identity(index_dir: Path) -> tuple[Any, ...] | None:
     root = Path(index_dir)
     try:
         name = (root / "CURRENT").read_text().strip()
-        manifest = json.loads((root / name / "manifest.json").read_text())
+        path = root / name / "manifest.json"
+        with open(path, "rb") as fh:
+            head = _CREATED.match(fh.read(256))  # the indexer writes the creation time first
+        if head is not None and _GENERATION.fullmatch(name):  # gen-000012 holds generation 12
+            return json.loads(head.group(1)), int(name[4:])
+        manifest = json.loads(path.read_text())  # a manifest written otherwise: read it all (a large index: 15 MB)
     except (OSError, ValueError):
         return None
     return manifest.get("created"), manifest.get("generation")
