@@ -143,6 +143,15 @@ def test_the_command_line_starts_without_the_model_stack():
     code = f"import sys, aidsearch.cli, aidsearch.client; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+    answer = {"language": "fr", "answer": "Le programme coûte 29 110 000 EUR [1]",
+              "highlights": [{"start": 19, "end": 33}],
+              "citations": [{"n": 1, "title": "Kosovo", "source": "kosovo.html", "page": None, "lang": "fr"}],
+              "mode": "extractive", "generation": None}
+    code = (f"import sys\nfrom aidsearch.cli import _print_answer\n_print_answer({answer!r})\n"
+            f"print(sorted(m for m in {heavy} if m in sys.modules))")  # an answer from a server, printed
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.splitlines()[0] == "Le programme coûte 29 110 000 EUR [1]"
+    assert out.stdout.splitlines()[-1] == "[]" and "Sources:" in out.stdout and "kosovo.html" in out.stdout
 
 
 @pytest.mark.parametrize("args, error", [

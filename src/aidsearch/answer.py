@@ -20,16 +20,8 @@ from .retrieve import Retrieval
 from .fields import field_answer
 from .reader import PassageLogits, Reader
 from .spans import Span, span_candidates
-from .types import Answer, Citation, Document, Hit
+from .types import MESSAGES, Answer, Citation, Document, Hit
 
-MESSAGES = {
-    "en": {"none": "No answer found in the indexed documents.", "sources": "Sources",
-           "written_by": "written by {model}, checked against the sources",
-           "quoting_instead": "quoting the documents instead"},
-    "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources",
-           "written_by": "rédigé par {model}, vérifié dans les sources",
-           "quoting_instead": "réponse citée des documents à la place"},
-}
 _HAS = {
     "amount": re.compile(r"\d[\d ,.\u202f\u00a0]*\d\s*(?:eur|usd|cad|xof|fcfa|chf|€|\$|million)"
                          r"|(?:us\$|\$|€)\s*\d", re.I),

@@ -178,8 +178,7 @@ def search(query: str = typer.Argument(..., help="What to look for."), k: Option
 
 def _print_answer(data: dict[str, Any]) -> None:
     """The answer (``Answer.to_dict()``) with its spans in bold, then its numbered sources."""
-    from .answer import MESSAGES
-    from .types import source_label
+    from .types import MESSAGES, source_label
 
     gen = data.get("generation") or {}
     say = MESSAGES.get(data["language"], MESSAGES["en"])

@@ -5,6 +5,16 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# what an answer says in each language besides the quotes
+MESSAGES = {
+    "en": {"none": "No answer found in the indexed documents.", "sources": "Sources",
+           "written_by": "written by {model}, checked against the sources",
+           "quoting_instead": "quoting the documents instead"},
+    "fr": {"none": "Aucune réponse trouvée dans les documents indexés.", "sources": "Sources",
+           "written_by": "rédigé par {model}, vérifié dans les sources",
+           "quoting_instead": "réponse citée des documents à la place"},
+}
+
 
 def content_hash(text: str) -> str:
     """Stable id of a text: the first 16 hex digits of its SHA-256."""

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..answer import MESSAGES
+from ..types import MESSAGES
 from ..api import Aidsearch
 from ..query import check_question
 from ..conversation import Conversation

@@ -2,7 +2,7 @@
 ``aidsearch.incoming.UPLOAD_MESSAGES``)."""
 from __future__ import annotations
 
-from ..answer import MESSAGES
+from ..types import MESSAGES
 from ..conversation import FOLLOWUP_LABEL
 
 UI: dict[str, dict[str, str]] = {
