@@ -60,6 +60,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_answers.py
 	$(PY) benchmarks/bench_backend_eval.py > /dev/null
 	$(PY) benchmarks/bench_indexing.py > /dev/null
+	$(PY) benchmarks/bench_update.py > /dev/null
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/report.py
 
