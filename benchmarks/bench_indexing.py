@@ -94,15 +94,14 @@ def _vectors(index: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def compare_speed(baseline: str, repeats: int, work: Path, quick: bool) -> dict[str, Any]:
-    old_src = work / "baseline"
-    old_src.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
+    from procstat import revision_src
+
+    old_src = revision_src(ROOT, baseline, work / "baseline")
     out: dict[str, Any] = {}
     for name, corpus in corpora(work, quick).items():
         runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": []}
         for r in range(repeats):
-            order = [("earlier", old_src / "src"), ("current", ROOT / "src")]
+            order = [("earlier", old_src), ("current", ROOT / "src")]
             for label, src in order if r % 2 == 0 else order[::-1]:
                 runs[label].append(_run(src, corpus, work / f"index-{label}"))
                 print(f"{name} {label}: {runs[label][-1]}", file=sys.stderr, flush=True)
@@ -257,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(*args.worker)
         return 0
-    from procstat import ForeignCpu
+    from procstat import ForeignCpu, save_report
 
     with tempfile.TemporaryDirectory(prefix="aidsearch-indexing-") as tmp, ForeignCpu() as foreign:
         work = Path(tmp)
@@ -273,10 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             data["embedding"] = embedding_share(work, args.repeats)
             data["sentences"] = compare_sentences(None)
     data["contention"] = foreign.share
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1), encoding="utf-8")
-    args.out.write_text(render(data), encoding="utf-8")
-    print(args.out.read_text())
+    save_report(args.out, data, render)
     return 0
 
 

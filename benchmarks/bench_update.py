@@ -120,12 +120,11 @@ def build(work: Path, size: int) -> dict[str, Any]:
 
 
 def compare(work: Path, baseline: str, repeats: int, updates: int) -> dict[str, Any]:
-    old_src = work / "baseline"
-    old_src.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
+    from procstat import revision_src
+
+    old_src = revision_src(ROOT, baseline, work / "baseline")
     runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": []}
-    order = [("earlier", old_src / "src"), ("current", ROOT / "src")]
+    order = [("earlier", old_src), ("current", ROOT / "src")]
     for r in range(repeats):
         for label, src in order if r % 2 == 0 else order[::-1]:
             out = subprocess.run([sys.executable, __file__, "--worker", str(src), label, str(work / "corpus"),
@@ -178,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         src, label, corpus, index, updates = args.worker
         worker(src, label, corpus, index, int(updates))
         return 0
-    from procstat import ForeignCpu
+    from procstat import ForeignCpu, save_report
 
     os.environ.update(bench_scale.ENV)
     with tempfile.TemporaryDirectory(prefix="aidsearch-update-") as tmp, ForeignCpu() as foreign:
@@ -194,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built: {data['build']}", file=sys.stderr, flush=True)
         data["update"] = compare(work, args.baseline, args.repeats, args.updates)
     data["contention"] = foreign.share
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1), encoding="utf-8")
-    args.out.write_text(render(data), encoding="utf-8")
-    print(args.out.read_text())
+    save_report(args.out, data, render)
     return 0
 
 

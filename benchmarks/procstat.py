@@ -61,3 +61,23 @@ def repo_relative(value: Any, root: Path) -> Any:
     if isinstance(value, list):
         return [repo_relative(v, root) for v in value]
     return value
+
+
+def save_report(out: Path, data: dict[str, Any], render: Any) -> None:
+    """Write ``data`` as JSON beside ``out`` and ``render(data)`` (Markdown) to ``out``, and print it."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    out.write_text(render(data), encoding="utf-8")
+    print(out.read_text())
+
+
+def revision_src(root: Path, revision: str, work: Path) -> Path:
+    """The ``src`` folder of git ``revision`` of the repository at ``root``, extracted under ``work``."""
+    import subprocess
+
+    work.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", revision, "src"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive.stdout, check=True)
+    return work / "src"
