@@ -440,7 +440,7 @@ class IndexStore:
             index = build_faiss(every, threshold)
         if index is not None:  # written by Python piece by piece: no copy of the index; a full disk is an OSError
             with open(work / "index.faiss", "wb") as fh:
-                faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
+                faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]
         if extends is None:
             _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
             _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
