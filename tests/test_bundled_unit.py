@@ -70,3 +70,11 @@ def test_quantize_setting_is_checked(monkeypatch):
     monkeypatch.setenv("AIDSEARCH_READER_QUANTIZE", "fp16")
     with pytest.raises(ConfigError, match="setting reader_quantize must be one of none, int8, got 'fp16'"):
         load_settings()
+
+
+def test_query_runtime_setting_is_checked(monkeypatch):
+    assert load_settings().query_runtime == "onnx"
+    assert load_settings(query_runtime="torch").query_runtime == "torch"
+    monkeypatch.setenv("AIDSEARCH_QUERY_RUNTIME", "tpu")
+    with pytest.raises(ConfigError, match="setting query_runtime must be one of onnx, torch, got 'tpu'"):
+        load_settings()

@@ -119,6 +119,44 @@ def test_int8_option_stays_close_and_is_a_distinct_model(settings, embedder, tex
     assert list(sim.argmax(axis=1)) == list(range(len(pairs)))
 
 
+def test_questions_are_embedded_by_onnx_runtime_with_pytorchs_vectors(settings, embedder, texts, monkeypatch):
+    from aidsearch.embed import load_embedder
+
+    assert embedder.query_encoder is not None
+    with_torch = load_embedder(settings.with_overrides(query_runtime="torch"))
+    assert with_torch.query_encoder is None and with_torch is not embedder
+    batch = [t["text"] for t in texts["texts"] if t["kind"] == "query"]
+    batch += ["  Budget du programme au Kosovo ?  ", "santé " * 2_000, "x"]
+    expected = with_torch.encode_queries(batch)
+
+    def no_torch(*args, **kwargs):
+        raise AssertionError("a question went through PyTorch")
+
+    monkeypatch.setattr(embedder, "_encode", no_torch)
+    together = embedder.encode_queries(batch)  # one padded batch, one text truncated at 512 tokens
+    alone = np.vstack([embedder.encode_queries([t]) for t in batch])
+    assert together.dtype == np.float32 and together.shape == expected.shape
+    assert (together * expected).sum(axis=1).min() > 0.99999
+    assert (alone * expected).sum(axis=1).min() > 0.99999
+    assert load_embedder(settings.with_overrides(quantize="int8")).query_encoder is None  # int8 stays in PyTorch
+
+
+def test_onnx_graph_is_written_once_and_written_again_when_damaged(embedder, tmp_path):
+    from aidsearch.embed import OnnxQueryEncoder
+
+    path = tmp_path / "onnx" / "encoder.onnx"
+    first = OnnxQueryEncoder(embedder.model, path)
+    written = path.stat().st_mtime_ns
+    assert 50e6 < path.stat().st_size < 120e6  # the encoder layers, not the 250k-row word table
+    OnnxQueryEncoder(embedder.model, path)
+    assert path.stat().st_mtime_ns == written and list(path.parent.iterdir()) == [path]
+    path.write_bytes(b"half a graph")
+    again = OnnxQueryEncoder(embedder.model, path)
+    question = ["Quel est le budget total du projet ?"]
+    assert float((again.encode(question, "query: ") * first.encode(question, "query: ")).sum()) > 0.99999
+    assert list(path.parent.iterdir()) == [path]
+
+
 def test_model_info_cli_json(settings):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "aidsearch", "model", "info", "--json"], capture_output=True,

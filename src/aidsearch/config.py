@@ -12,6 +12,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = "aidsearch.toml"
 QUANTIZE = ("none", "int8")
+QUERY_RUNTIMES = ("onnx", "torch")
 ANSWERERS = ("reader", "learned", "rules")
 RETRIEVALS = ("hybrid", "learned", "dense", "bm25")
 LLM_FORMATS = ("auto", "json", "text")
@@ -29,7 +30,9 @@ def default_cache_dir() -> Path:
 class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact), and
-    ``reader_quantize`` "int8" those of the answer reader (the index is unchanged);
+    ``reader_quantize`` "int8" those of the answer reader (the index is unchanged); ``query_runtime`` "onnx" embeds
+    questions with ONNX Runtime (the model's encoder exported once into ``cache_dir``; the same vectors, less
+    time per question), "torch" with PyTorch as passages are;
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
     answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an
@@ -67,6 +70,7 @@ class Settings:
     auth: str = ""
     answerer: str = "reader"
     reader_quantize: str = "none"
+    query_runtime: str = "onnx"
     retrieval: str = "learned"
     public_without_login: bool = False
     uploads: bool = True
@@ -88,8 +92,9 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
-_CHOICES = {"quantize": QUANTIZE, "reader_quantize": QUANTIZE, "answerer": ANSWERERS, "retrieval": RETRIEVALS,
-            "llm_format": LLM_FORMATS, "index_backend": INDEX_BACKENDS, "milvus_full_text": FULL_TEXT}
+_CHOICES = {"quantize": QUANTIZE, "reader_quantize": QUANTIZE, "query_runtime": QUERY_RUNTIMES, "answerer": ANSWERERS,
+            "retrieval": RETRIEVALS, "llm_format": LLM_FORMATS, "index_backend": INDEX_BACKENDS,
+            "milvus_full_text": FULL_TEXT}
 _LEAST = {"micro_batch": 1, "batch_size": 1, "batch_tokens": 0}  # whole-number settings and their lowest value
 
 
