@@ -194,6 +194,20 @@ def _update(r: dict[str, Any]) -> list[str]:
             f"{r['updates']} updates."]
 
 
+def _query(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for row in r["indexes"]:
+        t, o = row["result"]["torch"], row["result"]["onnx"]
+        rows.append(f"{row['label']} ({row['passages']:,} passages): embedding a question {t['embed_p50_ms']:.1f} → "
+                    f"{o['embed_p50_ms']:.1f} ms, search p50 {t['search_p50_ms']:.1f} → {o['search_p50_ms']:.1f} ms, "
+                    f"ask p50 {t['ask_p50_ms']:.1f} → {o['ask_p50_ms']:.1f} ms, RSS loaded "
+                    f"{t['rss_loaded_mib']:.0f} → {o['rss_loaded_mib']:.0f} MiB, same first passage "
+                    f"{row['result']['same_first_passage']:.1%}")
+    return [f"Questions embedded by PyTorch → by ONNX Runtime (`query_runtime`; {r['questions']} distinct questions, "
+            f"{r['repeats']} processes per runtime and index, alternating; {r['date']}, CPU used by other processes "
+            f"{r['contention']:.0%}): " + "; ".join(rows) + "."]
+
+
 def _passage_latency(r: dict[str, Any]) -> list[str]:
     a = r["ask_ms"]
     return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
@@ -355,6 +369,9 @@ REPORTS = (
     ("update", "benchmarks/update.md", "a one-document update of the scale benchmark's 100,000-text index, current "
      "code against an earlier revision in one run (random vectors: everything but embedding)",
      ".venv/bin/python benchmarks/bench_update.py", _update),
+    ("query", "benchmarks/query.md", "questions embedded by ONNX Runtime against PyTorch (`query_runtime`) on the "
+     "evaluation index and on the update benchmark's 100,000-text index (random vectors): embedding, search and ask "
+     "latency, memory, same results", ".venv/bin/python benchmarks/bench_query.py", _query),
     ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
      "run (short texts, long PDF reports); what sentence vectors pooled from one pass per passage would save and cost",
      ".venv/bin/python benchmarks/bench_indexing.py", _indexing),
@@ -376,7 +393,8 @@ def render(docs: Path) -> str:
         data = _load(docs / link.replace(".md", ".json"))
         found[name] = data
         when = (data.get("date") or data.get("meta", {}).get("date") or "?") if data else "not yet run"
-        command = f".venv/bin/python {data['command']}" if data and "command" in data else command
+        if data and "command" in data:
+            command = data["command"] if data["command"].startswith(".venv/") else f".venv/bin/python {data['command']}"
         lines.append(f"| [{name}]({link}) | {what} | `{command}` | {when} |")
     lines.append("| [tuning log](../eval/RESULTS.md) | what each change of fusion weights and answer thresholds did "
                  "on the evaluation set | `aidsearch eval eval/questions.jsonl --index-dir DIR` | see the file |")

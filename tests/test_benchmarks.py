@@ -80,6 +80,29 @@ def test_update_benchmark_times_both_revisions_on_the_same_index(tmp_path: Path)
     assert f"{build['passages']:,} passages" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedder) -> None:
+    from browser_helpers import open_engine
+
+    engine = open_engine(tmp_path / "demo", embedder)
+    out = tmp_path / "query.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_query.py"),
+                           "--index", f"demo={engine.settings.index_dir}", "--questions", "12", "--repeats", "2",
+                           "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["questions"] == 12 and [r["label"] for r in result["indexes"]] == ["demo"]
+    row = result["indexes"][0]["result"]
+    assert row["questions"] == 12 and row["same_first_passage"] >= 11 / 12  # the same vectors up to rounding
+    for runtime in ("torch", "onnx"):
+        figures = row[runtime]
+        assert 0 < figures["embed_p50_ms"] < figures["ask_p50_ms"]
+        assert figures["search_p50_ms"] <= figures["search_p95_ms"] and figures["rss_loaded_mib"] > 100
+    assert row["onnx"]["rss_loaded_mib"] > row["torch"]["rss_loaded_mib"]  # the exported encoder layers
+    assert f"| demo | {result['indexes'][0]['passages']:,} | onnx |" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.unit
 def test_scale_texts_windows_and_vector_cache(tmp_path: Path) -> None:
     import numpy as np
