@@ -1,7 +1,8 @@
 """Questions embedded with ONNX Runtime against PyTorch (``query_runtime``), side by side in one run.
 
 Usage: .venv/bin/python benchmarks/bench_query.py [--index LABEL=DIR ...] [--random-size 100000] [--repeats 2]
-                                                 [--questions N] [--out docs/benchmarks/query.md]
+                                                 [--questions N] [--users 50] [--seconds 30]
+                                                 [--out docs/benchmarks/query.md]
 
 - Indexes: the evaluation index (``make eval-data``) by default, and with ``--random-size N`` the update
   benchmark's index of the scale benchmark's N texts and the evaluation corpus with random vectors drawn from a
@@ -11,7 +12,9 @@ Usage: .venv/bin/python benchmarks/bench_query.py [--index LABEL=DIR ...] [--ran
 - Questions: the scale benchmark's distinct real questions (the development, held-out and public validation sets;
   the first ``--questions`` of them).
 - Each repeat runs one process per runtime on each index, alternating which goes first; a process opens the index,
-  answers one question untimed, then times ``search`` (k=10) and ``ask`` on every question. Figures are medians
+  answers one question untimed, then times ``search`` (k=10) and ``ask`` on every question; then ``app.py`` serves
+  the index with each runtime in turn and ``--users`` clients on loopback ask question after question for
+  ``--seconds`` (the scale benchmark's load; 0 users: none). Figures are medians
   over the repeats' questions; "same first passage / answer" compares the runtimes question by question.
 """
 from __future__ import annotations
@@ -70,13 +73,23 @@ def _run(runtime: str, index: Path, out: Path, count: int) -> dict[str, Any]:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def compare(index: Path, repeats: int, work: Path, count: int) -> dict[str, Any]:
+def _corpus(index: Path) -> Path:
+    current = (index / "CURRENT").read_text().strip()
+    return Path(json.loads((index / current / "manifest.json").read_text(encoding="utf-8"))["corpus"])
+
+
+def compare(index: Path, repeats: int, work: Path, count: int, users: int, seconds: float) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {r: [] for r in RUNTIMES}
+    loads: dict[str, list[dict[str, Any]]] = {r: [] for r in RUNTIMES}
     for repeat in range(repeats):
         order = RUNTIMES if repeat % 2 == 0 else RUNTIMES[::-1]
         for runtime in order:
             print(f"{index.name}: repeat {repeat + 1}, {runtime}", file=sys.stderr, flush=True)
             runs[runtime].append(_run(runtime, index, work / f"{runtime}-{repeat}.json", count))
+        for runtime in order if users else ():
+            env = {"AIDSEARCH_QUERY_RUNTIME": runtime}
+            with bench_scale.app(index, _corpus(index), env, work / f"server-{runtime}-{repeat}.log") as url:
+                loads[runtime].append(bench_scale.load(url, _questions(count), users, seconds))
     out: dict[str, Any] = {}
     for runtime, results in runs.items():
         def pooled(key: str, results: list[dict[str, Any]] = results) -> list[float]:
@@ -90,6 +103,13 @@ def compare(index: Path, repeats: int, work: Path, count: int) -> dict[str, Any]
             "peak_mib": statistics.median(r["peak_mib"] for r in results),
             "first_answer_s": statistics.median(r["first_answer_s"] for r in results),
         }
+        if loads[runtime]:
+            out[runtime]["load"] = {
+                "runs": loads[runtime], "answered": statistics.median(r["answered"] for r in loads[runtime]),
+                "errors": sum(r["errors"] for r in loads[runtime]),
+                "p50_s": statistics.median(r["p50_s"] for r in loads[runtime]),
+                "p95_s": statistics.median(r["p95_s"] for r in loads[runtime]),
+            }
     a, b = runs["torch"][0], runs["onnx"][0]
     out["same_first_passage"] = sum(x == y for x, y in zip(a["first"], b["first"])) / len(a["first"])
     out["same_answer"] = sum(x == y for x, y in zip(a["answers"], b["answers"])) / len(a["answers"])
@@ -119,6 +139,17 @@ def render(data: dict[str, Any]) -> str:
                          f"{r['search_p50_ms']:.1f} / {r['search_p95_ms']:.1f} | {r['ask_p50_ms']:.1f} / "
                          f"{r['ask_p95_ms']:.1f} | {r['rss_loaded_mib']:.0f} | {r['peak_mib']:.0f} | "
                          f"{r['first_answer_s']:.1f} | {same} |")
+    if any("load" in row["result"]["torch"] for row in data["indexes"]):
+        lines += ["", f"`app.py` serving each index with each runtime in turn: {data['users']} users on loopback, each "
+                  f"asking the next question as soon as it has its answer, for {data['seconds']:.0f} s (medians of "
+                  f"{data['repeats']} runs).", "",
+                  "| index | runtime | answers in the time | errors | p50 (s) | p95 (s) |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for row in data["indexes"]:
+            for runtime in RUNTIMES:
+                load = row["result"][runtime]["load"]
+                lines.append(f"| {row['label']} | {runtime} | {load['answered']:.0f} | {load['errors']} | "
+                             f"{load['p50_s']:.2f} | {load['p95_s']:.2f} |")
     lines.append("")
     for row in data["indexes"]:
         t, o = row["result"]["torch"], row["result"]["onnx"]
@@ -141,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random-size", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--questions", type=int, default=0, help="the first N questions (default: all)")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "query.md")
     args = parser.parse_args(argv)
     if args.worker:
@@ -164,13 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  *(argv if argv is not None else sys.argv[1:])]),
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-            "repeats": args.repeats, "questions": len(_questions(args.questions)), "indexes": [],
+            "repeats": args.repeats, "questions": len(_questions(args.questions)), "users": args.users,
+            "seconds": args.seconds, "indexes": [],
         }
         for n, (label, folder) in enumerate(indexes):
             run_dir = Path(tmp) / str(n)
             run_dir.mkdir()
             data["indexes"].append({"label": label, "passages": _passages(Path(folder)),
-                                    "result": compare(Path(folder), args.repeats, run_dir, args.questions)})
+                                    "result": compare(Path(folder), args.repeats, run_dir, args.questions, args.users,
+                                                      args.seconds)})
     data["contention"] = foreign.share
     save_report(args.out, data, render)
     return 0

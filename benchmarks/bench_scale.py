@@ -381,13 +381,14 @@ def load(url: str, questions: Sequence[str], users: int, seconds: float) -> dict
 
 
 @contextmanager
-def app(index: Path, corpus: Path, env: dict[str, str]) -> Iterator[str]:
-    """``app.py`` serving ``index`` on a free loopback port (its URL), stopped on exit."""
+def app(index: Path, corpus: Path, env: dict[str, str], log_path: Path | None = None) -> Iterator[str]:
+    """``app.py`` serving ``index`` on a free loopback port (its URL), stopped on exit; its output goes to
+    ``log_path`` (default: ``server.log`` beside the index)."""
     import httpx
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = index.parent / "server.log"
+    log_path = log_path or index.parent / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
                                  "--index-dir", str(index), "--corpus-dir", str(corpus)],

@@ -88,7 +88,7 @@ def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedd
     out = tmp_path / "query.md"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_query.py"),
                            "--index", f"demo={engine.settings.index_dir}", "--questions", "12", "--repeats", "2",
-                           "--out", str(out)],
+                           "--users", "3", "--seconds", "3", "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.with_suffix(".json").read_text())
@@ -100,7 +100,11 @@ def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedd
         assert 0 < figures["embed_p50_ms"] < figures["ask_p50_ms"]
         assert figures["search_p50_ms"] <= figures["search_p95_ms"] and figures["rss_loaded_mib"] > 100
     assert row["onnx"]["rss_loaded_mib"] > row["torch"]["rss_loaded_mib"]  # the exported encoder layers
-    assert f"| demo | {result['indexes'][0]['passages']:,} | onnx |" in out.read_text(encoding="utf-8")
+    for runtime in ("torch", "onnx"):
+        load = row[runtime]["load"]
+        assert len(load["runs"]) == 2 and load["errors"] == 0 and load["answered"] >= 3 and load["p50_s"] > 0
+    text = out.read_text(encoding="utf-8")
+    assert f"| demo | {result['indexes'][0]['passages']:,} | onnx |" in text and "3 users on loopback" in text
 
 
 @pytest.mark.unit
