@@ -202,7 +202,10 @@ def _query(r: dict[str, Any]) -> list[str]:
                     f"{o['embed_p50_ms']:.1f} ms, search p50 {t['search_p50_ms']:.1f} → {o['search_p50_ms']:.1f} ms, "
                     f"ask p50 {t['ask_p50_ms']:.1f} → {o['ask_p50_ms']:.1f} ms, RSS loaded "
                     f"{t['rss_loaded_mib']:.0f} → {o['rss_loaded_mib']:.0f} MiB, same first passage "
-                    f"{row['result']['same_first_passage']:.1%}")
+                    f"{row['result']['same_first_passage']:.1%}"
+                    + (f", {r['users']} users {t['load']['answered']:.0f} → {o['load']['answered']:.0f} answers in "
+                       f"{r['seconds']:.0f} s (p50 {t['load']['p50_s']:.2f} → {o['load']['p50_s']:.2f} s, "
+                       f"{t['load']['errors'] + o['load']['errors']} errors)" if "load" in t else ""))
     return [f"Questions embedded by PyTorch → by ONNX Runtime (`query_runtime`; {r['questions']} distinct questions, "
             f"{r['repeats']} processes per runtime and index, alternating; {r['date']}, CPU used by other processes "
             f"{r['contention']:.0%}): " + "; ".join(rows) + "."]
