@@ -157,6 +157,20 @@ def test_onnx_graph_is_written_once_and_written_again_when_damaged(embedder, tmp
     assert list(path.parent.iterdir()) == [path]
 
 
+def test_questions_fall_back_to_pytorch_when_the_export_fails(settings, embedder, monkeypatch, caplog):
+    from aidsearch import embed
+
+    def cannot_export(self, model, path):
+        raise RuntimeError()
+
+    monkeypatch.setattr(embed.OnnxQueryEncoder, "__init__", cannot_export)
+    fallback = embed._load(settings)
+    assert fallback.query_encoder is None
+    assert "questions are embedded with PyTorch: ONNX export failed (RuntimeError)" in caplog.text
+    question = ["Quel est le budget total du projet ?"]
+    assert float((fallback.encode_queries(question) * embedder.encode_queries(question)).sum()) > 0.99999
+
+
 def test_model_info_cli_json(settings):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "aidsearch", "model", "info", "--json"], capture_output=True,

@@ -398,7 +398,8 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
         try:
             query_encoder = OnnxQueryEncoder(model, path)
         except Exception as exc:  # an architecture the exporter cannot trace: questions stay with PyTorch
-            log.warning("questions are embedded with PyTorch: ONNX export failed (%s)", str(exc).splitlines()[0][:200])
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("questions are embedded with PyTorch: ONNX export failed (%s)", first[:200])
     release_freed_memory()
     return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size, micro_batch=settings.micro_batch,
                                        batch_tokens=settings.batch_tokens, query_encoder=query_encoder)
