@@ -480,6 +480,37 @@ def test_the_reader_shares_the_word_embedding_table_of_the_embedder(embedder):
     assert mine is theirs and mine.weight.dtype == torch.float16 and mine.weight.shape[0] > 200_000
 
 
+
+@pytest.mark.model
+def test_the_reader_tokenizes_as_the_model_tokenizer_without_a_second_vocabulary(embedder):
+    """The reader's tokenizer gives the model tokenizer's ids and character offsets, and holding more of them does
+    not hold the vocabulary again (a copy of the bundled model's costs about 270 MB)."""
+    from transformers import AutoTokenizer
+
+    from aidsearch.embed import release_freed_memory, tokenizer_for
+
+    folder = model_path(Settings())
+    hf = AutoTokenizer.from_pretrained(str(folder))
+    texts = [QUARTERBACK, PERLE, "passage: Budget total : 29 110 000 EUR <s> </s> <mask>", "émoji 😀\tet\n\nlignes", "",
+             "query: Qui finance le projet « Santé » au Kosovo ?", "x" * 3000]
+    mine = tokenizer_for(folder)
+    for text in texts:
+        theirs = hf(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = mine.offsets(text)
+        assert ids == theirs["input_ids"] == mine.ids(text)
+        assert offsets == [tuple(o) for o in theirs["offset_mapping"]]
+    assert (mine.cls_token_id, mine.sep_token_id, mine.pad_token_id) == (hf.cls_token_id, hf.sep_token_id,
+                                                                        hf.pad_token_id)
+
+    def rss_mib() -> float:
+        release_freed_memory()
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+    before = rss_mib()
+    more = [tokenizer_for(folder) for _ in range(3)]
+    assert all(t.ids(PERLE) == mine.ids(PERLE) for t in more)
+    assert rss_mib() - before < 100  # three copies of the vocabulary would be about 800 MB
+
 @pytest.mark.unit
 def test_auc_counts_the_pairs_ranked_right():
     from aidsearch.evaluate import auc

@@ -2,7 +2,6 @@
 for tests."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import os
@@ -329,17 +328,49 @@ _CACHE: dict[tuple[str, str, str, str], SentenceTransformerEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def tokenizer_for(folder: Path) -> Any:
-    """A tokenizer of the model in ``folder``: a copy of a loaded embedder's when there is one (the copy shares its
-    vocabulary, about 300 MB for the bundled model, and keeps its own settings, so threads do not contend), else
-    one loaded from the folder."""
+@dataclass(frozen=True)
+class SharedTokenizer:
+    """A tokenizer with its own settings over a loaded tokenizer's vocabulary model, which it shares (a second copy
+    of the bundled model's vocabulary would cost about 270 MB): no truncation, no padding, offsets in characters."""
+
+    backend: Any
+    cls_token_id: int | None
+    sep_token_id: int
+    pad_token_id: int
+
+    @classmethod
+    def over(cls, tokenizer: Any) -> SharedTokenizer:
+        """One sharing the vocabulary of ``tokenizer`` (a Hugging Face fast tokenizer)."""
+        from tokenizers import Tokenizer
+
+        source = tokenizer.backend_tokenizer
+        own = Tokenizer(source.model)  # the model object is shared, not copied
+        own.normalizer, own.pre_tokenizer = source.normalizer, source.pre_tokenizer
+        own.post_processor, own.decoder = source.post_processor, source.decoder
+        own.add_special_tokens([token for _, token in sorted(source.get_added_tokens_decoder().items())])
+        return cls(own, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of ``text`` without special tokens and each token's character span in ``text``."""
+        encoding = self.backend.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+
+
+def tokenizer_for(folder: Path) -> SharedTokenizer:
+    """A tokenizer of the model in ``folder``, sharing the vocabulary of a loaded embedder's when there is one (so
+    threads do not contend over one tokenizer's settings and the vocabulary is held once), else loaded from the
+    folder."""
     with _CACHE_LOCK:
         loaded = next((e for e in _CACHE.values() if e.info.path == str(folder)), None)
     if loaded is not None:
-        return copy.deepcopy(loaded.model.tokenizer)
+        return SharedTokenizer.over(loaded.model.tokenizer)
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(folder))
+    return SharedTokenizer.over(AutoTokenizer.from_pretrained(str(folder)))
 
 
 def model_path(settings: Settings) -> Path | None:

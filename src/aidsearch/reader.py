@@ -104,11 +104,10 @@ class Reader:
         """The input windows of ``question`` with ``text``: token ids and, per token, its character span in
         ``text`` (None for the question and special tokens)."""
         tok = self.tokenizer
-        q_ids = tok(QUESTION_PREFIX + question, add_special_tokens=False)["input_ids"][:64]
-        enc = tok(PASSAGE_PREFIX + text, add_special_tokens=False, return_offsets_mapping=True)
+        q_ids = tok.ids(QUESTION_PREFIX + question)[:64]
+        p_ids, spans = tok.offsets(PASSAGE_PREFIX + text)
         shift = len(PASSAGE_PREFIX)
-        p_ids = enc["input_ids"]
-        offsets = [(max(a - shift, 0), max(b - shift, 0)) for a, b in enc["offset_mapping"]]
+        offsets = [(max(a - shift, 0), max(b - shift, 0)) for a, b in spans]
         room = MAX_TOKENS - len(q_ids) - 4
         cls, sep = tok.cls_token_id if tok.cls_token_id is not None else 0, tok.sep_token_id
         out = []

@@ -25,6 +25,7 @@ import numpy as np
 
 from .chunk import passage_sentences
 from .config import Settings
+from .embed import tokenizer_for
 from .evaluate import auc, split_part
 from .reader import READER_FILE, Reader, load_reader, token_logits
 from .spans import token_f1
@@ -178,11 +179,11 @@ def train_reader(folder: Path, train: Sequence[QAExample], *, rank: int = 8, epo
     """Fit adapters and head on ``train`` (with "no answer" examples for a ``nulls`` share of them); the reader
     (weights merged in place), the tensors to save and their settings."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     torch.manual_seed(seed)
     model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = tokenizer_for(folder)
     head = torch.nn.Linear(model.config.hidden_size, 2)
     adapters = add_lora(model, rank, 2.0 * rank, seed)
     reader = Reader(model, tokenizer, head, {})
