@@ -211,3 +211,29 @@ def test_concurrent_builds_leave_one_good_folder(tmp_path):
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
                                 model_kwargs={"add_pooling_layer": False})
     assert model.encode(["passage: test"]).shape == (1, 384)
+
+
+def test_encoders_of_one_checkpoint_share_one_half_precision_word_table():
+    """Tables that agree are held once; a table that differs (here in one compared row) keeps its own."""
+    import torch
+
+    from aidsearch.embed import SHARED_ROW_STRIDE, half_word_embeddings
+
+    def encoder(weight: torch.Tensor) -> torch.nn.Module:
+        module = torch.nn.Module()
+        module.embeddings = torch.nn.Module()
+        module.embeddings.word_embeddings = torch.nn.Embedding.from_pretrained(weight.clone(), padding_idx=1)
+        return module
+
+    weight = torch.randn(SHARED_ROW_STRIDE * 4, 8)
+    changed = weight.clone()
+    changed[SHARED_ROW_STRIDE * 3] += 1.0
+    first, second, other = encoder(weight), encoder(weight), encoder(changed)
+    for module in (first, second, other):
+        half_word_embeddings(module, shared_as="test-checkpoint-table")
+    table = first.embeddings.word_embeddings
+    assert table.weight.dtype == torch.float16 and torch.equal(table.weight, weight.half())
+    assert second.embeddings.word_embeddings is table
+    assert other.embeddings.word_embeddings is not table
+    ids = torch.tensor([[0, 5, SHARED_ROW_STRIDE * 3]])
+    assert torch.equal(other.embeddings.word_embeddings(ids)[0, 2], changed[SHARED_ROW_STRIDE * 3].half().float())

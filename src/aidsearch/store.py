@@ -79,6 +79,13 @@ def _save_npy(path: Path, array: np.ndarray, previous: Path | None = None) -> No
         fh.write(np.ascontiguousarray(array).tobytes())
 
 
+def _append_to_copy(path: Path, previous: Path, tail: bytes) -> None:
+    """``previous`` copied to ``path`` a block at a time (never whole in memory), then ``tail``."""
+    with open(path, "wb") as fh, open(previous, "rb") as src:
+        shutil.copyfileobj(src, fh, 1 << 22)
+        fh.write(tail)
+
+
 def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
@@ -449,7 +456,7 @@ class IndexStore:
             documents = [*extends.documents.values(), *added]
             for fname, rows in (("chunks.jsonl", [_chunk_row(c) for c in chunks[len(extends.chunks):]]),
                                 ("documents.jsonl", [_doc_row(d) for d in added])):
-                _write(work / fname, (extends.folder / fname).read_bytes() + _jsonl(rows))
+                _append_to_copy(work / fname, extends.folder / fname, _jsonl(rows))
         (work / "bm25").mkdir()
         terms = Terms.of([c.embed_text() for c in chunks]) if terms is None else terms
         if len(terms) != len(chunks):
