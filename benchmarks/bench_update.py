@@ -9,9 +9,10 @@ Usage: .venv/bin/python benchmarks/bench_update.py [--size 100000] [--baseline R
   hours and an update embeds nothing: the figures are the cost of everything but embedding (walking the corpus,
   reading what changed, writing the new generation). Chunking counts the bundled model's real tokens.
 - Each repeat runs the earlier revision (its ``src`` taken from git) and the current code, each in its own process
-  holding the loaded index as a server does, alternating which goes first; each process adds one new document and
-  updates once untimed (a revision writes what it records about the corpus), then adds and updates ``--updates``
-  times, timed. Figures are medians; peak memory is that of the updating process (index and model loaded).
+  holding the loaded index as a server does (each revision on its own copy of the index built once), alternating
+  which goes first; each process adds one new document and updates once untimed (a revision writes what it records
+  about the corpus), then adds and updates ``--updates`` times, timed. Figures are medians; peak memory is that of
+  the updating process (index and model loaded).
 """
 from __future__ import annotations
 
@@ -125,10 +126,13 @@ def compare(work: Path, baseline: str, repeats: int, updates: int) -> dict[str, 
     old_src = revision_src(ROOT, baseline, work / "baseline")
     runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": []}
     order = [("earlier", old_src), ("current", ROOT / "src")]
+    for label, _ in order:  # each revision updates its own copy: a revision need not read what another wrote
+        shutil.copytree(work / "index", work / f"index-{label}")
     for r in range(repeats):
         for label, src in order if r % 2 == 0 else order[::-1]:
             out = subprocess.run([sys.executable, __file__, "--worker", str(src), label, str(work / "corpus"),
-                                  str(work / "index"), str(updates)], check=True, capture_output=True, text=True,
+                                  str(work / f"index-{label}"), str(updates)], check=True, capture_output=True,
+                                 text=True,
                                  env={**os.environ, **bench_scale.ENV})
             runs[label] += json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{label}: {[round(x['seconds'], 2) for x in runs[label]]}", file=sys.stderr, flush=True)

@@ -258,6 +258,8 @@ def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tm
         (corpus / f"d{i:02d}.txt").write_text(f"Project {i} on {topics[i % 6]} in district {i}, budget {i * 1000} "
                                              f"EUR.\n\nIt runs for {i % 5 + 1} years.", encoding="utf-8")
     monkeypatch.setattr(store, "HNSW_THRESHOLD", 40)
+    monkeypatch.setattr(store, "TAIL_ROWS", 0)  # every added passage is linked into the graph at once
+    monkeypatch.setattr(store, "TAIL_SHARE", 0.0)
     extended = []
     real_extend = store.extend_faiss
     monkeypatch.setattr(store, "extend_faiss", lambda base, v: extended.append(base.ntotal) or real_extend(base, v))
@@ -292,6 +294,62 @@ def test_adding_documents_extends_the_hnsw_graph_and_removing_one_rebuilds_it(tm
     ix.update()
     assert extended == [first.faiss_index.ntotal]  # a removal builds the graph again
     assert IndexStore(tmp_path / "index").load().faiss_index.ntotal == len(gen.chunks) - 1
+
+
+def test_passages_added_to_a_large_index_wait_in_an_exact_tail_until_it_is_full(tmp_path, monkeypatch):
+    """An update that adds a few passages to an HNSW index leaves the graph and its file as they are and scores the
+    new passages exactly beside it; once the tail outgrows its bound, one update links it into the graph."""
+    import os
+
+    import aidsearch.store as store
+    from aidsearch.backends import FaissSearch
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    topics = ["water wells", "maternal health", "rural roads", "teacher training", "rice irrigation", "solar power"]
+    for i in range(60):
+        (corpus / f"d{i:02d}.txt").write_text(f"Project {i} on {topics[i % 6]} in district {i}.", encoding="utf-8")
+    monkeypatch.setattr(store, "HNSW_THRESHOLD", 40)
+    monkeypatch.setattr(store, "TAIL_ROWS", 4)
+    monkeypatch.setattr(store, "TAIL_SHARE", 0.0)
+    ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
+                    create=True)
+    first = ix.retriever().gen
+    inode = os.stat(first.folder / "index.faiss").st_ino
+    towns = ["Kananga", "Tshikapa", "Mbuji", "Luebo", "Ilebo"]
+    for i in range(3):
+        (corpus / f"new{i}.txt").write_text(f"Cholera vaccines for clinics of {towns[i]} in Kasai.", encoding="utf-8")
+    ix.update()
+    held, gen = ix.retriever().gen, IndexStore(tmp_path / "index").load()
+    assert held.faiss_index is first.faiss_index  # the graph in memory is not copied
+    assert os.stat(gen.folder / "index.faiss").st_ino == inode and not first.folder.exists()
+    assert gen.faiss_index.ntotal == gen.manifest["faiss_rows"] == len(first.chunks) == len(gen.chunks) - 3
+    assert ix.search("cholera vaccines clinics Kasai", k=1).hits[0].chunk.source.startswith("new")
+
+    vectors = gen.vectors().astype(np.float32)
+    search = FaissSearch(gen)
+    rng = np.random.default_rng(0)
+    for row in (0, 30, len(gen.chunks) - 1):
+        mask = rng.random(len(gen.chunks)) < 0.5
+        mask[row] = True
+        for allowed in (None, mask):
+            ids, scores = search.search(vectors[row], 5, allowed, {}, None)
+            exact = vectors @ vectors[row]
+            if allowed is not None:
+                exact[~allowed] = -np.inf
+            assert np.allclose(vectors[ids[0]], vectors[row]) and np.allclose(scores, np.sort(exact)[::-1][:5],
+                                                                               atol=1e-3)
+            assert len(ids) == 5 and (allowed is None or allowed[ids].all())
+
+    for i in range(3, 5):
+        (corpus / f"new{i}.txt").write_text(f"Cholera vaccines for clinics of {towns[i]} in Kasai.", encoding="utf-8")
+    ix.update()  # five passages outside the graph: more than the bound of four
+    gen = IndexStore(tmp_path / "index").load()
+    assert gen.faiss_index.ntotal == gen.manifest["faiss_rows"] == len(gen.chunks) == len(first.chunks) + 5
+    vectors = gen.vectors().astype(np.float32)
+    _, found = gen.faiss_index.search(vectors, 1)
+    assert np.allclose(vectors[found[:, 0]], vectors)  # each passage (or its twin in words) is its own neighbour
+    assert FaissSearch(gen).tail is None
 
 
 @pytest.mark.parametrize("share", [0.5, 0.05, 0.001, 0.0])

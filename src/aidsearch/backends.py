@@ -54,7 +54,8 @@ class DenseSearch(Protocol):
 
 
 class FaissSearch:
-    """Search with the generation's own FAISS index (built in memory when the generation was written without)."""
+    """Search with the generation's own FAISS index (built in memory when the generation was written without); the
+    passages an update left outside its HNSW graph (the tail) are scored exactly beside it."""
 
     def __init__(self, gen: Generation) -> None:
         index = gen.faiss_index
@@ -63,14 +64,25 @@ class FaissSearch:
                         gen.folder.parent)
             index = build_faiss(gen.vectors())
         self.index, self.count = index, len(gen.chunks)
+        self.graph = int(index.ntotal) if index is not None else 0
+        self.tail = gen.vector_rows.rows(self.graph, self.count).astype(np.float32) if self.graph < self.count else None
 
     def search(self, query: np.ndarray, n: int, mask: np.ndarray | None,
                filters: dict[str, tuple[str, ...]], exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if mask is not None:
-            return masked_search(self.index, query, mask, n)
-        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(n, self.count))
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+            ids, scores = masked_search(self.index, query, mask[:self.graph], n)
+        else:
+            best, found = self.index.search(query.reshape(1, -1).astype(np.float32), min(n, self.graph))
+            keep = found[0] >= 0
+            ids, scores = found[0][keep], best[0][keep]
+        if self.tail is None:
+            return ids, scores
+        rows = np.arange(len(self.tail)) if mask is None else np.flatnonzero(mask[self.graph:])
+        tail_scores = self.tail[rows] @ np.asarray(query, dtype=np.float32).reshape(-1)
+        ids = np.concatenate([ids.astype(np.int64), rows + self.graph])
+        scores = np.concatenate([scores.astype(np.float32), tail_scores.astype(np.float32)])
+        order = np.argsort(-scores, kind="stable")[:n]
+        return ids[order], scores[order]
 
 
 def _escaped(value: str, like: bool = False) -> str:

@@ -30,6 +30,9 @@ HNSW_THRESHOLD = 50_000
 # candidates an HNSW search visits: at 67,880 passages, recall@10 against exact search 0.833 at 128, 0.958 at 512,
 # 0.976 at 768 (300 development and PIAF questions), for about 0.7 ms a query
 HNSW_EF_SEARCH = 768
+# passages an update may leave outside the HNSW graph (searched exactly beside it) before it links them in: the
+# larger of these (about 0.3 ms a query at 2,000 rows)
+TAIL_ROWS, TAIL_SHARE = 2048, 0.02
 CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 LOCK = ".lock"
@@ -84,6 +87,14 @@ def _append_to_copy(path: Path, previous: Path, tail: bytes) -> None:
     with open(path, "wb") as fh, open(previous, "rb") as src:
         shutil.copyfileobj(src, fh, 1 << 22)
         fh.write(tail)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``source`` at ``target`` too: a hard link (files of a generation are never changed), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
@@ -334,7 +345,8 @@ class IndexStore:
         except Exception as exc:  # any damaged file: one clear message
             raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "
                                     "rebuild it with `aidsearch index --rebuild`") from None
-        if ((index is not None and index.ntotal != len(chunks)) or manifest.get("chunks") != len(chunks)
+        if ((index is not None and index.ntotal != manifest.get("faiss_rows", len(chunks)))
+                or manifest.get("chunks") != len(chunks)
                 or len(sentence_offsets) != len(chunks) + 1 or sentence_offsets[-1] != len(sentence_vectors)):
             raise IndexCorruptError(f"index in {self.root} is inconsistent ({len(NpyRows(folder / 'vectors.npy'))} "
                                     f"vectors, {len(chunks)} passages): rebuild it with `aidsearch index --rebuild`")
@@ -440,12 +452,17 @@ class IndexStore:
         total = len(chunks)
         base = extends.faiss_index if extends is not None else None
         index: Any = None
-        if with_faiss and base is not None and (hasattr(base, "hnsw") or total < threshold):
-            index = extend_faiss(base, vectors)
+        if with_faiss and extends is not None and base is not None and hasattr(base, "hnsw") and (
+                total - base.ntotal <= max(TAIL_ROWS, int(total * TAIL_SHARE))):
+            index = base  # the new passages join the tail, searched exactly: the graph and its file stay as they are
+            _link_or_copy(extends.folder / "index.faiss", work / "index.faiss")
+        elif with_faiss and extends is not None and base is not None and (hasattr(base, "hnsw") or total < threshold):
+            tail = extends.vector_rows.rows(base.ntotal, len(extends.chunks)).astype(np.float32)
+            index = extend_faiss(base, np.concatenate([tail, vectors]))
         elif with_faiss:
             every = vectors if extends is None else np.concatenate([extends.vectors().astype(np.float32), vectors])
             index = build_faiss(every, threshold)
-        if index is not None:  # written by Python piece by piece: no copy of the index; a full disk is an OSError
+        if index is not None and index is not base:  # written piece by piece: no copy; a full disk is an OSError
             with open(work / "index.faiss", "wb") as fh:
                 faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]
         if extends is None:
@@ -465,7 +482,8 @@ class IndexStore:
         lexical.save(work / "bm25")
         terms.save(work / "bm25" / TERMS)
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
-                    "faiss": "none" if index is None else "hnsw" if hasattr(index, "hnsw") else "flat"}
+                    "faiss": "none" if index is None else "hnsw" if hasattr(index, "hnsw") else "flat",
+                    "faiss_rows": 0 if index is None else int(index.ntotal)}
         text = json.dumps(manifest, ensure_ascii=False)  # one line: 3x faster to write at 60,000 documents
         _write(work / "manifest.json", text.encode())
         for path in work.rglob("*"):
