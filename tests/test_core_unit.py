@@ -352,6 +352,37 @@ def test_passages_added_to_a_large_index_wait_in_an_exact_tail_until_it_is_full(
     assert FaissSearch(gen).tail is None
 
 
+def test_a_loaded_index_holds_repeated_strings_once_and_an_update_leaves_the_previous_manifest_alone(tmp_path):
+    import copy
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"d{i}.md").write_text(f"# Project {i}\n\nWells in district {i}.\n\nCountry: Mali\nFunder: UNDP\n",
+                                         encoding="utf-8")
+    ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
+                    create=True)
+    gen = IndexStore(tmp_path / "index").load()
+    docs = list(gen.documents.values())
+    assert [d.metadata.get("country") for d in docs] == ["Mali"] * 4
+    assert docs[0].metadata["country"] is docs[3].metadata["country"]
+    assert next(iter(docs[0].metadata)) is next(iter(docs[2].metadata))  # the keys too
+    for chunk in gen.chunks:
+        doc = gen.documents[chunk.doc_id]
+        assert doc.id is chunk.doc_id and doc.source is chunk.source
+        assert gen.manifest["documents"][doc.source]["id"] is doc.id
+    held = ix.retriever().gen
+    before = copy.deepcopy(held.manifest)
+    (corpus / "d1.md").write_text("# Project 1\n\nClinics in district 1, now with solar power.\n", encoding="utf-8")
+    (corpus / "d4.md").write_text("# Project 4\n\nRoads in district 4.\n", encoding="utf-8")
+    ix.update()
+    assert held.manifest == before  # entries of unchanged files are shared, not changed in place
+    after = ix.retriever().gen.manifest["documents"]
+    assert after["d0.md"] is held.manifest["documents"]["d0.md"]
+    assert after["d1.md"]["id"] != before["documents"]["d1.md"]["id"] and after["d4.md"]["chunks"] >= 1
+    assert IndexStore(tmp_path / "index").load().manifest["documents"] == after
+
+
 @pytest.mark.parametrize("share", [0.5, 0.05, 0.001, 0.0])
 def test_masked_search_is_exact_on_flat_and_hnsw_indexes(share):
     from aidsearch.store import build_faiss, masked_search
@@ -537,11 +568,15 @@ def test_updates_tokenize_only_new_passages_and_keep_bm25_as_a_rebuild_would(tmp
     assert len(IndexStore(tmp_path / "index").load().terms()) == len(updated.chunks) + 1
 
 
-def test_bm25_matrix_is_the_one_bm25s_builds_itself():
+@pytest.mark.parametrize("block", [16_384, 7])
+def test_bm25_matrix_is_the_one_bm25s_builds_itself(block, monkeypatch):
     import bm25s
     from bm25s.tokenization import Tokenized
 
+    import aidsearch.lexical as lexical
     from aidsearch.lexical import LexicalIndex, Terms
+
+    monkeypatch.setattr(lexical, "BM25_BLOCK", block)  # pairs counted 7 passages at a time: the same matrix
 
     rng = np.random.default_rng(3)
     words, weights = [f"w{i}" for i in range(40)], np.linspace(2, 0.1, 40)  # some words in most passages

@@ -182,7 +182,10 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 continue
             seen_ids[doc.id] = source
             docs.append(doc)
-            entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if prev is not None and same_file and prev["id"] == doc.id:
+                entries[source] = prev  # shared with the previous manifest, never changed in place
+            else:
+                entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
             if doc.id not in old_docs:
                 fresh.append(doc)
                 (updated if source in old_entries else added).append(source)
@@ -230,8 +233,9 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         per_doc: dict[str, int] = {}
         for c in chunks:
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
-        for entry in entries.values():
-            entry["chunks"] = per_doc.get(entry["id"], 0)
+        for source, entry in entries.items():  # an unchanged file keeps the previous manifest's entry
+            if entry.get("chunks") != per_doc.get(entry["id"], 0):
+                entries[source] = {**entry, "chunks": per_doc.get(entry["id"], 0)}
 
         backend = backend_record(settings)
         changed = bool(fresh or removed or old is None)

@@ -278,9 +278,25 @@ def _doc_row(d: Document) -> dict[str, Any]:
     return row
 
 
-def _doc_from(row: dict[str, Any]) -> Document:
+def _one_copy(value: Any, shared: dict[str, str]) -> Any:
+    """``value`` (parsed JSON) with its keys and short strings replaced by the equal ones in ``shared``, added when
+    new: 100,000 documents' metadata repeat a few keys, countries and funders."""
+    if isinstance(value, str):
+        return shared.setdefault(value, value) if len(value) <= 80 else value
+    if isinstance(value, dict):
+        return {shared.setdefault(k, k): _one_copy(v, shared) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_one_copy(v, shared) for v in value]
+    return value
+
+
+def _doc_from(row: dict[str, Any], shared: dict[str, str] | None = None) -> Document:
     row = dict(row)
     row["pages"] = tuple(Page(*p) for p in row.get("pages", ()))
+    if shared is not None:
+        for key in ("id", "source", "title", "lang"):  # the passages' own strings when they were read first
+            row[key] = shared.setdefault(row[key], row[key])
+        row["metadata"] = _one_copy(row.get("metadata", {}), shared)
     return Document(**row)
 
 
@@ -335,7 +351,13 @@ class IndexStore:
 
             shared: dict[str, str] = {}
             chunks = [_chunk_from(r, shared) for r in _read_jsonl(folder / "chunks.jsonl")]
-            docs = {r["id"]: _doc_from(r) for r in _read_jsonl(folder / "documents.jsonl")}
+            docs = {d.id: d for d in (_doc_from(r, shared) for r in _read_jsonl(folder / "documents.jsonl"))}
+            entries = manifest.get("documents")
+            if isinstance(entries, dict):  # the file names and ids of the passages and documents, not copies
+                for entry in entries.values():
+                    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                        entry["id"] = shared.setdefault(entry["id"], entry["id"])
+                manifest["documents"] = {shared.setdefault(k, k): v for k, v in entries.items()}
             index: Any = faiss.read_index(str(folder / "index.faiss")) if manifest.get("faiss") != "none" else None
             if hasattr(index, "hnsw"):  # not a property of the graph: an index written earlier searches as wide
                 index.hnsw.efSearch = HNSW_EF_SEARCH
