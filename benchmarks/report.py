@@ -211,6 +211,16 @@ def _query(r: dict[str, Any]) -> list[str]:
             f"{r['contention']:.0%}): " + "; ".join(rows) + "."]
 
 
+def _memory(r: dict[str, Any]) -> list[str]:
+    e, c = r["result"]["earlier"], r["result"]["current"]
+    return [f"A process serving the {r['passages']:,}-passage random-vector index (bundled model, reader, "
+            f"{r['questions']} questions) and updating it with one document ({r['date']}, CPU used by other processes "
+            f"{r['contention']:.0%}): earlier code (`{r['baseline']}`) → current: RSS after the first answer "
+            f"{e['rss_first_answer_mib']:.0f} → {c['rss_first_answer_mib']:.0f} MiB, peak with the update "
+            f"{e['peak_with_update_mib']:.0f} → {c['peak_with_update_mib']:.0f} MiB (goal ≤ 2048), update "
+            f"{e['update_s']:.2f} → {c['update_s']:.2f} s; medians of {r['repeats']} processes each."]
+
+
 def _passage_latency(r: dict[str, Any]) -> list[str]:
     a = r["ask_ms"]
     return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
@@ -375,6 +385,9 @@ REPORTS = (
     ("query", "benchmarks/query.md", "questions embedded by ONNX Runtime against PyTorch (`query_runtime`) on the "
      "evaluation index and on the update benchmark's 100,000-text index (random vectors): embedding, search and ask "
      "latency, memory, same results", ".venv/bin/python benchmarks/bench_query.py", _query),
+    ("memory", "benchmarks/memory.md", "memory of a process serving the update benchmark's 100,000-text index "
+     "(random vectors) with the model and reader and updating it with one document, current code against an earlier "
+     "revision", ".venv/bin/python benchmarks/bench_memory.py", _memory),
     ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
      "run (short texts, long PDF reports); what sentence vectors pooled from one pass per passage would save and cost",
      ".venv/bin/python benchmarks/bench_indexing.py", _indexing),

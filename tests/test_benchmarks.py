@@ -81,6 +81,28 @@ def test_update_benchmark_times_both_revisions_on_the_same_index(tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_memory_benchmark_serves_and_updates_with_both_revisions(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_update
+
+    source = tmp_path / "query-300"
+    bench_update.build(source, 300)
+    before = sorted(p.name for p in (source / "corpus" / "devaid-large").iterdir())
+    out = tmp_path / "memory.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_memory.py"), "--size", "300",
+                           "--source", str(source), "--repeats", "1", "--questions", "3", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    for label in ("earlier", "current"):
+        row = result["result"][label]
+        assert row["added"] == [1] and row["passages"] > result["passages"]  # the new document was indexed
+        assert row["peak_with_update_mib"] >= row["peak_answering_mib"] >= row["rss_first_answer_mib"] > 500
+    assert sorted(p.name for p in (source / "corpus" / "devaid-large").iterdir()) == before  # copies were changed
+    assert f"{result['passages']:,} passages" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
 def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedder) -> None:
     from browser_helpers import open_engine
 

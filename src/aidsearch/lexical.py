@@ -119,18 +119,18 @@ def _bm25_matrix(terms: Terms, k1: float, b: float) -> dict[str, Any]:
     fill = indptr[:-1].copy()  # where each term's next pair goes: blocks come in passage order
     while blocks:
         start, ids_of, local, counted = blocks.pop(0)
-        first = np.searchsorted(ids_of, ids_of, side="left")
+        runs = np.flatnonzero(np.diff(ids_of)) + 1  # where each term's pairs start in the block
+        first = np.repeat(np.concatenate([[0], runs]), np.diff(np.concatenate([[0], runs, [len(ids_of)]])))
         at = fill[ids_of] + (np.arange(len(ids_of)) - first)
         rows[at], counts[at] = local.astype(np.int32) + start, counted
         fill += np.bincount(ids_of, minlength=size)
     idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) if d else 0.0 for d in df.tolist()], dtype=np.float32)
     average = lengths.mean()
-    data = np.empty(len(counts), dtype=np.float32)
+    data = np.repeat(idf, df)  # each pair's idf, then its score in place
     for a in range(0, len(counts), BM25_BLOCK * 64):  # the same arithmetic, a slice at a time
         c, r = counts[a:a + BM25_BLOCK * 64], rows[a:a + BM25_BLOCK * 64]
-        term_of = np.searchsorted(indptr, np.arange(a, a + len(c)), side="right") - 1
         tfc = c / (k1 * ((1 - b) + b * lengths[r] / average) + c)
-        data[a:a + len(c)] = idf[term_of] * tfc
+        data[a:a + len(c)] = data[a:a + len(c)] * tfc
     return {"data": data, "indices": rows, "indptr": indptr, "num_docs": n}
 
 
