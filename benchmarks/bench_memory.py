@@ -102,10 +102,12 @@ def render(data: dict[str, Any]) -> str:
         rows.append(f"| {label} | {r['rss_first_answer_mib']:.0f} | {r['peak_answering_mib']:.0f} | "
                     f"{r['peak_with_update_mib']:.0f} | {r['update_s']:.2f} | "
                     f"{', '.join(f'{p:.0f}' for p in r['all_peaks_mib'])} |")
-    met = "met" if c["peak_with_update_mib"] <= GOAL_MIB else "NOT met"
+    above = sum(p > GOAL_MIB for p in c["all_peaks_mib"])
+    met = "met by the median" if c["peak_with_update_mib"] <= GOAL_MIB else "NOT met by the median"
     rows += ["", f"Peak memory with the update {e['peak_with_update_mib']:.0f} → {c['peak_with_update_mib']:.0f} MiB "
-             f"({c['peak_with_update_mib'] - e['peak_with_update_mib']:+.0f}); goal ≤ {GOAL_MIB} MiB: {met} on this "
-             "index (random vectors; the scale benchmark's real-vector figure is in scale.md).", ""]
+             f"({c['peak_with_update_mib'] - e['peak_with_update_mib']:+.0f}); goal ≤ {GOAL_MIB} MiB: {met}, "
+             f"{above} of {len(c['all_peaks_mib'])} processes above it, on this index (random vectors; the scale "
+             "benchmark's real-vector figure is in scale.md).", ""]
     return "\n".join(rows)
 
 
