@@ -218,6 +218,18 @@ def test_text_encodings(tmp_path: Path) -> None:
     assert read_document(tmp_path / "u16.txt", tmp_path).text == "Projet d'eau potable au Niger"
 
 
+def test_typographic_marks_that_lost_their_high_byte(tmp_path: Path) -> None:
+    text = ("Drawing on Egypt\x19s priority areas, a \x1cCairo Agenda for Action\x1d would follow \x13 "
+            "the donors\x19 and the government\x19s \x18views\x19 \x14 in 2011.\n")
+    (tmp_path / "undp.txt").write_bytes(text.encode("utf-8"))
+    doc = read_document(tmp_path / "undp.txt", tmp_path)
+    assert "Egypt’s priority areas, a “Cairo Agenda for Action” would follow – the donors’" in doc.text
+    assert "‘views’ — in 2011" in doc.text
+    (tmp_path / "ctl.txt").write_bytes(b"Some text\x01\x02\x03\x04\x05 with other controls\x06\x07\x0e\x0f")
+    with pytest.raises(IngestError, match="binary or undecodable content"):
+        read_document(tmp_path / "ctl.txt", tmp_path)
+
+
 def test_mojibake_repaired_or_dropped(tmp_path: Path) -> None:
     text = (
         "Le projet a Ã©tÃ© financÃ© par le Luxembourg.\n"

@@ -28,8 +28,14 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+# Typographic marks (U+2013, 2014, 2018, 2019, 201C, 201D) whose high byte an export dropped: "Egypt\x19s" is "Egypt’s"
+_STRIPPED_PUNCTUATION = str.maketrans({"\x13": "\u2013", "\x14": "\u2014", "\x18": "\u2018", "\x19": "\u2019",
+                                       "\x1c": "\u201c", "\x1d": "\u201d"})
+
+
 def decode(data: bytes, source: str, declared: str | None = None) -> str:
-    """Text of ``data``: BOM, declared charset, UTF-8, cp1252, charset-normalizer, latin-1."""
+    """Text of ``data``: BOM, declared charset, UTF-8, cp1252, charset-normalizer, latin-1; typographic marks that lost
+    their high byte restored."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
@@ -50,6 +56,7 @@ def decode(data: bytes, source: str, declared: str | None = None) -> str:
 
         best = from_bytes(data[:1_000_000]).best()
         text = data.decode(best.encoding, errors="replace") if best else data.decode("latin-1")
+    text = text.translate(_STRIPPED_PUNCTUATION)
     controls = sum(1 for ch in text[:100_000] if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
     if controls > max(2, 0.01 * min(len(text), 100_000)):
         raise unreadable(source, "binary or undecodable content")
