@@ -35,7 +35,8 @@ def test_quick_scale_benchmark_measures_each_size(tmp_path: Path) -> None:
         assert row["update_added"] == 1 and row["update_s"] > 0
         assert row["peak_with_update_mib"] >= row["peak_mib"] >= row["rss_loaded_mib"] > 100 and row["disk_mib"] > 0
         assert all(row[key]["errors"] == 0 and row[key]["answered"] > 0 for key in ("load", "load_one_at_a_time"))
-        assert row["cli_cold_s"] > row["cli_server_s"] > 0
+        assert row["cli_cold_s"] > row["cli_server_s"] > 0 and row["cli_server_p95_s"] >= row["cli_server_s"]
+        assert row["cli_server_runs"] == 3  # distinct questions, one command each
     assert rows[1]["passages"] > rows[0]["passages"] and rows[1]["disk_mib"] > rows[0]["disk_mib"]
     text = out.read_text(encoding="utf-8")
     assert text.count("\n| 200 |") == 2 and text.count("\n| 500 |") == 2
