@@ -58,6 +58,9 @@ def test_quick_indexing_benchmark_compares_the_earlier_code_with_the_same_vector
         assert earlier["passages"] == current["passages"] > 0 and earlier["texts"] == current["texts"]
         assert current["passages_per_s"] > 0 and row["speedup"] == current["passages_per_s"] / earlier["passages_per_s"]
         assert row["min_cosine"] > 0.999
+        pooled = row["pooled"]
+        assert pooled["passages"] == current["passages"] and pooled["texts"] == current["texts"]
+        assert row["pooled_speedup"] == pooled["passages_per_s"] / earlier["passages_per_s"] > 0
     assert result["speed"]["short texts"]["current"]["documents"] == 100
     assert "| short texts | 100 |" in out.read_text(encoding="utf-8")
 

@@ -13,7 +13,7 @@ from aidsearch.answer import AnswerPolicy, asked_kinds, compose, field_label, ra
 from aidsearch.chunk import chunk_document, passage_sentences, units
 from aidsearch.config import load_settings
 from aidsearch.embed import HashEmbedder
-from aidsearch.errors import IndexCorruptError, IndexLockedError, QueryError
+from aidsearch.errors import ConfigError, IndexCorruptError, IndexLockedError, QueryError
 from aidsearch.query import parse_filters
 from aidsearch.store import IndexStore
 from aidsearch.types import Answer, Chunk, Citation, Document, Hit, Page, content_hash
@@ -716,3 +716,31 @@ def test_stored_rows_are_read_in_the_order_asked(tmp_path, rows):
     vectors = np.arange(60, dtype=np.float16).reshape(20, 3)
     np.save(tmp_path / "v.npy", vectors)
     assert np.array_equal(NpyRows(tmp_path / "v.npy").take(rows), vectors[rows].reshape(-1, 3))
+
+
+def test_pooled_sentence_vectors_come_from_each_sentence_of_the_passage(tmp_path):
+    from aidsearch.indexer import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "fiche.md").write_text("# Health programme in Kosovo\n\n## Budget\nTotal budget: 29,110,000 EUR.\n\n"
+                                     + "The programme builds district hospitals. Midwives are trained there. " * 20)
+    (corpus / "laos.txt").write_text("Projet d'eau potable au Laos. Le budget est de 4 millions d'euros. " * 15)
+    built = {}
+    for mode in ("separate", "pooled"):
+        build_index(load_settings(corpus_dir=corpus, index_dir=tmp_path / mode, chunk_tokens=60, chunk_overlap=10,
+                                  sentence_vectors=mode), EMB)
+        built[mode] = IndexStore(tmp_path / mode).load()
+    pooled, separate = built["pooled"], built["separate"]
+    assert pooled.manifest["sentence_vectors"] == "pooled" and separate.manifest["sentence_vectors"] == "separate"
+    assert np.array_equal(pooled.vectors(), separate.vectors())
+    assert np.array_equal(pooled.sentence_offsets, separate.sentence_offsets)
+    assert any(c.context for c in pooled.chunks)
+    differ = 0
+    for r, c in enumerate(pooled.chunks):
+        sentences = [s.text for s in passage_sentences(c.text)]
+        assert np.allclose(pooled.chunk_sentence_vectors(r), EMB.encode_passages(sentences), atol=1e-3)
+        differ += not np.allclose(separate.chunk_sentence_vectors(r), EMB.encode_passages(sentences), atol=1e-3)
+    assert differ  # separate vectors give short sentences the passage's context
+    with pytest.raises(ConfigError, match="sentence_vectors must be one of separate, pooled"):
+        load_settings(sentence_vectors="mean")

@@ -237,3 +237,26 @@ def test_encoders_of_one_checkpoint_share_one_half_precision_word_table():
     assert other.embeddings.word_embeddings is not table
     ids = torch.tensor([[0, 5, SHARED_ROW_STRIDE * 3]])
     assert torch.equal(other.embeddings.word_embeddings(ids)[0, 2], changed[SHARED_ROW_STRIDE * 3].half().float())
+
+
+def test_one_pass_gives_the_passage_vector_and_a_vector_per_sentence(embedder):
+    from aidsearch.chunk import passage_sentences
+
+    texts = ["Fiche projet\nThe programme builds 12 district hospitals in Kosovo. It is funded by Luxembourg with "
+             "29,110,000 EUR. Midwives are trained in three provinces.",
+             "Le programme forme des sages-femmes au Laos. Son budget total est de 4 millions d'euros."] * 3
+    spans = [[(s.start, s.end) for s in passage_sentences(t)] for t in texts]
+    ticks: list[int] = []
+    vectors, pooled = embedder.encode_with_spans(texts, spans, progress=ticks.append)
+    assert vectors.shape == (6, embedder.info.dimension) and sum(ticks) == 6 + sum(map(len, spans))
+    assert np.allclose(vectors, embedder.encode_passages(texts), atol=1e-4)  # the same passage vectors
+    assert pooled.shape == (sum(map(len, spans)), embedder.info.dimension)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    own = embedder.encode_passages([t[a:b] for t, pairs in zip(texts[:2], spans[:2]) for a, b in pairs])
+    sims, first = pooled[:len(own)] @ own.T, len(spans[0])
+    assert (np.diag(sims) > 0.8).all()  # near each sentence embedded on its own, and in its own passage's block
+    assert (sims[:first, :first].max(axis=1) > sims[:first, first:].max(axis=1)).all()
+    assert (sims[first:, first:].max(axis=1) > sims[first:, :first].max(axis=1)).all()
+    between = pooled[:len(own)] @ pooled[:len(own)].T
+    assert (between[~np.eye(len(own), dtype=bool)] < 0.999).all()  # one vector per sentence, not the passage's
+    assert np.allclose(pooled[:len(own)], pooled[len(own):2 * len(own)], atol=1e-5)

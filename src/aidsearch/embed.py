@@ -9,7 +9,7 @@ import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -46,6 +46,14 @@ class Embedder(Protocol):
     def encode_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+@runtime_checkable
+class SpanEmbedder(Embedder, Protocol):
+    """An embedder that also gives vectors of spans of a passage from the passage's own pass."""
+
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class SentenceTransformerEmbedder:
@@ -100,6 +108,38 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(int(copies[rows].sum()))
         return vectors[where]
+
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One pass per passage: the vectors of ``texts`` (as ``encode_passages`` gives them) and, from the same
+        pass, one vector per character span of ``spans[i]`` in ``texts[i]`` (the mean of the passage's last token
+        states over the span's tokens), all spans in order."""
+        import torch
+
+        dim = self.info.dimension
+        if not texts:
+            return np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32)
+        prompt = self.model.prompts.get(self._doc_prompt, "") if self._doc_prompt else ""
+        vectors = np.empty((len(texts), dim), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(texts)
+        for rows in self._batches(list(texts)):
+            batch = self.model.tokenizer([prompt + texts[r] for r in rows], padding=True, truncation="longest_first",
+                                         max_length=self.model.max_seq_length, return_offsets_mapping=True,
+                                         return_tensors="pt")
+            offsets = batch.pop("offset_mapping").numpy()
+            with self._lock, torch.inference_mode():
+                states = self.model[0].auto_model(input_ids=batch["input_ids"],
+                                                  attention_mask=batch["attention_mask"]).last_hidden_state
+            states_np, lengths = states.float().numpy(), batch["attention_mask"].sum(1).tolist()
+            for j, r in enumerate(rows):
+                tokens, where = states_np[j, :lengths[j]], offsets[j, :lengths[j]] - len(prompt)
+                vectors[r] = _unit(tokens.mean(0))
+                inside = [(where[:, 0] >= a) & (where[:, 1] <= b) & (where[:, 1] > where[:, 0]) for a, b in spans[r]]
+                pooled[r] = np.array([_unit(tokens[m].mean(0) if m.any() else tokens.mean(0)) for m in inside],
+                                     dtype=np.float32).reshape(-1, dim)
+            if progress:
+                progress(int(sum(1 + len(spans[r]) for r in rows)))
+        return vectors, np.concatenate(pooled)
 
     def _batches(self, texts: list[str]) -> Iterator[np.ndarray]:
         limit = self.info.max_tokens
@@ -202,6 +242,10 @@ def _export_encoder(transformer, path: Path, width: int) -> None:
         partial.unlink(missing_ok=True)
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -230,6 +274,13 @@ class HashEmbedder:
         if progress and texts:
             progress(len(texts))
         return out
+
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        inner = [t[a:b] for t, pairs in zip(texts, spans) for a, b in pairs]
+        if progress and texts:
+            progress(len(texts) + len(inner))
+        return self.encode_passages(texts), self.encode_passages(inner)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) + t.count(",") + t.count(".") for t in texts]

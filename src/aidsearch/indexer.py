@@ -15,7 +15,7 @@ from . import __version__
 from .chunk import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .backends import MilvusTarget
-from .embed import Embedder
+from .embed import Embedder, SpanEmbedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
 from .ingest import Skipped, corpus_files, printable, read_document
 from .lexical import Terms
@@ -198,8 +198,11 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         for doc in fresh:
             new_chunks += chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
                                          overlap=settings.chunk_overlap)
-        per_chunk = [[c.sentence_text(s.text) for s in passage_sentences(c.text)] for c in new_chunks]
-        new_counts = [len(texts) for texts in per_chunk]
+        sentences = [passage_sentences(c.text) for c in new_chunks]
+        spanner = embedder if settings.sentence_vectors == "pooled" and isinstance(embedder, SpanEmbedder) else None
+        if settings.sentence_vectors == "pooled" and spanner is None and new_chunks:
+            log.warning("this embedder has no pass per passage to pool from: sentences are embedded on their own")
+        new_counts = [len(s) for s in sentences]
         t_embed = time.perf_counter()
         done, total = 0, len(new_chunks) + sum(new_counts)
         if progress and new_chunks:
@@ -212,9 +215,15 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             if progress and passages > len(new_chunks) * before // total:
                 progress("embed", passages, len(new_chunks))
 
-        embedded = embedder.encode_passages([c.embed_text() for c in new_chunks]
-                                            + [t for texts in per_chunk for t in texts], progress=tick)
-        new_vectors, new_sentences = embedded[:len(new_chunks)], embedded[len(new_chunks):]
+        if spanner is not None:
+            spans = [[(len(c.embed_text()) - len(c.text) + s.start, len(c.embed_text()) - len(c.text) + s.end)
+                      for s in sents] for c, sents in zip(new_chunks, sentences)]
+            new_vectors, new_sentences = spanner.encode_with_spans([c.embed_text() for c in new_chunks], spans,
+                                                                    progress=tick)
+        else:
+            embedded = embedder.encode_passages([c.embed_text() for c in new_chunks] + [
+                c.sentence_text(s.text) for c, sents in zip(new_chunks, sentences) for s in sents], progress=tick)
+            new_vectors, new_sentences = embedded[:len(new_chunks)], embedded[len(new_chunks):]
         t_write = time.perf_counter()
 
         keep_ids = {d.id for d in docs} - {d.id for d in fresh}
@@ -253,6 +262,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 "updated": now,
                 "model": embedder.info.to_dict(),
                 "chunking": chunking_settings(settings),
+                "sentence_vectors": "separate" if spanner is None else "pooled",  # how the passages added last were
                 "versions": _versions(),
                 "corpus": str(root),
                 "documents": entries,
