@@ -6,14 +6,16 @@ Usage: .venv/bin/python benchmarks/bench_indexing.py [--baseline REV] [--repeats
 
 - Corpora: "short texts", the 1,000 devaid-large texts the scale benchmark times its indexing rate on (its sample,
   seed 1), and "long reports", the evaluation corpus's four multi-page PDF reports and five web pages.
-- Each repeat indexes each corpus from scratch with the earlier revision (its ``src`` taken from git) and with the
-  current code, each in its own process with the model already loaded, alternating which goes first; figures are
-  medians over the repeats. The stored passage and sentence vectors of both builds are compared.
+- Each repeat indexes each corpus from scratch with the earlier revision (its ``src`` taken from git), with the
+  current code, and with the current code and ``sentence_vectors`` "pooled" (one pass per passage), each in its own
+  process with the model already loaded, each going first in turn; figures are medians over the repeats. The stored
+  passage and sentence vectors of the earlier and current builds are compared.
 - Pooled sentence vectors (needs the indexes of ``make eval-data``): on the validation questions of PIAF, XQuAD and
   the development set, the share whose most similar sentence of the relevant passages (cosine with the question)
   holds a gold answer, with the sentence vectors the index stores (each sentence embedded on its own) and with
   vectors pooled from the passage's token states over the sentence's tokens; and the time to embed the short
-  texts' passages alone against passages and sentences.
+  texts' passages alone against passages and sentences; and the default answerer's R@1, cited first and accuracy on
+  those validation questions with the ``make eval-data`` indexes and with the same corpora indexed "pooled".
 """
 from __future__ import annotations
 
@@ -60,10 +62,11 @@ def worker(src: str, corpus: str, index: str) -> None:
                       "texts": report.embedded_texts, "documents": report.documents}))
 
 
-def _run(src: Path, corpus: Path, index: Path) -> dict[str, Any]:
+def _run(src: Path, corpus: Path, index: Path, sentence_vectors: str = "separate") -> dict[str, Any]:
     shutil.rmtree(index, ignore_errors=True)
+    env = {**os.environ, **bench_scale.ENV, "AIDSEARCH_SENTENCE_VECTORS": sentence_vectors}
     out = subprocess.run([sys.executable, __file__, "--worker", str(src), str(corpus), str(index)], check=True,
-                         capture_output=True, text=True, env={**os.environ, **bench_scale.ENV})
+                         capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -99,11 +102,12 @@ def compare_speed(baseline: str, repeats: int, work: Path, quick: bool) -> dict[
     old_src = revision_src(ROOT, baseline, work / "baseline")
     out: dict[str, Any] = {}
     for name, corpus in corpora(work, quick).items():
-        runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": []}
+        runs: dict[str, list[dict[str, Any]]] = {"earlier": [], "current": [], "pooled": []}
         for r in range(repeats):
-            order = [("earlier", old_src), ("current", ROOT / "src")]
-            for label, src in order if r % 2 == 0 else order[::-1]:
-                runs[label].append(_run(src, corpus, work / f"index-{label}"))
+            order = [("earlier", old_src), ("current", ROOT / "src"), ("pooled", ROOT / "src")]
+            for label, src in order[r % 3:] + order[:r % 3]:  # each goes first in turn
+                runs[label].append(_run(src, corpus, work / f"index-{label}",
+                                        "pooled" if label == "pooled" else "separate"))
                 print(f"{name} {label}: {runs[label][-1]}", file=sys.stderr, flush=True)
         ids_old, vec_old, sent_old = _vectors(work / "index-earlier")
         ids_new, vec_new, sent_new = _vectors(work / "index-current")
@@ -117,6 +121,7 @@ def compare_speed(baseline: str, repeats: int, work: Path, quick: bool) -> dict[
                           "documents": results[0]["documents"], "all_seconds": [x["seconds"] for x in results]}
             row[label]["passages_per_s"] = row[label]["passages"] / row[label]["seconds"]
         row["speedup"] = row["current"]["passages_per_s"] / row["earlier"]["passages_per_s"]
+        row["pooled_speedup"] = row["pooled"]["passages_per_s"] / row["earlier"]["passages_per_s"]
         out[name] = row
     return out
 
@@ -187,6 +192,34 @@ def compare_sentences(limit: int | None) -> dict[str, Any]:
     return out
 
 
+def compare_answers(work: Path) -> dict[str, Any]:
+    """The default answerer on the validation sets, on the indexes of ``make eval-data`` and on the same corpora
+    indexed with ``sentence_vectors`` "pooled" (the shipped learned parameters in both)."""
+    import bench_answers
+
+    sets = []
+    for s in bench_answers.SETS:
+        if s.kind != "validation" or not (ROOT / s.index).is_dir():
+            continue
+        from aidsearch.store import IndexStore
+
+        corpus = Path(IndexStore(ROOT / s.index).load().manifest["corpus"])
+        pooled = work / f"pooled-{Path(s.index).name}"
+        env = {**os.environ, **bench_scale.ENV, "AIDSEARCH_SENTENCE_VECTORS": "pooled"}
+        subprocess.run([sys.executable, "-m", "aidsearch", "index", str(corpus), "--index-dir", str(pooled)],
+                       check=True, capture_output=True, env=env, cwd=ROOT)
+        sets += [s, bench_answers.EvalSet(f"{s.name}, pooled", s.kind, str(pooled), s.questions)]
+    bench_answers.SETS = tuple(sets)
+    results = bench_answers.run(None, {"reader": bench_answers.CONFIGS["reader"]})
+    out: dict[str, Any] = {}
+    for s in sets[::2]:
+        out[s.name] = {}
+        for label, name in (("separate", s.name), ("pooled", f"{s.name}, pooled")):
+            o = results[name]["configs"]["reader"]["groups"]["overall"]
+            out[s.name][label] = {k: o[k] for k in ("questions", "recall_1", "cited_first", "accuracy")}
+    return out
+
+
 def embedding_share(work: Path, repeats: int) -> dict[str, Any]:
     """Seconds to embed the short texts' passages alone and with their sentences (current code)."""
     from aidsearch.chunk import chunk_document, passage_sentences
@@ -215,19 +248,35 @@ def embedding_share(work: Path, repeats: int) -> dict[str, Any]:
 def render(data: dict[str, Any]) -> str:
     lines = ["# Indexing speed", "",
              f"Generated by `.venv/bin/python {data['command']}` on {data['date']} ({data['machine']}); CPU used by "
-             f"other processes during the run: {data['contention']:.0%}. Medians of {data['repeats']} repeats, earlier "
-             "and current code alternating, each in its own process with the model loaded (model load not counted).",
+             f"other processes during the run: {data['contention']:.0%}. Medians of {data['repeats']} repeats of the "
+             "earlier code, the current code and the current code with `sentence_vectors` pooled, each going first in "
+             "turn, each in its own process with the model loaded (model load not counted).",
              "",
              f"*earlier*: revision `{data['baseline']}` (texts embedded 32 at a time, sorted by length); *current*: "
              "each distinct text embedded once, in batches of about `batch_tokens` padded tokens.", "",
              "| corpus | documents | passages | texts embedded (passages and sentences) | earlier: s, passages/s "
-             "| current: s, passages/s | speed-up | lowest cosine between the two builds' vectors |",
-             "|---|---:|---:|---:|---|---|---:|---:|"]
+             "| current: s, passages/s | speed-up | lowest cosine between the two builds' vectors "
+             "| current, `sentence_vectors` pooled: s, passages/s | speed-up |",
+             "|---|---:|---:|---:|---|---|---:|---:|---|---:|"]
     for name, row in data["speed"].items():
-        e, c = row["earlier"], row["current"]
+        e, c, pl = row["earlier"], row["current"], row.get("pooled")
         lines.append(f"| {name} | {c['documents']:,} | {c['passages']:,} | {e['texts']:,} → {c['texts']:,} | "
                      f"{e['seconds']:.1f}, {e['passages_per_s']:.2f} | {c['seconds']:.1f}, {c['passages_per_s']:.2f} "
-                     f"| {row['speedup']:.2f}× | {row['min_cosine']:.6f} |")
+                     f"| {row['speedup']:.2f}× | {row['min_cosine']:.6f} | "
+                     + (f"{pl['seconds']:.1f}, {pl['passages_per_s']:.2f} | {row['pooled_speedup']:.2f}× |"
+                        if pl else "– | – |"))
+    if data.get("answers"):
+        lines += ["", "## Answers with pooled sentence vectors", "",
+                  "The default answerer (learned fusion and sentence scores, answer reader; the shipped parameters, "
+                  "fitted with sentences embedded on their own) on the validation questions, on the indexes of "
+                  "`make eval-data` and on the same corpora indexed with `sentence_vectors` \"pooled\" in this run.",
+                  "", "| set | questions | R@1 separate → pooled | cited first separate → pooled "
+                  "| answer accuracy separate → pooled |", "|---|---:|---|---|---|"]
+        for name, row in data["answers"].items():
+            a, b = row["separate"], row["pooled"]
+            lines.append(f"| {name} | {a['questions']:,} | {a['recall_1']:.3f} → {b['recall_1']:.3f} | "
+                         f"{a['cited_first']:.3f} → {b['cited_first']:.3f} | "
+                         f"{a['accuracy']:.3f} → {b['accuracy']:.3f} |")
     share = data.get("embedding")
     if share:
         lines += ["", "## One forward pass per passage", "",
@@ -271,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             data["embedding"] = embedding_share(work, args.repeats)
             data["sentences"] = compare_sentences(None)
+            data["answers"] = compare_answers(work)
     data["contention"] = foreign.share
     save_report(args.out, data, render)
     return 0

@@ -315,7 +315,16 @@ def _indexing(r: dict[str, Any]) -> list[str]:
     out = [f"- {name}: {row['current']['passages']:,} passages indexed end to end at "
            f"**{row['current']['passages_per_s']:.2f} passages/s** against {row['earlier']['passages_per_s']:.2f} with "
            f"`{r['baseline']}` in the same run ({row['speedup']:.2f}×; the same vectors, lowest cosine "
-           f"{row['min_cosine']:.5f})." for name, row in r["speed"].items()]
+           f"{row['min_cosine']:.5f})"
+           + (f"; with `sentence_vectors` pooled **{row['pooled']['passages_per_s']:.2f} passages/s** "
+              f"({row['pooled_speedup']:.2f}× `{r['baseline']}`)." if "pooled" in row else ".")
+           for name, row in r["speed"].items()]
+    if r.get("answers"):
+        answers = "; ".join(f"{name} R@1 {row['separate']['recall_1']:.3f} → {row['pooled']['recall_1']:.3f}, "
+                            f"accuracy {row['separate']['accuracy']:.3f} → {row['pooled']['accuracy']:.3f}"
+                            for name, row in r["answers"].items())
+        out.append(f"- The default answerer with sentences embedded on their own → pooled (validation parts, shipped "
+                   f"parameters): {answers}.")
     share, sentences = r.get("embedding"), r.get("sentences")
     if share and sentences:
         pooled = ", ".join(f"{name} {row['separate']:.3f} → {row['pooled']:.3f}" for name, row in sentences.items())
@@ -389,7 +398,8 @@ REPORTS = (
      "(random vectors) with the model and reader and updating it with one document, current code against an earlier "
      "revision", ".venv/bin/python benchmarks/bench_memory.py", _memory),
     ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
-     "run (short texts, long PDF reports); what sentence vectors pooled from one pass per passage would save and cost",
+     "run (short texts, long PDF reports), also with sentence vectors pooled from one pass per passage "
+     "(`sentence_vectors` pooled), and what that costs in retrieval and answers",
      ".venv/bin/python benchmarks/bench_indexing.py", _indexing),
     ("generate", "benchmarks/generate.md", "generative answers with the test model server: time to first token and to "
      "the checked answer, share of sentences the check kept, re-cited or dropped",
