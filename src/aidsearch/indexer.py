@@ -216,10 +216,10 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 progress("embed", passages, len(new_chunks))
 
         if spanner is not None:
-            spans = [[(len(c.embed_text()) - len(c.text) + s.start, len(c.embed_text()) - len(c.text) + s.end)
-                      for s in sents] for c, sents in zip(new_chunks, sentences)]
-            new_vectors, new_sentences = spanner.encode_with_spans([c.embed_text() for c in new_chunks], spans,
-                                                                    progress=tick)
+            texts = [c.embed_text() for c in new_chunks]  # the passage text ends each: its sentences are there
+            spans = [[(len(t) - len(c.text) + s.start, len(t) - len(c.text) + s.end) for s in sents]
+                     for t, c, sents in zip(texts, new_chunks, sentences)]
+            new_vectors, new_sentences = spanner.encode_with_spans(texts, spans, progress=tick)
         else:
             embedded = embedder.encode_passages([c.embed_text() for c in new_chunks] + [
                 c.sentence_text(s.text) for c, sents in zip(new_chunks, sentences) for s in sents], progress=tick)
