@@ -139,7 +139,7 @@ def test_a_login_is_sent_and_asked_for(engine, monkeypatch, capsys):
 
 
 def test_the_command_line_starts_without_the_model_stack():
-    heavy = "('numpy', 'torch', 'faiss', 'gradio', 'sentence_transformers')"
+    heavy = "('numpy', 'torch', 'faiss', 'gradio', 'sentence_transformers', 'pydantic')"
     code = f"import sys, aidsearch.cli, aidsearch.client; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -691,13 +691,16 @@ def test_ray_flag_without_an_address_means_this_machine(argv, expected):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["search", "budget", "--bogus"], "error: No such option: --bogus"),
-    (["search", "budget", "--k", "many"], "error: Invalid value for '--k': Input should be a valid integer, unable to "
-                                          "parse string as an integer"),
-    (["search"], "error: Missing argument 'query'."),
-    (["index", "--ray-workers", "-1"], "error: Invalid value for '--ray-workers': Input should be greater than or "
-                                       "equal to 0"),
-    (["nosuchcommand"], "error: No such command 'nosuchcommand'."),
+    (["search", "budget", "--bogus"], "error: unrecognized arguments: --bogus"),
+    (["search", "budget", "--k", "many"], "error: argument --k: 'many' is not a whole number from 1 to 100"),
+    (["ask", "budget?", "--k", "101"], "error: argument --k: '101' is not a whole number from 1 to 100"),
+    (["search"], "error: the following arguments are required: query"),
+    (["index", "--ray-workers", "-1"], "error: argument --ray-workers: '-1' is not a whole number of at least 0"),
+    (["index", "--wait", "soon"], "error: argument --wait: 'soon' is not a number of seconds"),
+    (["ask", "budget?", "--generate", "--extractive"], "error: argument --extractive: not allowed with argument "
+                                                       "--generate"),
+    (["nosuchcommand"], "error: argument COMMAND: invalid choice: 'nosuchcommand' (choose from 'index', 'search', "
+                        "'ask', 'chat', 'stats', 'eval', 'model')"),
 ])
 def test_command_line_mistakes_get_one_line(argv, message, capsys):
     from aidsearch.cli import main
@@ -707,6 +710,24 @@ def test_command_line_mistakes_get_one_line(argv, message, capsys):
     assert stopped.value.code == 2
     out = capsys.readouterr()
     assert out.err.splitlines() == [message] and out.out == ""
+
+
+@pytest.mark.parametrize("argv, shown", [
+    ([], ["usage: aidsearch", "index", "search", "ask", "chat", "stats", "eval", "model"]),
+    (["--help"], ["usage: aidsearch", "Build or update the index."]),
+    (["model"], ["usage: aidsearch model", "info"]),
+    (["ask", "--help"], ["usage: aidsearch ask", "--generate", "--extractive", "--server URL", "--filter KEY=VALUE"]),
+    (["index", "--help"], ["usage: aidsearch index", "--ray ADDRESS", "--rebuild", "[corpus]"]),
+])
+def test_help_lists_the_commands_and_options(argv, shown, capsys):
+    from aidsearch.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as stopped:
+        assert stopped.code == 0
+    out = capsys.readouterr()
+    assert out.err == "" and all(text in out.out for text in shown), out.out
 
 
 @pytest.mark.parametrize("rows", [[], [3], [0, 1, 2, 5, 6, 9, 19], [5, 4, 3], [7, 7, 8], list(range(20))])
