@@ -28,15 +28,32 @@ def _busy_cpu_s() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def _live_children_cpu_s() -> float:
+    """CPU seconds of this process's children that are still running (a server it started), 0 where unavailable."""
+    total = 0
+    for task in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids = task.read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _own_cpu_s() -> float:
-    """CPU seconds of this process and of its children that have ended."""
+    """CPU seconds of this process and of its children, running or ended."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system + t.children_user + t.children_system + _live_children_cpu_s()
 
 
 class ForeignCpu:
-    """Share of the machine's CPU capacity used by anything but this process (and the child processes it started
-    and waited for inside the block) while the block runs."""
+    """Share of the machine's CPU capacity used by anything but this process and its child processes while the
+    block runs."""
 
     share = 0.0
 

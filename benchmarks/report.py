@@ -221,6 +221,16 @@ def _memory(r: dict[str, Any]) -> list[str]:
             f"{e['update_s']:.2f} → {c['update_s']:.2f} s; medians of {r['repeats']} processes each."]
 
 
+def _cli(r: dict[str, Any]) -> list[str]:
+    res, names = r["result"], {"earlier": f"earlier code (`{r['baseline']}`)", "current": "current code"}
+    rows = [f"{names[label]} p50 {c['ask']['p50_s']:.2f} s (p95 {c['ask']['p95_s']:.2f}; the command line's own "
+            f"share {c['ask_overhead_s']:.2f} s), `--help` {c['help']['p50_s']:.2f} s"
+            for label, c in res["cli"].items()]
+    return [f"`aidsearch ask --server` on {r['index_label']} ({r['passages']:,} passages, {r['questions']} distinct "
+            f"questions, one command each; {r['date']}, CPU used by other processes {r['contention']:.0%}): "
+            + "; ".join(rows) + f"; the server alone answers in {res['server']['ask']['p50_s']:.2f} s (p50)."]
+
+
 def _passage_latency(r: dict[str, Any]) -> list[str]:
     a = r["ask_ms"]
     return [f"`ask` on {r['passages']:,} passages ({r['questions']} distinct questions, each asked both ways "
@@ -397,6 +407,9 @@ REPORTS = (
     ("memory", "benchmarks/memory.md", "memory of a process serving the update benchmark's 100,000-text index "
      "(random vectors) with the model and reader and updating it with one document, current code against an earlier "
      "revision", ".venv/bin/python benchmarks/bench_memory.py", _memory),
+    ("command line", "benchmarks/cli.md", "`aidsearch ask` and `search` answered by a running server, and `aidsearch "
+     "--help`, current code against an earlier revision in one run, on the update benchmark's 100,000-text index",
+     ".venv/bin/python benchmarks/bench_cli.py", _cli),
     ("indexing", "benchmarks/indexing.md", "indexing speed of the current code against an earlier revision in one "
      "run (short texts, long PDF reports), also with sentence vectors pooled from one pass per passage "
      "(`sentence_vectors` pooled), and what that costs in retrieval and answers",

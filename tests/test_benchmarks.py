@@ -133,6 +133,27 @@ def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedd
     assert f"| demo | {result['indexes'][0]['passages']:,} | onnx |" in text and "3 users on loopback" in text
 
 
+@pytest.mark.slow
+def test_cli_benchmark_times_both_revisions_against_one_server(tmp_path: Path, embedder) -> None:
+    from browser_helpers import open_engine
+
+    engine = open_engine(tmp_path / "demo", embedder)
+    out = tmp_path / "cli.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cli.py"), "--questions", "3",
+                           "--index", str(engine.settings.index_dir), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["questions"] == 3 and result["result"]["server"]["ask"]["runs"] == 3
+    labels = list(result["result"]["cli"])
+    assert labels[-1] == "current" and (labels == ["earlier", "current"]) != ("baseline_missing" in result)
+    for label in labels:
+        figures = result["result"]["cli"][label]
+        assert figures["ask"]["runs"] == figures["search"]["runs"] == 3 and figures["help"]["runs"] == 10
+        assert 0 < figures["help"]["p50_s"] and figures["ask"]["p50_s"] <= figures["ask"]["p95_s"]
+    assert f"{result['passages']:,} passages" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.unit
 def test_scale_texts_windows_and_vector_cache(tmp_path: Path) -> None:
     import numpy as np
@@ -190,7 +211,7 @@ def test_scale_goals_are_checked_at_the_largest_size() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing"])
+@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli"])
 def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     import importlib
 
