@@ -129,18 +129,14 @@ def compare_speed(baseline: str, repeats: int, work: Path, quick: bool) -> dict[
 def pooled_sentences(embedder: Any, chunks: Sequence[Any]) -> list[np.ndarray]:
     """Sentence vectors from one pass over each passage: the mean of the passage's last token states over the
     sentence's tokens, normalized."""
-    import torch
-
     from aidsearch.chunk import passage_sentences
 
-    tokenizer, encoder = embedder.model.tokenizer, embedder.model[0].auto_model
     prompt = (embedder.model.prompts or {}).get("document", "")
     texts = [prompt + c.embed_text() for c in chunks]
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_offsets_mapping=True,
-                      return_tensors="pt")
-    offsets = batch.pop("offset_mapping").numpy()
-    with torch.inference_mode():
-        states = encoder(**batch).last_hidden_state.numpy()
+    batch = embedder.model.tokenizer(texts, padding=True, truncation=True, max_length=512,
+                                     return_offsets_mapping=True, return_tensors="np")
+    offsets = batch.pop("offset_mapping")
+    states = embedder.token_states(batch["input_ids"], batch["attention_mask"])
     out = []
     for i, c in enumerate(chunks):
         base = len(prompt) + (len(c.context) + 1 if c.context else 0)

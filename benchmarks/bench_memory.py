@@ -37,7 +37,7 @@ import bench_scale  # noqa: E402
 GOAL_MIB = 2048
 
 
-def worker(src: str, corpus: str, index: str, count: str, out: str) -> None:
+def worker(src: str, corpus: str, index: str, count: str, out: str, update: str) -> None:
     sys.path.insert(0, src)
     from procstat import status_mib
 
@@ -51,7 +51,7 @@ def worker(src: str, corpus: str, index: str, count: str, out: str) -> None:
     for q in questions[1:]:
         ix.ask(q)
     result["peak_answering_mib"] = status_mib("VmHWM")
-    text = bench_scale.update_text(bench_scale.load_texts())
+    text = json.loads(Path(update).read_text(encoding="utf-8"))  # chosen by the parent: all texts stay out of here
     stamp = f"memory-{time.time_ns()}"
     bench_scale.write_corpus([{**text, "id": f"{text['id']}@{stamp}", "text": f"{text['text']} ({stamp})"}],
                              Path(corpus))
@@ -68,12 +68,14 @@ def compare(work: Path, source: Path, baseline: str, repeats: int, count: int) -
     srcs = {"earlier": revision_src(ROOT, baseline, work / "baseline"), "current": ROOT / "src"}
     for label in srcs:  # hard-linked copies: generations and corpus files are written once, never changed
         shutil.copytree(source, work / label, copy_function=os.link)
+    update = work / "update.json"
+    update.write_text(json.dumps(bench_scale.update_text(bench_scale.load_texts())), encoding="utf-8")
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in srcs}
     for r in range(repeats):
         for label in (list(srcs) if r % 2 == 0 else list(srcs)[::-1]):
             out = work / f"{label}-{r}.json"
             subprocess.run([sys.executable, __file__, "--worker", str(srcs[label]), str(work / label / "corpus"),
-                            str(work / label / "index"), str(count), str(out)], check=True,
+                            str(work / label / "index"), str(count), str(out), str(update)], check=True,
                            env={**os.environ, **bench_scale.ENV})
             runs[label].append(json.loads(out.read_text(encoding="utf-8")))
             print(f"{label}: {runs[label][-1]}", file=sys.stderr, flush=True)
@@ -113,7 +115,8 @@ def render(data: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", nargs=5, metavar=("SRC", "CORPUS", "INDEX", "COUNT", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=6, metavar=("SRC", "CORPUS", "INDEX", "COUNT", "OUT", "UPDATE"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--baseline", default="144fb3a")
     parser.add_argument("--repeats", type=int, default=2)

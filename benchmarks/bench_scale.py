@@ -54,6 +54,7 @@ ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELI
        "GRADIO_ANALYTICS_ENABLED": "False", "AIDSEARCH_AUTH": ""}
 SHARD = 4096  # texts embedded and saved to the cache at a time (an interrupted fill resumes from the last shard)
 WINDOW, STRIDE, MIN_WINDOW_TEXT = 50, 25, 100  # words; the 100k point's windows of texts of >= 100 words
+UPDATE_FILE = "update.json"  # the document the measured process adds, written beside its index (all texts stay out)
 RATE_SAMPLE = 1000  # texts indexed without the cache, for the end-to-end indexing rate
 USERS, LOAD_SECONDS = 50, 30
 CLI_QUESTIONS = 25  # distinct questions asked with `aidsearch ask --server`, one command each
@@ -317,7 +318,7 @@ def measure(index: Path, corpus: Path, questions: Sequence[str]) -> dict[str, An
         "filtered_p50_ms": filtered, "hnsw_recall_at_10": recall, "questions": len(questions), "answered": found,
         "peak_mib": status_mib("VmHWM"),
     })
-    write_corpus([update_text(load_texts())], corpus)
+    write_corpus([json.loads((index.parent / UPDATE_FILE).read_text(encoding="utf-8"))], corpus)
     t = time.perf_counter()
     report = ix.update()
     out["update_s"] = time.perf_counter() - t
@@ -450,6 +451,7 @@ def run(args: argparse.Namespace, sizes: Sequence[int], work: Path, argv: Sequen
         folder = work / f"n{size}"
         _log(f"{size:,} texts: building with cached vectors")
         built = build(select(texts, size), folder, embedder, evaluation)
+        (folder / UPDATE_FILE).write_text(json.dumps(update_text(texts)), encoding="utf-8")  # not read in the measure
         with ForeignCpu() as foreign:
             out = subprocess.run([sys.executable, __file__, "--measure", str(folder), "--questions",
                                   str(len(questions))], capture_output=True, text=True, env={**os.environ, **ENV})

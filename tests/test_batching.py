@@ -92,11 +92,14 @@ def test_many_threads_each_get_their_own_result():
 
 
 @pytest.mark.model
-def test_concurrent_queries_get_the_vectors_they_get_alone(embedder):
+def test_concurrent_queries_get_the_vectors_they_get_alone(settings, embedder):
+    from aidsearch.embed import load_embedder
+
     questions = ["Quel est le budget total du projet au Kosovo ?", "Who funds the health project in Cambodia?",
                  "LAO/027", "projets d'eau potable au Burundi financés par l'Union européenne", "budget"]
     alone = np.stack([embedder.encode_queries([q])[0] for q in questions])
-    library = embedder.model.encode(questions, prompt_name="query", normalize_embeddings=True)
+    library = load_embedder(settings.with_overrides(query_runtime="torch")).model.encode(
+        questions, prompt_name="query", normalize_embeddings=True)
     assert np.allclose(alone, library, atol=1e-5)
     assert np.allclose(embedder.encode_queries(questions), library, atol=1e-5)
     passes = embedder._one_query.passes

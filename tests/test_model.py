@@ -86,8 +86,8 @@ def test_passages_are_embedded_once_in_token_batches_and_returned_in_their_order
              "Durée : 60 mois."] * 30
     alone = np.concatenate([embedder.encode_passages([t]) for t in texts[:5]])
     seen: list[int] = []
-    encode = embedder.model.encode
-    monkeypatch.setattr(embedder.model, "encode", lambda batch, **kw: seen.append(len(batch)) or encode(batch, **kw))
+    encode = embedder._encode
+    monkeypatch.setattr(embedder, "_encode", lambda batch, *a, **kw: seen.append(len(batch)) or encode(batch, *a, **kw))
     monkeypatch.setattr(embedder, "batch_tokens", batch_tokens)
     ticks: list[int] = []
     together = embedder.encode_passages(texts, progress=ticks.append)
@@ -102,7 +102,7 @@ def test_word_embeddings_kept_in_fp16_without_changing_vectors(embedder):
     table = embedder.model[0].auto_model.embeddings.word_embeddings
     assert table.weight.dtype == torch.float16 and table.weight.shape == (250037, 384)
     others = [p for n, p in embedder.model.named_parameters() if "word_embeddings" not in n]
-    assert all(p.dtype == torch.float32 for p in others)
+    assert others and all(p.dtype == torch.float32 for p in others)
 
 
 def test_int8_option_stays_close_and_is_a_distinct_model(settings, embedder, texts):
@@ -141,17 +141,43 @@ def test_questions_are_embedded_by_onnx_runtime_with_pytorchs_vectors(settings, 
     assert load_embedder(settings.with_overrides(quantize="int8")).query_encoder is None  # int8 stays in PyTorch
 
 
-def test_onnx_graph_is_written_once_and_written_again_when_damaged(embedder, tmp_path):
-    from aidsearch.embed import OnnxQueryEncoder
+def test_passages_and_token_states_run_on_onnx_runtime_with_pytorchs_vectors(settings, embedder, texts, monkeypatch):
+    import torch
 
+    from aidsearch.chunk import passage_sentences
+    from aidsearch.embed import load_embedder
+
+    with_torch = load_embedder(settings.with_overrides(query_runtime="torch"))
+    assert not [n for n, _ in embedder.model.named_parameters() if ".layer." in n]  # PyTorch's layers dropped
+    assert [n for n, _ in with_torch.model.named_parameters() if ".layer." in n]
+    with pytest.raises(RuntimeError, match="run on ONNX Runtime"):
+        embedder.model[0].auto_model(input_ids=torch.tensor([[0, 5, 2]]))
+    batch = [t["text"] for t in texts["texts"] if t["kind"] == "passage"] + ["santé " * 2_000]
+    monkeypatch.setattr(with_torch, "batch_tokens", 1024)
+    monkeypatch.setattr(embedder, "batch_tokens", 1024)
+    expected, got = with_torch.encode_passages(batch), embedder.encode_passages(batch)
+    assert got.dtype == np.float32 and (got * expected).sum(axis=1).min() > 0.99999
+    spans = [[(s.start, s.end) for s in passage_sentences(t)] for t in batch[:6]]
+    (v1, s1), (v2, s2) = with_torch.encode_with_spans(batch[:6], spans), embedder.encode_with_spans(batch[:6], spans)
+    assert (v1 * v2).sum(axis=1).min() > 0.99999 and (s1 * s2).sum(axis=1).min() > 0.99999
+
+
+def test_onnx_graph_is_written_once_and_written_again_when_damaged(settings, tmp_path):
+    from aidsearch.embed import OnnxQueryEncoder, load_embedder
+
+    model = load_embedder(settings.with_overrides(query_runtime="torch")).model  # one with its PyTorch layers
     path = tmp_path / "onnx" / "encoder.onnx"
-    first = OnnxQueryEncoder(embedder.model, path)
+    first = OnnxQueryEncoder(model, path)
     written = path.stat().st_mtime_ns
     assert 50e6 < path.stat().st_size < 120e6  # the encoder layers, not the 250k-row word table
-    OnnxQueryEncoder(embedder.model, path)
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops  # fused by ONNX Runtime's optimizer
+    OnnxQueryEncoder(model, path)
     assert path.stat().st_mtime_ns == written and list(path.parent.iterdir()) == [path]
     path.write_bytes(b"half a graph")
-    again = OnnxQueryEncoder(embedder.model, path)
+    again = OnnxQueryEncoder(model, path)
     question = ["Quel est le budget total du projet ?"]
     assert float((again.encode(question, "query: ") * first.encode(question, "query: ")).sum()) > 0.99999
     assert list(path.parent.iterdir()) == [path]
