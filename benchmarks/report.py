@@ -401,7 +401,7 @@ REPORTS = (
     ("update", "benchmarks/update.md", "a one-document update of the scale benchmark's 100,000-text index, current "
      "code against an earlier revision in one run (random vectors: everything but embedding)",
      ".venv/bin/python benchmarks/bench_update.py", _update),
-    ("query", "benchmarks/query.md", "questions embedded by ONNX Runtime against PyTorch (`query_runtime`) on the "
+    ("query", "benchmarks/query.md", "the model on ONNX Runtime against PyTorch (`query_runtime`) on the "
      "evaluation index and on the update benchmark's 100,000-text index (random vectors): embedding, search and ask "
      "latency, memory, same results", ".venv/bin/python benchmarks/bench_query.py", _query),
     ("memory", "benchmarks/memory.md", "memory of a process serving the update benchmark's 100,000-text index "

@@ -125,7 +125,6 @@ def test_query_benchmark_times_both_runtimes_on_one_index(tmp_path: Path, embedd
         figures = row[runtime]
         assert 0 < figures["embed_p50_ms"] < figures["ask_p50_ms"]
         assert figures["search_p50_ms"] <= figures["search_p95_ms"] and figures["rss_loaded_mib"] > 100
-    assert row["onnx"]["rss_loaded_mib"] > row["torch"]["rss_loaded_mib"]  # the exported encoder layers
     for runtime in ("torch", "onnx"):
         load = row[runtime]["load"]
         assert len(load["runs"]) == 2 and load["errors"] == 0 and load["answered"] >= 3 and load["p50_s"] > 0

@@ -765,3 +765,14 @@ def test_pooled_sentence_vectors_come_from_each_sentence_of_the_passage(tmp_path
     assert differ  # separate vectors give short sentences the passage's context
     with pytest.raises(ConfigError, match="sentence_vectors must be one of separate, pooled"):
         load_settings(sentence_vectors="mean")
+
+
+def test_an_onnx_graph_the_optimizer_cannot_fuse_is_kept_as_it_is(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from aidsearch.embed import _fuse
+
+    path = tmp_path / "encoder.onnx"
+    path.write_bytes(b"not a graph")
+    _fuse(path, SimpleNamespace(num_attention_heads=12, hidden_size=384))
+    assert path.read_bytes() == b"not a graph" and "the ONNX graph is not fused" in caplog.text

@@ -31,9 +31,10 @@ def default_cache_dir() -> Path:
 class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact), and
-    ``reader_quantize`` "int8" those of the answer reader (the index is unchanged); ``query_runtime`` "onnx" embeds
-    questions with ONNX Runtime (the model's encoder exported once into ``cache_dir``; the same vectors, less
-    time per question), "torch" with PyTorch as passages are;
+    ``reader_quantize`` "int8" those of the answer reader (the index is unchanged); ``query_runtime`` "onnx" runs
+    the model's encoder layers on ONNX Runtime for questions and passages (exported and fused once into
+    ``cache_dir``; the same vectors, less time per question, PyTorch's copy of the layers dropped), "torch" keeps
+    them in PyTorch;
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
     answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an
