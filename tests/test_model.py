@@ -122,9 +122,9 @@ def test_int8_option_stays_close_and_is_a_distinct_model(settings, embedder, tex
 def test_questions_are_embedded_by_onnx_runtime_with_pytorchs_vectors(settings, embedder, texts, monkeypatch):
     from aidsearch.embed import load_embedder
 
-    assert embedder.query_encoder is not None
+    assert embedder.onnx_encoder is not None
     with_torch = load_embedder(settings.with_overrides(query_runtime="torch"))
-    assert with_torch.query_encoder is None and with_torch is not embedder
+    assert with_torch.onnx_encoder is None and with_torch is not embedder
     batch = [t["text"] for t in texts["texts"] if t["kind"] == "query"]
     batch += ["  Budget du programme au Kosovo ?  ", "santé " * 2_000, "x"]
     expected = with_torch.encode_queries(batch)
@@ -138,7 +138,7 @@ def test_questions_are_embedded_by_onnx_runtime_with_pytorchs_vectors(settings, 
     assert together.dtype == np.float32 and together.shape == expected.shape
     assert (together * expected).sum(axis=1).min() > 0.99999
     assert (alone * expected).sum(axis=1).min() > 0.99999
-    assert load_embedder(settings.with_overrides(quantize="int8")).query_encoder is None  # int8 stays in PyTorch
+    assert load_embedder(settings.with_overrides(quantize="int8")).onnx_encoder is None  # int8 stays in PyTorch
 
 
 def test_passages_and_token_states_run_on_onnx_runtime_with_pytorchs_vectors(settings, embedder, texts, monkeypatch):
@@ -163,21 +163,21 @@ def test_passages_and_token_states_run_on_onnx_runtime_with_pytorchs_vectors(set
 
 
 def test_onnx_graph_is_written_once_and_written_again_when_damaged(settings, tmp_path):
-    from aidsearch.embed import OnnxQueryEncoder, load_embedder
+    from aidsearch.embed import OnnxEncoder, load_embedder
 
     model = load_embedder(settings.with_overrides(query_runtime="torch")).model  # one with its PyTorch layers
     path = tmp_path / "onnx" / "encoder.onnx"
-    first = OnnxQueryEncoder(model, path)
+    first = OnnxEncoder(model, path)
     written = path.stat().st_mtime_ns
     assert 50e6 < path.stat().st_size < 120e6  # the encoder layers, not the 250k-row word table
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert {"Attention", "SkipLayerNormalization"} <= ops  # fused by ONNX Runtime's optimizer
-    OnnxQueryEncoder(model, path)
+    OnnxEncoder(model, path)
     assert path.stat().st_mtime_ns == written and list(path.parent.iterdir()) == [path]
     path.write_bytes(b"half a graph")
-    again = OnnxQueryEncoder(model, path)
+    again = OnnxEncoder(model, path)
     question = ["Quel est le budget total du projet ?"]
     assert float((again.encode(question, "query: ") * first.encode(question, "query: ")).sum()) > 0.99999
     assert list(path.parent.iterdir()) == [path]
@@ -189,9 +189,9 @@ def test_questions_fall_back_to_pytorch_when_the_export_fails(settings, embedder
     def cannot_export(self, model, path):
         raise RuntimeError()
 
-    monkeypatch.setattr(embed.OnnxQueryEncoder, "__init__", cannot_export)
+    monkeypatch.setattr(embed.OnnxEncoder, "__init__", cannot_export)
     fallback = embed._load(settings)
-    assert fallback.query_encoder is None
+    assert fallback.onnx_encoder is None
     assert "questions are embedded with PyTorch: ONNX export failed (RuntimeError)" in caplog.text
     question = ["Quel est le budget total du projet ?"]
     assert float((fallback.encode_queries(question) * embedder.encode_queries(question)).sum()) > 0.99999
