@@ -285,6 +285,7 @@ def measure(index: Path, corpus: Path, questions: Sequence[str]) -> dict[str, An
     from aidsearch.api import open_index
     from aidsearch.config import load_settings
 
+    update = json.loads((index.parent / UPDATE_FILE).read_text(encoding="utf-8"))
     ix = open_index(settings=load_settings(index_dir=index, corpus_dir=corpus))
     opened = time.perf_counter()
     ix.ask(questions[0])
@@ -304,9 +305,9 @@ def measure(index: Path, corpus: Path, questions: Sequence[str]) -> dict[str, An
         filtered[f"{key}={value}"] = _pct([_timed_ms(ix.search, q, k=10, filters=flt)[0] for q in questions], 50)
     r = ix.retriever()
     query_vectors = np.asarray(ix.embedder.encode_queries(questions), dtype=np.float32)
-    index = r.gen.faiss_index
-    _, approx = index.search(query_vectors, 10)
-    exact = exact_top(index, query_vectors, 10)
+    faiss_index = r.gen.faiss_index
+    _, approx = faiss_index.search(query_vectors, 10)
+    exact = exact_top(faiss_index, query_vectors, 10)
     recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]))
     words = [len(c.text.split()) for c in r.chunks]
     out.update({
@@ -318,7 +319,7 @@ def measure(index: Path, corpus: Path, questions: Sequence[str]) -> dict[str, An
         "filtered_p50_ms": filtered, "hnsw_recall_at_10": recall, "questions": len(questions), "answered": found,
         "peak_mib": status_mib("VmHWM"),
     })
-    write_corpus([json.loads((index.parent / UPDATE_FILE).read_text(encoding="utf-8"))], corpus)
+    write_corpus([update], corpus)
     t = time.perf_counter()
     report = ix.update()
     out["update_s"] = time.perf_counter() - t
