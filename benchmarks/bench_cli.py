@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,14 +33,8 @@ GOAL_S = 0.5
 
 
 def _timed(cmd: Sequence[str], src: Path) -> float:
-    """Wall seconds of ``cmd`` run with ``src`` first on the import path; SystemExit with its error if it fails."""
-    env = {**os.environ, **bench_scale.ENV, "PYTHONPATH": str(src)}
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"error: {' '.join(cmd[2:5])}… from {src}: {proc.stderr.strip()[-300:]}")
-    return wall
+    """Wall seconds of ``cmd`` run with ``src`` first on the import path."""
+    return bench_scale._wall(cmd, {"PYTHONPATH": str(src)})
 
 
 def _http_s(url: str, path: str, body: dict[str, Any]) -> float:
@@ -125,11 +118,6 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _passages(index: Path) -> int:
-    current = (index / "CURRENT").read_text().strip()
-    return int(json.loads((index / current / "manifest.json").read_text(encoding="utf-8"))["chunks"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default=BASELINE)
@@ -142,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import bench_update
     from procstat import ForeignCpu, revision_src, save_report
 
+    from aidsearch.store import IndexStore
+
     os.environ.update(bench_scale.ENV)
     index, label = args.index, "the given index"
     if index is None:
@@ -149,8 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (work / "index" / "CURRENT").is_file():
             bench_update.build(work, 100_000)
         index, label = work / "index", "the update benchmark's 100,000 texts with random vectors"
-    current = (index / "CURRENT").read_text().strip()
-    corpus = Path(json.loads((index / current / "manifest.json").read_text(encoding="utf-8"))["corpus"])
+    manifest = IndexStore(index).read_manifest()
     questions = bench_scale.load_questions()[:args.questions + 2]
     questions, warm_up = questions[:args.questions], questions[args.questions:]
     data: dict[str, Any] = {
@@ -158,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-        "baseline": args.baseline, "questions": len(questions), "index_label": label, "passages": _passages(index),
+        "baseline": args.baseline, "questions": len(questions), "index_label": label, "passages": manifest["chunks"],
     }
     with tempfile.TemporaryDirectory(prefix="aidsearch-cli-") as tmp:
         srcs = {"current": ROOT / "src"}
@@ -166,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             srcs = {"earlier": revision_src(ROOT, args.baseline, Path(tmp) / "earlier"), **srcs}
         else:
             data["baseline_missing"] = "its command line needs typer, which this environment does not have"
+        corpus = Path(manifest["corpus"])
         with bench_scale.app(index, corpus, {}, Path(tmp) / "server.log") as url, ForeignCpu() as foreign:
             data["result"] = compare(url, index, srcs, questions, warm_up)
     data["contention"] = foreign.share

@@ -132,13 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import bench_update
     from procstat import ForeignCpu, save_report
 
+    from aidsearch.store import IndexStore
+
     os.environ.update(bench_scale.ENV)
     source = args.source or ROOT / "benchmarks" / "out" / f"query-{args.size}"
     if not (source / "index" / "CURRENT").is_file():
         bench_update.build(source, args.size)
     with tempfile.TemporaryDirectory(prefix="aidsearch-memory-", dir=source.parent) as tmp, ForeignCpu() as foreign:
-        current = (source / "index" / "CURRENT").read_text().strip()
-        manifest = json.loads((source / "index" / current / "manifest.json").read_text(encoding="utf-8"))
+        manifest = IndexStore(source / "index").read_manifest()
         data: dict[str, Any] = {
             "command": " ".join([".venv/bin/python benchmarks/bench_memory.py",
                                  *(argv if argv is not None else sys.argv[1:])]),

@@ -73,12 +73,14 @@ def _run(runtime: str, index: Path, out: Path, count: int) -> dict[str, Any]:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def _corpus(index: Path) -> Path:
-    current = (index / "CURRENT").read_text().strip()
-    return Path(json.loads((index / current / "manifest.json").read_text(encoding="utf-8"))["corpus"])
+def _manifest(index: Path) -> dict[str, Any]:
+    from aidsearch.store import IndexStore
+
+    return IndexStore(index).read_manifest()
 
 
 def compare(index: Path, repeats: int, work: Path, count: int, users: int, seconds: float) -> dict[str, Any]:
+    corpus = Path(_manifest(index)["corpus"])
     runs: dict[str, list[dict[str, Any]]] = {r: [] for r in RUNTIMES}
     loads: dict[str, list[dict[str, Any]]] = {r: [] for r in RUNTIMES}
     for repeat in range(repeats):
@@ -88,7 +90,7 @@ def compare(index: Path, repeats: int, work: Path, count: int, users: int, secon
             runs[runtime].append(_run(runtime, index, work / f"{runtime}-{repeat}.json", count))
         for runtime in order if users else ():
             env = {"AIDSEARCH_QUERY_RUNTIME": runtime}
-            with bench_scale.app(index, _corpus(index), env, work / f"server-{runtime}-{repeat}.log") as url:
+            with bench_scale.app(index, corpus, env, work / f"server-{runtime}-{repeat}.log") as url:
                 loads[runtime].append(bench_scale.load(url, _questions(count), users, seconds))
     out: dict[str, Any] = {}
     for runtime, results in runs.items():
@@ -160,11 +162,6 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _passages(index: Path) -> int:
-    current = (index / "CURRENT").read_text().strip()
-    return int(json.loads((index / current / "manifest.json").read_text(encoding="utf-8"))["chunks"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", nargs=4, metavar=("RUNTIME", "INDEX", "OUT", "COUNT"), help=argparse.SUPPRESS)
@@ -203,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n, (label, folder) in enumerate(indexes):
             run_dir = Path(tmp) / str(n)
             run_dir.mkdir()
-            data["indexes"].append({"label": label, "passages": _passages(Path(folder)),
+            data["indexes"].append({"label": label, "passages": _manifest(Path(folder))["chunks"],
                                     "result": compare(Path(folder), args.repeats, run_dir, args.questions, args.users,
                                                       args.seconds)})
     data["contention"] = foreign.share

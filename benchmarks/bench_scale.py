@@ -336,12 +336,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wall(cmd: Sequence[str]) -> float:
+def _wall(cmd: Sequence[str], env: dict[str, str] | None = None) -> float:
+    """Wall seconds of ``cmd`` (with the benchmark's environment and ``env``); SystemExit with its error if it
+    fails."""
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **ENV})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **ENV, **(env or {})})
+    wall = time.perf_counter() - t
     if proc.returncode != 0:
-        raise SystemExit(f"error: {' '.join(cmd[:4])}…: {proc.stderr.strip()[-300:]}")
-    return time.perf_counter() - t
+        raise SystemExit(f"error: {' '.join(cmd[:5])}… ({env or ''}): {proc.stderr.strip()[-300:]}")
+    return wall
 
 
 def load(url: str, questions: Sequence[str], users: int, seconds: float) -> dict[str, Any]:
