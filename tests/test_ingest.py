@@ -24,6 +24,8 @@ from aidsearch.ingest import (
     read_html,
     repair_mojibake,
 )
+from aidsearch.ingest.clean import line_width, unwrap
+from aidsearch.chunk import passage_sentences
 from aidsearch.store import IndexStore
 from aidsearch.types import Document, content_hash
 
@@ -133,6 +135,70 @@ def test_pdf_pages_map_to_text(tmp_path: Path) -> None:
     assert doc.pages[-1].end == len(doc.text)
     assert doc.id == content_hash(doc.text)
     assert doc.source == "r.pdf" and doc.lang == "en"
+
+
+WRAPPED = ("It assists local governments in Sulawesi in implementing transparent government administration practices "
+           "in three areas: licensing and identification cards, performance incentives, and procurement, with the "
+           "Corruption Eradication Commission acting as a catalyst for the reforms of each district.")
+
+
+def make_report_pdf(path: Path) -> None:
+    """A report laid out as agencies publish them: paragraphs the layout wraps over several lines, a field block,
+    a heading and a numbered list (reportlab flowables)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+
+    styles = getSampleStyleSheet()
+    story = [Paragraph("Islands of Integrity Programme Review", styles["Title"]),
+             Paragraph("Executing agency: SNC-Lavalin International", styles["Normal"]),
+             Paragraph("Sector: Public sector policy and administrative management, Democratic participation and "
+                       "civil society, Environmental policy and administrative management", styles["Normal"]),
+             Paragraph("Period: 2009–2014", styles["Normal"]),
+             Paragraph("Maximum CIDA contribution: 11,000,000 CAD", styles["Normal"]),
+             Paragraph(WRAPPED, styles["Normal"]),
+             Paragraph("Results", styles["Heading2"]), Spacer(1, 12)]
+    story += [Paragraph(f"{n}. {item}", styles["Normal"]) for n, item in enumerate(
+        ["Licensing offices opened in twelve districts", "Performance incentives paid to 300 civil servants"], 1)]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+
+
+def test_pdf_lines_wrapped_by_the_layout_are_joined_back(tmp_path: Path) -> None:
+    make_report_pdf(tmp_path / "review.pdf")
+    from pypdf import PdfReader
+
+    raw = PdfReader(str(tmp_path / "review.pdf")).pages[0].extract_text()
+    assert WRAPPED not in raw.split("\n") and WRAPPED.split()[-2] in raw  # the layout wrapped it
+    doc = read_document(tmp_path / "review.pdf", tmp_path)
+    lines = doc.text.split("\n")
+    assert WRAPPED in lines
+    assert ("Sector: Public sector policy and administrative management, Democratic participation and civil "
+            "society, Environmental policy and administrative management") in lines
+    for line in ("Executing agency: SNC-Lavalin International", "Period: 2009–2014",
+                 "Maximum CIDA contribution: 11,000,000 CAD", "Results",
+                 "1. Licensing offices opened in twelve districts"):
+        assert line in lines
+    sentences = [s.text for s in passage_sentences(doc.text)]
+    assert any(s.startswith("It assists local governments") and s.endswith("each district.") for s in sentences)
+    assert doc.metadata.get("partner") != WRAPPED
+
+
+def test_unwrap_joins_cut_words_and_keeps_short_lines() -> None:
+    text = ("The evaluation mission visited the provincial hospitals and the district health cen-\n"
+            "tres of Savannakhet between March and May, then met the ministry\n"
+            "of Health in Vientiane.\n"
+            "Budget total\n"
+            "29 110 000 EUR\n"
+            "\n"
+            "Partenaire\n"
+            "ministère de la Santé")
+    out = unwrap(text, 85)
+    assert out.split("\n")[0] == ("The evaluation mission visited the provincial hospitals and the district health "
+                                  "centres of Savannakhet between March and May, then met the ministry of Health in "
+                                  "Vientiane.")
+    assert out.split("\n")[1:] == ["Budget total", "29 110 000 EUR", "", "Partenaire", "ministère de la Santé"]
+    assert unwrap(text, 40) == text  # short lines (a fiche) are not a wrapped layout
+    assert line_width([text]) > 50 and line_width(["Budget total\n29 110 000 EUR\nPays : Kosovo"] * 2) == 0
 
 
 def test_pdf_errors(tmp_path: Path) -> None:

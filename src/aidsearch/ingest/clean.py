@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Sequence
 
-from ..lexicon import BULLET
+from ..lexicon import BULLET, LIST_MARKER
 from ..metadata import is_label
 from ..types import Page
 from .boilerplate import bare, is_boilerplate
@@ -13,6 +14,10 @@ from .decode import repair_mojibake
 
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]|[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_ENDS_SENTENCE = re.compile(r"[.!?…][\"'”»)\]]*$")
+_BROKEN_WORD = re.compile(r"[^\W\d_]-$")
+_NUMBER = re.compile(r"\d{1,3}[.)]?")
+_LABELLED = re.compile(r"[A-ZÀ-ÖØ-Þ][^:;,.]{0,40}?\s?:\s")
 
 
 def _title_key(text: str) -> str:
@@ -106,15 +111,52 @@ def clean_text(text: str, title: str | None = None) -> str:
     return _Cleaner(title)(text)
 
 
+def line_width(texts: Sequence[str]) -> int:
+    """The width at which ``texts`` were wrapped, in characters: the 90th percentile of their lines of three
+    words or more (0 when there are fewer than five)."""
+    lengths = sorted(len(line.strip()) for text in texts for line in text.split("\n") if len(line.split()) >= 3)
+    return lengths[int(0.9 * (len(lengths) - 1))] if len(lengths) >= 5 else 0
+
+
+def unwrap(text: str, width: int) -> str:
+    """Lines that a layout wrapped (a PDF's) joined back into the line of text they were cut from.
+
+    A line is joined to the one before when that one runs to ``width`` (at least 70 %, 40 characters or more) or
+    this one starts in lower case, and that one does not end a sentence; a word cut by a hyphen is joined back.
+    Blank lines, list items and their numbers, fiche labels and "Label: value" lines (unless the line before ends
+    with a comma or semicolon), a heading before a blank line and lines after a short one (a heading, a value) stay
+    as they are."""
+    if width < 50:
+        return text
+    lines = text.split("\n")
+    out = [lines[0]]
+    for n in range(1, len(lines)):
+        prev, line, head = lines[n - 1].strip(), lines[n], lines[n].strip()
+        after = lines[n + 1].strip() if n + 1 < len(lines) else ""
+        long = len(prev) >= max(40, 0.7 * width)
+        if (not prev or not head or _ENDS_SENTENCE.search(prev) or LIST_MARKER.match(line) or _NUMBER.fullmatch(head)
+                or (_LABELLED.match(head) and not prev.endswith((";", ","))) or is_label(prev) or is_label(head)
+                or (not after and len(head.split()) <= 4 and head[0].isupper())
+                or not (long or (head[0].islower() and len(prev.split()) >= 4 and not prev.endswith(":")))):
+            out.append(line)
+        elif _BROKEN_WORD.search(prev) and head[0].islower():
+            out[-1] = out[-1].rstrip()[:-1] + head
+        else:
+            out[-1] = f"{out[-1].rstrip()} {head}"
+    return "\n".join(out)
+
+
 def clean_pages(pages: tuple[str, ...], title: str | None) -> tuple[str, tuple[Page, ...]]:
-    """Pages cleaned as one text (the title kept once), joined by blank lines; empty pages are left out and the
-    others keep their number and their span in the text."""
+    """Pages cleaned as one text (the title kept once), their wrapped lines joined back, joined by blank lines;
+    empty pages are left out and the others keep their number and their span in the text."""
     cleaner = _Cleaner(title)
+    cleaned = [cleaner(raw) for raw in pages]
+    width = line_width(cleaned)
     parts: list[str] = []
     spans: list[Page] = []
     pos = 0
-    for number, raw in enumerate(pages, start=1):
-        text = cleaner(raw)
+    for number, text in enumerate(cleaned, start=1):
+        text = unwrap(text, width)
         if not text.strip():
             continue
         if parts:
