@@ -64,6 +64,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_query.py --random-size 100000 > /dev/null
 	$(PY) benchmarks/bench_memory.py > /dev/null
 	$(PY) benchmarks/bench_cli.py > /dev/null
+	$(PY) benchmarks/bench_reading.py > /dev/null
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/report.py
 

@@ -96,15 +96,19 @@ def render(data: dict[str, Any]) -> str:
     ]
     for name, path in data["sets"].items():
         lines += [f"## {name} (`{path}`)", "",
-                  "| group | questions | R@1 | cited first | answer accuracy | no-answer P | no-answer R |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for group, before in earlier[name].items():
-            after = current[name].get(group)
-            if after is None:
+                  "| group | questions | answerable | R@1 | cited first | answer accuracy | no-answer P | "
+                  "no-answer R |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for group in sorted(current[name], key=lambda g: (g != "overall", g.endswith("documents"), g)):
+            before, after = earlier[name].get(group), current[name][group]
+            if before is None:
                 continue
-            cells = " | ".join(f"{_f(before[k])} → {_f(after[k])}" for k in
-                               ("recall_1", "cited_first", "accuracy", "no_answer_precision", "no_answer_recall"))
-            lines.append(f"| {group} | {after['questions']} | {cells} |")
+            keys = ["recall_1", "cited_first", "accuracy"]
+            if after["questions"] > after["answerable"]:  # no-answer figures where some questions have no answer
+                keys += ["no_answer_precision", "no_answer_recall"]
+            cells = [f"{_f(before[k])} → {_f(after[k])}" for k in keys] + ["–"] * (5 - len(keys))
+            label = "no document (unanswerable)" if group == "none documents" else group
+            lines.append(f"| {label} | {after['questions']} | {after['answerable']} | {' | '.join(cells)} |")
         lines.append("")
     return "\n".join(lines)
 

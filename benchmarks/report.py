@@ -211,6 +211,19 @@ def _query(r: dict[str, Any]) -> list[str]:
             f"{r['contention']:.0%}): " + "; ".join(rows) + "."]
 
 
+def _reading(r: dict[str, Any]) -> list[str]:
+    e, c = r["result"]["earlier"], r["result"]["current"]
+    out = []
+    for name in r["sets"]:
+        cells = "; ".join(
+            f"{group} ({c[name][group]['answerable']}) R@1 {e[name][group]['recall_1']:.3f} → "
+            f"{c[name][group]['recall_1']:.3f}, accuracy {e[name][group]['accuracy']:.3f} → "
+            f"{c[name][group]['accuracy']:.3f}"
+            for group in c[name] if group in e[name] and c[name][group]["answerable"])
+        out.append(f"{name}, earlier reading (`{r['baseline']}`) → current ({r['date']}): {cells}.")
+    return out
+
+
 def _memory(r: dict[str, Any]) -> list[str]:
     e, c = r["result"]["earlier"], r["result"]["current"]
     return [f"A process serving the {r['passages']:,}-passage random-vector index (bundled model, reader, "
@@ -404,6 +417,9 @@ REPORTS = (
     ("query", "benchmarks/query.md", "the model on ONNX Runtime against PyTorch (`query_runtime`) on the "
      "evaluation index and on the update benchmark's 100,000-text index (random vectors): embedding, search and ask "
      "latency, memory, same results", ".venv/bin/python benchmarks/bench_query.py", _query),
+    ("reading", "benchmarks/reading.md", "the evaluation corpus read and indexed by an earlier revision and by the "
+     "current code (PDF lines the layout wrapped joined back), held-out and development validation answered on each",
+     ".venv/bin/python benchmarks/bench_reading.py", _reading),
     ("memory", "benchmarks/memory.md", "memory of a process serving the update benchmark's 100,000-text index "
      "(random vectors) with the model and reader and updating it with one document, current code against an earlier "
      "revision", ".venv/bin/python benchmarks/bench_memory.py", _memory),

@@ -210,7 +210,7 @@ def test_scale_goals_are_checked_at_the_largest_size() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli"])
+@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli", "reading"])
 def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     import importlib
 
@@ -219,3 +219,26 @@ def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     data = json.loads((docs / f"{name}.json").read_text(encoding="utf-8"))
     rendered = module.render(data)
     assert rendered == (docs / f"{name}.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.unit
+def test_reading_benchmark_scores_by_direction_and_kind_of_document(tmp_path: Path) -> None:
+    import bench_reading
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps({"id": i, "doc": d}) for i, d in
+                                   (("a", "report"), ("b", "record"), ("c", "none"), ("d", "report"))) + "\n")
+    rows = [{"id": "a", "direction": "EN→FR", "relevant": ["r.pdf"], "recall@1": 1.0, "cited_first": True,
+             "correct": True, "found": True},
+            {"id": "b", "direction": "EN→EN", "relevant": ["x.txt"], "recall@1": 0.0, "cited_first": False,
+             "correct": False, "found": False},
+            {"id": "c", "direction": "EN→none", "relevant": [], "recall@1": 0.0, "cited_first": None,
+             "correct": False, "found": False},
+            {"id": "d", "direction": "EN→FR", "relevant": ["r.pdf"], "recall@1": 1.0, "cited_first": False,
+             "correct": False, "found": True}]
+    g = bench_reading.groups(rows, questions)
+    assert g["overall"]["answerable"] == 3 and g["overall"]["accuracy"] == pytest.approx(1 / 3)
+    assert g["overall"]["no_answer_precision"] == 0.5 and g["overall"]["no_answer_recall"] == 1.0
+    assert g["report documents"] == {**g["EN→FR"], "questions": 2}
+    assert g["EN→FR"]["recall_1"] == 1.0 and g["EN→FR"]["cited_first"] == 0.5
+    assert g["none documents"]["answerable"] == 0 and g["none documents"]["accuracy"] is None

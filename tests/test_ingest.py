@@ -198,6 +198,7 @@ def test_unwrap_joins_cut_words_and_keeps_short_lines() -> None:
                                   "Vientiane.")
     assert out.split("\n")[1:] == ["Budget total", "29 110 000 EUR", "", "Partenaire", "ministère de la Santé"]
     assert unwrap(text, 40) == text  # short lines (a fiche) are not a wrapped layout
+    assert unwrap(text, 400) == text  # nor is a paragraph per line
     assert line_width([text]) > 50 and line_width(["Budget total\n29 110 000 EUR\nPays : Kosovo"] * 2) == 0
 
 

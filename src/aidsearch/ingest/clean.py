@@ -126,7 +126,7 @@ def unwrap(text: str, width: int) -> str:
     Blank lines, list items and their numbers, fiche labels and "Label: value" lines (unless the line before ends
     with a comma or semicolon), a heading before a blank line and lines after a short one (a heading, a value) stay
     as they are."""
-    if width < 50:
+    if not 50 <= width <= 200:  # short lines (a fiche) or whole paragraphs per line: nothing was wrapped
         return text
     lines = text.split("\n")
     out = [lines[0]]
