@@ -30,7 +30,9 @@ SETS = {"held-out": "eval/heldout.jsonl", "development validation": "eval/dev/va
 
 
 def _run(args: Sequence[str], src: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    import bench_scale
+
+    env = {**os.environ, **bench_scale.ENV, "PYTHONPATH": str(src)}
     proc = subprocess.run([sys.executable, "-m", "aidsearch", *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"error: aidsearch {args[0]} from {src}: {proc.stderr.strip()[-300:]}")
@@ -65,13 +67,14 @@ def groups(results: Sequence[dict[str, Any]], questions: Path) -> dict[str, dict
 
 
 def measure(srcs: dict[str, Path], work: Path) -> dict[str, Any]:
+    from aidsearch.store import IndexStore
+
     out: dict[str, Any] = {label: {} for label in srcs}
     for label, src in srcs.items():
         index = work / f"index-{label}"
         print(f"{label}: indexing eval/corpus", file=sys.stderr, flush=True)
         _run(["index", str(ROOT / "eval" / "corpus"), "--index-dir", str(index), "--rebuild"], src)
-        manifest = json.loads((index / (index / "CURRENT").read_text().strip() / "manifest.json").read_text())
-        out[label]["passages"] = manifest["chunks"]
+        out[label]["passages"] = IndexStore(index).read_manifest()["chunks"]
         for name, path in SETS.items():
             print(f"{label}: {name}", file=sys.stderr, flush=True)
             report = json.loads(_run(["eval", str(ROOT / path), "--index-dir", str(index), "--json"], src))
