@@ -337,8 +337,9 @@ def _scale(r: dict[str, Any]) -> list[str]:
 def _indexing(r: dict[str, Any]) -> list[str]:
     out = [f"- {name}: {row['current']['passages']:,} passages indexed end to end at "
            f"**{row['current']['passages_per_s']:.2f} passages/s** against {row['earlier']['passages_per_s']:.2f} with "
-           f"`{r['baseline']}` in the same run ({row['speedup']:.2f}×; the same vectors, lowest cosine "
-           f"{row['min_cosine']:.5f})"
+           f"`{r['baseline']}` in the same run ({row['speedup']:.2f}×; "
+           + ("the revisions read these files into different passages)" if row["min_cosine"] is None else
+              f"the same vectors, lowest cosine {row['min_cosine']:.5f})")
            + (f"; with `sentence_vectors` pooled **{row['pooled']['passages_per_s']:.2f} passages/s** "
               f"({row['pooled_speedup']:.2f}× `{r['baseline']}`)." if "pooled" in row else ".")
            for name, row in r["speed"].items()]

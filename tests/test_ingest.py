@@ -428,6 +428,32 @@ def test_unchanged_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch:
     assert {s.source for s in report.skipped} == {"c.txt"}
 
 
+def test_files_read_by_an_earlier_reader_are_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aidsearch.indexer as indexer
+    from aidsearch.ingest import corpus
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    make_report_pdf(root / "review.pdf")
+    (root / "a.txt").write_text("Water and sanitation in Burundi.\n", encoding="utf-8")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 not really a PDF")
+    first, docs = index_folder(root, tmp_path / "index")
+    assert {s.source for s in first.skipped} == {"broken.pdf"}
+    entries = IndexStore(tmp_path / "index").read_manifest()["documents"]
+    assert entries["review.pdf"]["read"] == corpus.reading_version(root / "review.pdf") >= 2
+    assert "read" not in entries["a.txt"]
+    read: list[str] = []
+    real = indexer.read_document
+    monkeypatch.setattr(indexer, "read_document", lambda path, root: read.append(path.name) or real(path, root))
+    report, _ = index_folder(root, tmp_path / "index")
+    assert read == [] and not report.written
+    monkeypatch.setitem(corpus._VERSIONS, ".pdf", corpus._VERSIONS[".pdf"] + 1)  # a new way of reading PDFs
+    report, docs = index_folder(root, tmp_path / "index")
+    assert sorted(read) == ["broken.pdf", "review.pdf"]  # the text file is not read again
+    assert report.embedded_chunks == 0  # the same text as before: nothing to embed
+    assert {s.source for s in report.skipped} == {"broken.pdf"} and len(docs) == 2
+
+
 def test_iter_corpus(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)

@@ -9,7 +9,7 @@ from .lang import detect_language
 from .lexicon import BULLET_RUN
 from .types import Chunk, Document, content_hash
 
-CHUNKER_VERSION = 10
+CHUNKER_VERSION = 9
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])(?:\s?[\"'”»)\]])*\s+(?=[\"'“«(\[]?[A-ZÀ-ÖØ-Þ0-9•\-–])")

@@ -17,7 +17,7 @@ from .config import Settings
 from .backends import MilvusTarget
 from .embed import Embedder, SpanEmbedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
-from .ingest import Skipped, corpus_files, printable, read_document
+from .ingest import Skipped, corpus_files, printable, read_document, reading_version
 from .lexical import Terms
 from .store import Generation, IndexStore
 from .types import Chunk, Document
@@ -154,8 +154,10 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         for n, (source, path) in enumerate(files, 1):
             stat = os.stat(path)
             prev = old_entries.get(source)
-            same_file = prev is not None and (prev["size"], prev["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
-            stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
+            read = {"read": v} if (v := reading_version(path)) != 1 else {}  # a file read by an earlier reader: again
+            same_file = prev is not None and (prev["size"], prev["mtime_ns"], prev.get("read", 1)) == (
+                stat.st_size, stat.st_mtime_ns, read.get("read", 1))
+            stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, **read}
             known = old_skips.get(source)
             if known is not None and {k: known.get(k) for k in stamp} != stamp:
                 known = None
@@ -185,7 +187,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             if prev is not None and same_file and prev["id"] == doc.id:
                 entries[source] = prev  # shared with the previous manifest, never changed in place
             else:
-                entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **read}
             if doc.id not in old_docs:
                 fresh.append(doc)
                 (updated if source in old_entries else added).append(source)

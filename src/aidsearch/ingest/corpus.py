@@ -21,6 +21,13 @@ _READERS: dict[str, Reader] = {
     ".html": read_html.read, ".htm": read_html.read, ".pdf": read_pdf.read, ".docx": read_docx.read,
 }
 
+_VERSIONS = {".pdf": read_pdf.VERSION}  # a file read by an earlier version of its reader is read again
+
+
+def reading_version(path: str | Path) -> int:
+    """The version of the reader of ``path``'s file type (1 unless its reading changed since indexes first held it)."""
+    return _VERSIONS.get(Path(path).suffix.lower(), 1)
+
 
 @dataclass(frozen=True)
 class Skipped:

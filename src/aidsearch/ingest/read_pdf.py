@@ -13,6 +13,7 @@ from .extracted import Extracted
 
 log = logging.getLogger("aidsearch")
 
+VERSION = 2  # 2: the lines that the layout wrapped are joined back (clean.unwrap)
 _TITLE_JUNK = re.compile(r"^(?:microsoft\s+(?:word|powerpoint)\s*-\s*)|\.(?:docx?|pdf|pptx?|odt)$", re.I)
 
 
