@@ -154,9 +154,10 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         for n, (source, path) in enumerate(files, 1):
             stat = os.stat(path)
             prev = old_entries.get(source)
-            read = {"read": v} if (v := reading_version(path)) != 1 else {}  # a file read by an earlier reader: again
+            version = reading_version(path)  # a file read by an earlier version of its reader is read again
+            read = {"read": version} if version != 1 else {}
             same_file = prev is not None and (prev["size"], prev["mtime_ns"], prev.get("read", 1)) == (
-                stat.st_size, stat.st_mtime_ns, read.get("read", 1))
+                stat.st_size, stat.st_mtime_ns, version)
             stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, **read}
             known = old_skips.get(source)
             if known is not None and {k: known.get(k) for k in stamp} != stamp:
