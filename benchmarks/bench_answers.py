@@ -57,6 +57,7 @@ SETS = (
 CONFIGS = {"earlier": ("hybrid", "rules"), "learned": ("learned", "learned"), "reader alone": ("learned", "reader"),
            "reader": ("learned", "reader"), "reader, abstention without margin": ("learned", "reader"),
            "reader, passage of the best sentence": ("learned", "reader"), "reader, int8": ("learned", "reader"),
+           "reader, PyTorch": ("learned", "reader"),
            "dense": ("dense", "learned"), "bm25": ("bm25", "learned")}
 RETRIEVAL_ONLY = ("dense", "bm25")
 _MARKERS = re.compile(r"\s*\[\d+\]")
@@ -86,7 +87,9 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
         results[s.name] = {"kind": s.kind, "questions_file": s.questions, "configs": {}}
         for name, (mode, answerer) in configs.items():
             quantize = "int8" if name == "reader, int8" else base.settings.reader_quantize
-            ix = type(base)(replace(base.settings, answerer=answerer, reader_quantize=quantize), embedder)
+            runtime = "torch" if name == "reader, PyTorch" else base.settings.query_runtime
+            ix = type(base)(replace(base.settings, answerer=answerer, reader_quantize=quantize, query_runtime=runtime),
+                            embedder)
             if name == "reader alone":
                 ix.models = replace(ix.answer_models(), reader_weight=None)
             if name == "reader, abstention without margin":
@@ -96,7 +99,8 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
             if readers and name in readers:
                 path, weight = readers[name]
                 if name not in loaded:
-                    loaded[name] = load_reader(model_path(ix.settings), path)
+                    loaded[name] = load_reader(model_path(ix.settings), path, onnx_dir=ix.settings.cache_dir / "onnx"
+                                               if ix.settings.query_runtime == "onnx" else None)
                 models = replace(ix.answer_models(), reader=loaded[name])
                 ix.models = models if weight is None else replace(models, reader_weight=weight)
             report = evaluate(ix, questions, mode=mode, questions_file=s.questions, index_dir=s.index,
@@ -142,9 +146,9 @@ def render(data: dict[str, Any]) -> str:
         "--reader-abstain`) the abstention features and the reader's answer margin weighed together in the "
         "abstention; *reader, abstention without margin*: the same with the learned abstention alone; *reader, int8*: "
         "*reader* with the reader's attention projections and first feed-forward layers in 8-bit integers "
-        "(`reader_quantize int8`); *reader FILE, "
-        "weight W*: "
-        "the same with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *dense* / *bm25*: "
+        "(`reader_quantize int8`); *reader, PyTorch*: *reader* with the reader run by PyTorch instead of ONNX "
+        "Runtime (`query_runtime torch` for the reader; questions embedded alike); *reader FILE, weight W*: the same "
+        "with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *dense* / *bm25*: "
         "one ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "

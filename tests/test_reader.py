@@ -202,6 +202,58 @@ def test_int8_reader_is_quantized_and_reads_the_same_answer():
     assert abs(a.answer_margin() - b.answer_margin()) < 1.0
 
 
+@pytest.mark.model
+def test_reader_on_onnx_runtime_gives_the_same_scores_from_a_graph_written_once(tmp_path, caplog):
+    folder = model_path(Settings())
+    torch_reader = load_reader(folder)
+    onnx_reader = load_reader(folder, onnx_dir=tmp_path)
+    assert torch_reader is not None and onnx_reader is not None
+    assert torch_reader.session is None and onnx_reader.session is not None
+    (graph,) = tmp_path.iterdir()
+    assert graph.name.startswith("reader-") and 50e6 < graph.stat().st_size < 120e6  # no 250k-row word table
+    import torch
+
+    with pytest.raises(RuntimeError, match="run on ONNX Runtime"):
+        onnx_reader.model(input_ids=torch.zeros((1, 4), dtype=torch.long))  # PyTorch's copy of the layers is gone
+    assert load_reader(folder, quantize="int8", onnx_dir=tmp_path / "int8").session is None  # int8 stays on PyTorch
+    question = "Who previously held the record for being the oldest quarterback to play in a Super Bowl?"
+    long_text = " ".join([PERLE] * 12)  # read in several windows, batched with the short one
+    expected = torch_reader.logits(question, [QUARTERBACK, long_text])
+    got = onnx_reader.logits(question, [QUARTERBACK, long_text])
+    for a, b in zip(expected, got):
+        assert np.array_equal(a.offsets, b.offsets) and np.allclose(a.starts, b.starts, atol=1e-3)
+        assert np.allclose(a.ends, b.ends, atol=1e-3) and abs(a.answer_margin() - b.answer_margin()) < 1e-3
+    assert "John Elway" in QUARTERBACK[slice(*got[0].best_span()[:2])]
+    written = graph.stat().st_mtime_ns
+    load_reader(folder, onnx_dir=tmp_path)
+    assert graph.stat().st_mtime_ns == written  # read again, not written again
+    graph.write_bytes(b"half a graph")
+    again = load_reader(folder, onnx_dir=tmp_path)
+    assert "cannot be read; writing it again" in caplog.text and list(tmp_path.iterdir()) == [graph]
+    assert np.allclose(again.logits(question, [QUARTERBACK])[0].starts, expected[0].starts, atol=1e-3)
+    other = tmp_path / "other"
+    other_weights = tmp_path / "reader.safetensors"
+    from aidsearch.reader import READER_FILE
+    other_weights.write_bytes(READER_FILE.read_bytes())
+    assert load_reader(folder, other_weights, onnx_dir=other).session is not None
+    assert [p.name for p in other.iterdir()] == [graph.name]  # named by the weights, not by their file
+
+
+@pytest.mark.model
+def test_reader_stays_on_pytorch_when_its_export_fails(tmp_path, monkeypatch, caplog):
+    from aidsearch import reader as reader_module
+
+    def cannot_export(*args, **kwargs):
+        raise RuntimeError("no graph today")
+
+    monkeypatch.setattr(reader_module, "export_layers", cannot_export)
+    fallback = load_reader(model_path(Settings()), onnx_dir=tmp_path)
+    assert fallback is not None and fallback.session is None
+    assert "the answer reader runs on PyTorch: ONNX export failed (no graph today)" in caplog.text
+    question = "Who previously held the record for being the oldest quarterback to play in a Super Bowl?"
+    assert "John Elway" in QUARTERBACK[slice(*fallback.logits(question, [QUARTERBACK])[0].best_span()[:2])]
+
+
 def _miss(question: str, answer: str, reason: str):
     return pytest.param(question, answer, marks=pytest.mark.xfail(strict=True, reason=reason))
 
@@ -444,6 +496,7 @@ def test_committed_reader_weight_is_fitted_on_the_train_parts_and_used_by_the_re
     assert mean[key] == max(mean.values()) and mean[key] > mean["0.0"]
     shipped_ix.ask("Quel massif est surnommé le « château d'eau de l'Afrique de l'Ouest » ?")
     assert shipped_ix.models.reader is not None and shipped_ix.models.reader_weight == fitted["weight"]
+    assert shipped_ix.settings.query_runtime == "onnx" and shipped_ix.models.reader.session is not None
 
 
 @pytest.mark.model

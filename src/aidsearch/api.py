@@ -284,7 +284,9 @@ class Aidsearch:
                 else self.models
         if self.models.reader is None:
             loaded = reader.shared_reader(bundled.ensure_bundled(self.settings.cache_dir / "models"),
-                                          self.settings.micro_batch, self.settings.reader_quantize)
+                                          self.settings.micro_batch, self.settings.reader_quantize,
+                                          self.settings.cache_dir / "onnx"
+                                          if self.settings.query_runtime == "onnx" else None)
             if loaded is None:
                 raise ConfigError(f"answerer 'reader' needs the reader's weights ({reader.READER_FILE.name}): "
                                   "run make train-reader")

@@ -32,9 +32,9 @@ class Settings:
     """Everything configurable. ``model`` is ``"bundled"`` or any sentence-transformers name or path;
     ``quantize`` "int8" runs the model's linear layers in 8-bit integers (faster, slightly less exact), and
     ``reader_quantize`` "int8" those of the answer reader (the index is unchanged); ``query_runtime`` "onnx" runs
-    the model's encoder layers on ONNX Runtime for questions and passages (exported and fused once into
-    ``cache_dir``; the same vectors, less time per question, PyTorch's copy of the layers dropped), "torch" keeps
-    them in PyTorch;
+    the model's encoder layers on ONNX Runtime for questions and passages, and the answer reader's when it is not
+    quantized (each exported and fused once into ``cache_dir``; the same vectors and scores, less time per
+    question, PyTorch's copy of the layers dropped), "torch" keeps them in PyTorch;
     ``retrieval`` and ``answerer`` choose the default ranking and answer stages ("learned": fitted on the train
     parts of the development sets; "hybrid" / "rules": reciprocal rank fusion and the earlier rule answerer;
     answerer "reader", the default: the learned stages plus the answer reader). ``llm_url`` is the base URL of an

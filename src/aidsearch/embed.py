@@ -178,26 +178,12 @@ class OnnxEncoder:
     graph holds only the encoder layers; it is written once to ``path``."""
 
     def __init__(self, model, path: Path) -> None:
-        import onnxruntime as ort
-        import torch
-
         self.model = model
-        table = model[0].auto_model.embeddings.word_embeddings.weight
+        transformer = model[0].auto_model
+        table = transformer.embeddings.word_embeddings.weight
         self.table = table.detach().numpy()  # shares the tensor's memory
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy waiting between passes
-        self._shrink = ort.RunOptions()  # after a long batch, its working memory is given back
-        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        if path.is_file():
-            try:
-                self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                return
-            except Exception:  # a damaged file (disk full, another version): written again below
-                log.warning("the ONNX graph in %s cannot be read; writing it again", path)
-        _export_encoder(model[0].auto_model, path, table.shape[1])
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, lambda p: export_layers(transformer, p, table.shape[1]))
+        self._shrink = shrink_option()
 
     @staticmethod
     def fits(model) -> bool:
@@ -215,8 +201,7 @@ class OnnxEncoder:
     def states(self, ids: np.ndarray, mask: np.ndarray, shrink: bool = False) -> np.ndarray:
         """The last token states of token ``ids`` with attention ``mask``; ``shrink`` gives the pass's working
         memory back afterwards (for long batches)."""
-        return self.session.run(None, {"embeds": self.table[ids].astype(np.float32), "mask": mask.astype(np.int64)},
-                                self._shrink if shrink else None)[0]
+        return run_layers(self.session, self.table, ids, mask, self._shrink if shrink else None)
 
     def encode(self, texts: Sequence[str], prompt: str, shrink: bool = False) -> np.ndarray:
         """L2-normalized vectors of ``texts`` read with ``prompt`` in front, as sentence-transformers tokenizes them."""
@@ -229,21 +214,56 @@ class OnnxEncoder:
         return np.ascontiguousarray(pooled, dtype=np.float32)
 
 
-def drop_torch_layers(model) -> None:
-    """Free the PyTorch copy of ``model``'s encoder layers once ONNX Runtime runs them; a PyTorch pass through them
-    then fails with one line instead of giving wrong vectors."""
+def onnx_session(path: Path, write: Callable[[Path], None]):
+    """An ONNX Runtime session over the graph at ``path`` on this process's threads (no busy waiting between
+    passes); the graph is written by ``write`` first when missing or unreadable (disk full, another version)."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if path.is_file():
+        try:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception:
+            log.warning("the ONNX graph in %s cannot be read; writing it again", path)
+    write(path)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def shrink_option():
+    """Run options that give a pass's working memory back afterwards (after a long batch)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+def run_layers(session: Any, table: np.ndarray, ids: np.ndarray, mask: np.ndarray, options: Any = None) -> np.ndarray:
+    """The output of a graph written by ``export_layers`` for token ``ids`` (rows of the word ``table``) and
+    attention ``mask``."""
+    return session.run(None, {"embeds": table[ids].astype(np.float32), "mask": mask.astype(np.int64)}, options)[0]
+
+
+def drop_torch_layers(transformer) -> None:
+    """Free the PyTorch copy of ``transformer``'s encoder layers (a Hugging Face encoder) once ONNX Runtime runs
+    them; a PyTorch pass through them then fails with one line instead of giving wrong results."""
     import torch
 
     class OnOnnxRuntime(torch.nn.Module):
         def forward(self, *args: Any, **kwargs: Any) -> None:
             raise RuntimeError("this model's encoder layers run on ONNX Runtime (query_runtime onnx)")
 
-    model[0].auto_model.encoder = OnOnnxRuntime()
+    transformer.encoder = OnOnnxRuntime()
 
 
-def _export_encoder(transformer, path: Path, width: int) -> None:
-    """Write ``transformer``'s layers after the word-vector lookup as an ONNX graph (any batch and length), traced
-    with plain ("eager") attention so that ONNX Runtime's optimizer can fuse it."""
+def export_layers(transformer, path: Path, width: int, head: Any = None) -> None:
+    """Write ``transformer``'s layers after the word-vector lookup (and ``head`` over its token states, when given)
+    as an ONNX graph (any batch and length), traced with plain ("eager") attention so that ONNX Runtime's optimizer
+    can fuse it."""
     import warnings
 
     import torch
@@ -251,10 +271,11 @@ def _export_encoder(transformer, path: Path, width: int) -> None:
     class Layers(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.transformer = transformer
+            self.transformer, self.head = transformer, head
 
         def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return self.transformer(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+            states = self.transformer(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+            return states if self.head is None else self.head(states)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
@@ -344,9 +365,13 @@ def _quiet_transformers() -> None:
         pass
 
 
-def _parameter_fingerprint(model) -> str:
+def _parameter_fingerprint(model, skip: str | None = None) -> str:
+    """SHA-256 over the named tensors of ``model``'s state, those whose name starts with ``skip`` left out (first 16
+    hex digits)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
+        if skip is not None and name.startswith(skip):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -536,7 +561,7 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("questions are embedded with PyTorch: ONNX export failed (%s)", first[:200])
         else:
-            drop_torch_layers(model)
+            drop_torch_layers(model[0].auto_model)
     release_freed_memory()
     return SentenceTransformerEmbedder(model, info, batch_size=settings.batch_size, micro_batch=settings.micro_batch,
                                        batch_tokens=settings.batch_tokens, onnx_encoder=onnx_encoder)
