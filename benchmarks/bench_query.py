@@ -1,4 +1,5 @@
-"""Questions embedded with ONNX Runtime against PyTorch (``query_runtime``), side by side in one run.
+"""Questions embedded and answers read with ONNX Runtime against PyTorch (``query_runtime``: the model's encoder
+layers and the answer reader's), side by side in one run.
 
 Usage: .venv/bin/python benchmarks/bench_query.py [--index LABEL=DIR ...] [--random-size 100000] [--repeats 2]
                                                  [--questions N] [--users 50] [--seconds 30]
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_scale  # noqa: E402
 
 RUNTIMES = ("torch", "onnx")
+ON_ONNX = "questions embedded and answers read"  # what query_runtime moves: the model's and the reader's layers
 
 
 def _questions(count: int) -> list[str]:
@@ -121,7 +123,7 @@ def compare(index: Path, repeats: int, work: Path, count: int, users: int, secon
 
 def render(data: dict[str, Any]) -> str:
     lines = [
-        "# Questions embedded with ONNX Runtime against PyTorch", "",
+        f"# {data.get('on_onnx', 'questions embedded').capitalize()} with ONNX Runtime against PyTorch", "",
         f"Command: `{data['command']}`; {data['date']}; {data['machine']}; CPU used by other processes during the "
         f"run: {data['contention']:.0%}. {data['repeats']} processes per runtime and index, alternating which goes "
         f"first; {data['questions']} distinct real questions, each timed once per process with `search` (k=10) and "
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
             "repeats": args.repeats, "questions": len(_questions(args.questions)), "users": args.users,
-            "seconds": args.seconds, "indexes": [],
+            "seconds": args.seconds, "indexes": [], "on_onnx": ON_ONNX,
         }
         for n, (label, folder) in enumerate(indexes):
             run_dir = Path(tmp) / str(n)

@@ -206,7 +206,8 @@ def _query(r: dict[str, Any]) -> list[str]:
                     + (f", {r['users']} users {t['load']['answered']:.0f} → {o['load']['answered']:.0f} answers in "
                        f"{r['seconds']:.0f} s (p50 {t['load']['p50_s']:.2f} → {o['load']['p50_s']:.2f} s, "
                        f"{t['load']['errors'] + o['load']['errors']} errors)" if "load" in t else ""))
-    return [f"Questions embedded by PyTorch → by ONNX Runtime (`query_runtime`; {r['questions']} distinct questions, "
+    return [f"{r.get('on_onnx', 'questions embedded').capitalize()} by PyTorch → by ONNX Runtime (`query_runtime`; "
+            f"{r['questions']} distinct questions, "
             f"{r['repeats']} processes per runtime and index, alternating; {r['date']}, CPU used by other processes "
             f"{r['contention']:.0%}): " + "; ".join(rows) + "."]
 
@@ -415,7 +416,8 @@ REPORTS = (
     ("update", "benchmarks/update.md", "a one-document update of the scale benchmark's 100,000-text index, current "
      "code against an earlier revision in one run (random vectors: everything but embedding)",
      ".venv/bin/python benchmarks/bench_update.py", _update),
-    ("query", "benchmarks/query.md", "the model on ONNX Runtime against PyTorch (`query_runtime`) on the "
+    ("query", "benchmarks/query.md", "the model and the answer reader on ONNX Runtime against PyTorch "
+     "(`query_runtime`) on the "
      "evaluation index and on the update benchmark's 100,000-text index (random vectors): embedding, search and ask "
      "latency, memory, same results", ".venv/bin/python benchmarks/bench_query.py", _query),
     ("reading", "benchmarks/reading.md", "the evaluation corpus read and indexed by an earlier revision and by the "

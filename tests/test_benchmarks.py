@@ -212,7 +212,7 @@ def test_scale_goals_are_checked_at_the_largest_size() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli", "reading"])
+@pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli", "reading", "answers", "query"])
 def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     import importlib
 
