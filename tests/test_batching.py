@@ -110,13 +110,14 @@ def test_concurrent_queries_get_the_vectors_they_get_alone(settings, embedder):
 
 
 @pytest.mark.model
-def test_concurrent_reader_calls_score_as_they_do_alone(embedder):
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_concurrent_reader_calls_score_as_they_do_alone(embedder, runtime, tmp_path):
     from aidsearch.config import Settings
     from aidsearch.embed import model_path
     from aidsearch.reader import load_reader
 
-    reader = load_reader(model_path(Settings()))
-    assert reader is not None
+    reader = load_reader(model_path(Settings()), onnx_dir=tmp_path if runtime == "onnx" else None)
+    assert reader is not None and (reader.session is not None) == (runtime == "onnx")
     cases = [("Who funds the project?", "The project is funded by the European Union with 2 million euros."),
              ("Combien coûte le programme ?", "Le programme coûte 29 110 000 EUR et dure cinq ans au Kosovo."),
              ("Where is the hospital?", "A new hospital opened in Gjilan in 2019. " * 30)]
