@@ -16,7 +16,7 @@ import numpy as np
 from . import bundled
 from .batching import MicroBatcher
 from .config import Settings
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 log = logging.getLogger("aidsearch")
 Progress = Callable[[int], None]
@@ -308,7 +308,7 @@ def _fuse(path: Path, config: Any) -> None:
                                          hidden_size=config.hidden_size, opt_level=0)
         fused.save_model_to_file(str(path))
     except Exception as exc:  # another architecture: the plain graph gives the same vectors, a little slower
-        log.warning("the ONNX graph is not fused (%s)", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        log.warning("the ONNX graph is not fused (%s)", first_line(exc))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -365,7 +365,7 @@ def _quiet_transformers() -> None:
         pass
 
 
-def _parameter_fingerprint(model, skip: str | None = None) -> str:
+def parameter_fingerprint(model, skip: str | None = None) -> str:
     """SHA-256 over the named tensors of ``model``'s state, those whose name starts with ``skip`` left out (first 16
     hex digits)."""
     digest = hashlib.sha256()
@@ -543,12 +543,11 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
             fingerprint = bundled.fingerprint_files(folder) if folder and folder.is_dir() else ""
             info = ModelInfo(name, "local folder" if folder else "sentence-transformers hub cache", str(folder or ""),
                              int(model.get_sentence_embedding_dimension() or 0), int(model.max_seq_length or 512),
-                             fingerprint or _parameter_fingerprint(model))
+                             fingerprint or parameter_fingerprint(model))
     except ModelError:
         raise
     except Exception as exc:  # the libraries raise many kinds; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {settings.model!r}: {first}") from exc
+        raise ModelError(f"cannot load model {settings.model!r}: {first_line(exc)}") from exc
     if settings.quantize == "int8":
         quantize_int8(model[0].auto_model)
         info = replace(info, name=f"{info.name} (int8)", fingerprint=f"{info.fingerprint}-int8")
@@ -558,8 +557,7 @@ def _load(settings: Settings) -> SentenceTransformerEmbedder:
         try:
             onnx_encoder = OnnxEncoder(model, path)
         except Exception as exc:  # an architecture the exporter cannot trace: the model stays with PyTorch
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            log.warning("questions are embedded with PyTorch: ONNX export failed (%s)", first[:200])
+            log.warning("questions are embedded with PyTorch: ONNX export failed (%s)", first_line(exc)[:200])
         else:
             drop_torch_layers(model[0].auto_model)
     release_freed_memory()

@@ -6,6 +6,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none (libraries raise many kinds, with
+    messages of many lines; a user or a log needs one)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class AidsearchError(Exception):
     """Base class: ``str(err)`` is a one-line message fit for a user."""
 
