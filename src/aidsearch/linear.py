@@ -32,6 +32,19 @@ class LinearModel:
         """Binary models: the probability of the positive class."""
         return 1.0 / (1.0 + np.exp(-np.clip(self.scores(x), -30, 30)))
 
+    def over(self, features: Sequence[str]) -> LinearModel:
+        """The same model over ``features``, a list holding all of its own: the others weigh nothing (a model
+        fitted before features were added scores as it did)."""
+        missing = [f for f in self.features if f not in features]
+        if missing:
+            raise ValueError(f"feature {missing[0]!r} is not in the new feature list")
+        at = {f: i for i, f in enumerate(self.features)}
+        weights, mean, scale = np.zeros(len(features)), np.zeros(len(features)), np.ones(len(features))
+        for j, f in enumerate(features):
+            if f in at:
+                weights[j], mean[j], scale[j] = self.weights[at[f]], self.mean[at[f]], self.scale[at[f]]
+        return LinearModel(tuple(features), weights, mean, scale, self.bias, self.info)
+
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "weights": [round(float(w), 6) for w in self.weights],
                 "mean": [round(float(m), 6) for m in self.mean], "scale": [round(float(s), 6) for s in self.scale],
@@ -78,18 +91,25 @@ def _adam(grad, w: np.ndarray, steps: int, lr: float) -> np.ndarray:
 
 
 def fit_listwise(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Sequence[str], *, l2: float = 1e-3,
-                 steps: int = 400, lr: float = 0.05, info: dict[str, Any] | None = None) -> LinearModel:
+                 steps: int = 400, lr: float = 0.05, info: dict[str, Any] | None = None,
+                 group_weight: Sequence[float] | None = None) -> LinearModel:
     """Fit weights so that, in each group ``(x, positive)``, the softmax of scores puts its mass on the positive
-    candidates (maximizes the log of the summed probability of the positives). Groups without a positive or
-    without a negative teach nothing and are skipped."""
-    kept = [(x, pos.astype(bool)) for x, pos in groups if pos.any() and not pos.all()]
+    candidates (maximizes the log of the summed probability of the positives), each group weighted by
+    ``group_weight`` (e.g. one weight per question set; alike by default). Groups without a positive or without
+    a negative teach nothing and are skipped."""
+    weights = [1.0] * len(groups) if group_weight is None else list(group_weight)
+    if len(weights) != len(groups):
+        raise ValueError(f"expected {len(groups)} group weights, got {len(weights)}")
+    kept = [(x, pos.astype(bool), w) for (x, pos), w in zip(groups, weights) if pos.any() and not pos.all()]
     if not kept:
         raise ValueError("no group has both a positive and a negative candidate")
-    mean, scale = _standardizer(np.concatenate([x for x, _ in kept]))
-    xs = [(x - mean) / scale for x, _ in kept]
+    mean, scale = _standardizer(np.concatenate([x for x, _, _ in kept]))
+    xs = [(x - mean) / scale for x, _, _ in kept]
     sizes = np.array([len(x) for x in xs])
     big = np.concatenate(xs)
-    pos = np.concatenate([p for _, p in kept])
+    pos = np.concatenate([p for _, p, _ in kept])
+    gw = np.array([w for _, _, w in kept], dtype=np.float64)
+    gw /= gw.mean()
     group = np.repeat(np.arange(len(xs)), sizes)
     n = len(xs)
 
@@ -102,7 +122,7 @@ def fit_listwise(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Sequ
         zp = np.bincount(group, e * pos, n)
         p_all = e / z[group]
         p_pos = np.where(pos, e / zp[group], 0.0)
-        return ((p_all - p_pos) @ big) / n + l2 * w
+        return (((p_all - p_pos) * gw[group]) @ big) / n + l2 * w
 
     w = _adam(grad, np.zeros(big.shape[1]), steps, lr)
     return LinearModel(tuple(features), w, mean, scale, 0.0, info)
