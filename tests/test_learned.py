@@ -3,6 +3,7 @@ the question's language, abstention at any k, and fusion against each single ran
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from aidsearch import open_index
 from aidsearch.config import load_settings
 from aidsearch.evaluate import answer_matches, load_questions
-from aidsearch.features import PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo, sentence_features, wh_type
+from aidsearch.features import (PASSAGE_FEATURES, SENTENCE_FEATURES, QuestionInfo, passage_features, sentence_features,
+                                wh_type)
 from aidsearch.fields import asked_fields, format_amount, format_date, render
 from aidsearch.learned import MODELS, load_model
 from aidsearch.linear import PARAMS_DIR, LinearModel, fit_binary, fit_listwise
@@ -63,6 +65,55 @@ def test_listwise_fit_finds_the_informative_feature():
     assert np.allclose(again.scores(groups[0][0]), model.scores(groups[0][0]), atol=1e-4)
     with pytest.raises(ValueError, match="no group has both"):
         fit_listwise([(np.zeros((2, 3)), np.array([True, True]))], ("a", "b", "c"))
+
+
+@pytest.mark.unit
+def test_listwise_group_weights_let_a_small_set_count_as_much_as_a_large_one():
+    rng = np.random.default_rng(2)
+
+    def groups(n: int, signal: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for _ in range(n):
+            x = rng.normal(size=(6, 2))
+            pos = np.zeros(6, bool)
+            pos[np.argmax(x[:, signal])] = True
+            out.append((x, pos))
+        return out
+
+    large, small = groups(400, 0), groups(20, 1)
+    pooled = fit_listwise(large + small, ("a", "b"), steps=300)
+    per_set = fit_listwise(large + small, ("a", "b"), steps=300,
+                           group_weight=[1 / len(large)] * len(large) + [1 / len(small)] * len(small))
+    assert pooled.weights[0] > 2 * pooled.weights[1]
+    assert per_set.weights[1] > 0.5 * per_set.weights[0]
+    assert per_set.weights[1] / per_set.weights[0] > 2 * pooled.weights[1] / pooled.weights[0]
+    with pytest.raises(ValueError, match="expected 420 group weights, got 1"):
+        fit_listwise(large + small, ("a", "b"), group_weight=[1.0])
+
+
+@pytest.mark.unit
+def test_a_model_over_more_features_scores_as_before():
+    model = LinearModel(("a", "b"), np.array([1.0, -2.0]), np.array([0.5, 1.0]), np.array([2.0, 4.0]), 0.3)
+    wider = model.over(("c", "b", "a"))
+    x = np.array([[1.0, 2.0], [3.0, -1.0]])
+    wide_x = np.array([[7.0, 2.0, 1.0], [-5.0, -1.0, 3.0]])
+    assert np.allclose(wider.scores(wide_x), model.scores(x))
+    with pytest.raises(ValueError, match="feature 'a' is not in the new feature list"):
+        model.over(("b", "c"))
+
+
+@pytest.mark.unit
+def test_passage_features_give_cross_language_evidence_apart():
+    x = passage_features(np.array([0.9, 0.8, 0.7]), np.array([True, True, True]), np.array([3.0, 0.0, 2.0]),
+                         np.array([0.9, 0.8, 0.6]), np.array([True, False, False]), np.zeros(3, bool),
+                         np.array([0.5, 0.4, 0.2]))
+    col = {f: i for i, f in enumerate(PASSAGE_FEATURES)}
+    assert x.shape == (3, len(PASSAGE_FEATURES))
+    assert x[:, col["overlap"]].tolist() == [0.5, 0.4, 0.2]
+    assert x[:, col["overlap_cross"]].tolist() == [0.0, 0.4, 0.2]
+    assert x[:, col["in_both"]].tolist() == [1.0, 0.0, 1.0]
+    assert x[:, col["in_both_cross"]].tolist() == [0.0, 0.0, 1.0]
+    assert x[:, col["cross_lang"]].tolist() == [0.0, 1.0, 1.0]
 
 
 @pytest.mark.unit
@@ -170,6 +221,37 @@ def quarterback(tmp_path_factory, embedder):
     settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
     open_index(settings=settings, embedder=embedder, create=True)
     return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def tobacco(tmp_path_factory, embedder):
+    """A development-train case: a French question whose answer is in an English record, beside a French record
+    that shares its words ("projet", "lutte contre", "ACDI", "budget") but not its subject (the learned models of
+    7f4a511, fitted without the cross-language features, cited the French record)."""
+    root = tmp_path_factory.mktemp("tobacco")
+    copy_seeds(root / "corpus")
+    (root / "corpus" / "tobacco.txt").write_text(
+        "Tobacco Control\n\nThe goal of this project is to improve the health of Brazilians by reducing tobacco use, "
+        "the leading avoidable cause of death in Brazil. Implemented in partnership with the Brazilian Human "
+        "Development Network, the project seeks to decrease the health and economic inequities related to tobacco "
+        "use and production.\n\nCountry: Brazil\nDonor: Canada (CIDA)\nBudget: 834,476 CAD\n", encoding="utf-8")
+    (root / "corpus" / "paludisme.txt").write_text(
+        "Lutte contre le paludisme au Sénégal\n\nCe projet de l'ACDI appuie la lutte contre le paludisme dans les "
+        "régions de Kolda et de Tambacounda : moustiquaires, diagnostic rapide et formation des agents de santé.\n\n"
+        "Pays : Sénégal\nBailleur : Canada (ACDI)\nBudget : 2 150 000 CAD\n", encoding="utf-8")
+    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
+    open_index(settings=settings, embedder=embedder, create=True)
+    return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
+
+
+@pytest.mark.model
+def test_french_question_finds_its_answer_in_an_english_record_beside_a_french_one_sharing_its_words(tobacco):
+    question = "Quel est le budget de l'ACDI pour le projet de lutte contre le tabagisme au Brésil ?"
+    hits = tobacco.search(question, mode="learned").hits
+    assert hits[0].chunk.source == "tobacco.txt", [h.chunk.source for h in hits]
+    answer = tobacco.ask(question, mode="learned")
+    assert answer.found and "834476" in re.sub(r"[\s,.]", "", answer.text), answer.text
+    assert answer.citations[0].hit.chunk.source == "tobacco.txt"
 
 
 @pytest.mark.model

@@ -119,7 +119,8 @@ def overlap(terms: frozenset[str] | set[str], text_terms: set[str]) -> float:
 # ---------------------------------------------------------------- passages (fusion)
 
 PASSAGE_FEATURES = ("dense_rel", "dense_z", "dense_rr", "lex_rel_same", "lex_rel_cross", "lex_rr_same",
-                    "lex_rr_cross", "sent_rel", "sent_rr", "exact", "overlap", "in_both")
+                    "lex_rr_cross", "sent_rel", "sent_rr", "exact", "overlap", "in_both", "overlap_cross",
+                    "in_both_cross", "cross_lang")
 
 
 def _rr(ranks: np.ndarray) -> np.ndarray:
@@ -137,7 +138,9 @@ def _ranks(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
 def passage_features(dense: np.ndarray, dense_ranked: np.ndarray, lexical: np.ndarray, sentence: np.ndarray,
                      same_lang: np.ndarray, exact: np.ndarray, term_overlap: np.ndarray) -> np.ndarray:
     """One row per pool passage. ``dense`` and ``sentence`` are cosines for every pool row; ``dense_ranked``
-    marks the rows the dense search returned; ``lexical`` is BM25 (0 when absent)."""
+    marks the rows the dense search returned; ``lexical`` is BM25 (0 when absent). Word overlap and being found
+    by both searches are given again for passages in the other language than the question's, with a flag for
+    them: across languages few words can match, so the fusion weighs that evidence apart."""
     std = float(dense.std()) or 1.0
     lex_present = lexical > 0
     lex_rel = lexical / lexical.max() if lex_present.any() else np.zeros_like(lexical)
@@ -148,6 +151,7 @@ def passage_features(dense: np.ndarray, dense_ranked: np.ndarray, lexical: np.nd
         lex_rel * same, lex_rel * (1 - same), lex_rr * same, lex_rr * (1 - same),
         sentence - sentence.max(), _rr(_ranks(sentence, np.ones(len(sentence), bool))),
         exact.astype(float), term_overlap, (dense_ranked & lex_present).astype(float),
+        term_overlap * (1 - same), (dense_ranked & lex_present) * (1 - same), 1 - same,
     ])
 
 

@@ -427,8 +427,10 @@ def train(train_sets: Sequence[Source], validation: Sequence[Source] = (), *, st
     info = {"data": data_hash([s.path for s in train_sets]), "sets": {s.name: len(e) for s, e in examples},
             "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "steps": steps}
     log("fusion: collecting pools")
-    groups = [g for s, e in examples for g in fusion_groups(s.ix, e)]
-    fusion = fit_listwise(groups, PASSAGE_FEATURES, steps=steps, info={**info, "groups": len(groups)})
+    per_set = [fusion_groups(s.ix, e) for s, e in examples]
+    groups = [g for gs in per_set for g in gs]
+    fusion = fit_listwise(groups, PASSAGE_FEATURES, steps=steps, info={**info, "groups": len(groups)},
+                          group_weight=[1.0 / len(gs) for gs in per_set for _ in gs])  # each set counts alike
     _with_fusion(train_sets, fusion)
     base = AnswerModels(untrained(SENTENCE_FEATURES, "sim_rel"), untrained(ABSTAIN_FEATURES, "dense_z_top"))
     log(f"sentence: reading the top passages ({len(groups)} fusion groups)")
