@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -67,10 +68,25 @@ def answer_words(text: str | None) -> int:
     return len(_MARKERS.sub("", text or "").split())
 
 
+def learned_models(revision: str) -> dict[str, Any]:
+    """The fusion, sentence, abstention and span models committed at ``revision``, over today's feature lists."""
+    from aidsearch.learned import MODELS
+    from aidsearch.linear import LinearModel
+
+    out = {}
+    for name in ("fusion", "sentence", "abstain", "span"):
+        text = subprocess.run(["git", "show", f"{revision}:src/aidsearch/params/{name}.json"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+        out[name] = LinearModel.from_dict(json.loads(text)).over(MODELS[name][0])
+    return out
+
+
 def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
-        readers: dict[str, tuple[Path, float | None]] | None = None) -> dict[str, Any]:
+        readers: dict[str, tuple[Path, float | None]] | None = None,
+        revisions: dict[str, str] | None = None) -> dict[str, Any]:
     """Every configuration on every set; ``readers``: configurations that read with other reader weights, and their
-    own weight against the learned sentence scores (None: the committed one)."""
+    own weight against the learned sentence scores (None: the committed one); ``revisions``: configurations that
+    rank and answer with the learned models committed at a revision."""
     from aidsearch.api import open_index
     from aidsearch.embed import model_path
     from aidsearch.evaluate import evaluate, load_questions
@@ -79,6 +95,7 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
 
     results: dict[str, Any] = {}
     loaded: dict[str, Any] = {}
+    earlier = {name: learned_models(rev) for name, rev in (revisions or {}).items()}
     embedder = None
     for s in SETS:
         questions = load_questions(ROOT / s.questions)[:limit]
@@ -96,6 +113,11 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
                 ix.models = replace(ix.answer_models(), reader_abstain=None)
             if name == "reader, passage of the best sentence":
                 ix.models = replace(ix.answer_models(), passage_weight=None)
+            if name in earlier:
+                m = earlier[name]
+                ix.retriever().fusion = m["fusion"]
+                ix.models = replace(ix.answer_models(), sentence=m["sentence"], abstain=m["abstain"], span=m["span"],
+                                    min_probability=float(m["abstain"].info["threshold"]))
             if readers and name in readers:
                 path, weight = readers[name]
                 if name not in loaded:
@@ -148,7 +170,9 @@ def render(data: dict[str, Any]) -> str:
         "*reader* with the reader's attention projections and first feed-forward layers in 8-bit integers "
         "(`reader_quantize int8`); *reader, PyTorch*: *reader* with the reader run by PyTorch instead of ONNX "
         "Runtime (`query_runtime torch` for the reader; questions embedded alike); *reader FILE, weight W*: the same "
-        "with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *dense* / *bm25*: "
+        "with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *reader, learned models "
+        "of REV*: *reader* with the fusion, answer sentence, abstention and span models committed at revision REV; "
+        "*dense* / *bm25*: "
         "one ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "
         "is right when it contains an expected string (numbers compared without thousands separators, dates and "
@@ -191,6 +215,9 @@ def main() -> None:
     parser.add_argument("--reader", action="append", default=[], metavar="WEIGHTS[=W]",
                         help="also measure \"reader\" with these reader weights, and W as the weight of its span "
                              "scores (repeatable)")
+    parser.add_argument("--models", action="append", default=[], metavar="REV",
+                        help="also measure \"reader\" with the learned models committed at this git revision "
+                             "(repeatable)")
     args = parser.parse_args()
     json_path = args.out.with_suffix(".json")
     if args.render:
@@ -204,10 +231,13 @@ def main() -> None:
             readers[f"reader {Path(path).name}" + (f", weight {weight}" if weight else "")] = \
                 (Path(path), float(weight) if weight else None)
         configs.update({name: CONFIGS["reader"] for name in readers})
-        sets = run(args.limit, configs, readers)
+        revisions = {f"reader, learned models of {rev}": rev for rev in args.models}
+        configs.update({name: CONFIGS["reader"] for name in revisions})
+        sets = run(args.limit, configs, readers, revisions)
     out = "" if args.out == DEFAULT_OUT else f" --out {os.path.relpath(args.out.resolve(), ROOT)}"
     data = {"command": COMMAND + out + (f" --limit {args.limit}" if args.limit else "") +
-            "".join(f" --config '{n}'" for n in args.config or ()) + "".join(f" --reader {p}" for p in args.reader),
+            "".join(f" --config '{n}'" for n in args.config or ()) + "".join(f" --reader {p}" for p in args.reader) +
+            "".join(f" --models {r}" for r in args.models),
             "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "contention": f"{foreign.share:.0%}", "sets": sets}

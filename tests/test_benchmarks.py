@@ -212,6 +212,22 @@ def test_scale_goals_are_checked_at_the_largest_size() -> None:
 
 
 @pytest.mark.unit
+def test_answers_benchmark_reads_the_learned_models_of_a_revision() -> None:
+    import bench_answers
+    import numpy as np
+    from aidsearch.learned import MODELS, load_model
+
+    models = bench_answers.learned_models("HEAD")
+    rng = np.random.default_rng(0)
+    for name, model in models.items():
+        assert model.features == tuple(MODELS[name][0])
+        x = rng.normal(size=(4, len(model.features)))
+        assert np.allclose(model.scores(x), load_model(name).scores(x))
+    with pytest.raises(subprocess.CalledProcessError):
+        bench_answers.learned_models("no-such-revision")
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["model", "quality", "scale", "indexing", "cli", "reading", "answers", "query"])
 def test_each_report_is_rendered_from_its_committed_results(name: str) -> None:
     import importlib
