@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -69,15 +70,20 @@ def answer_words(text: str | None) -> int:
 
 
 def learned_models(revision: str) -> dict[str, Any]:
-    """The fusion, sentence, abstention and span models committed at ``revision``, over today's feature lists."""
+    """The fusion, sentence, abstention and span models committed at ``revision``, over today's feature lists, and
+    the reader's weights against them (``reader_weight``, ``passage_weight``, ``margin_bound``)."""
     from aidsearch.learned import MODELS
     from aidsearch.linear import LinearModel
 
-    out = {}
-    for name in ("fusion", "sentence", "abstain", "span"):
-        text = subprocess.run(["git", "show", f"{revision}:src/aidsearch/params/{name}.json"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout
-        out[name] = LinearModel.from_dict(json.loads(text)).over(MODELS[name][0])
+    def committed(name: str) -> dict[str, Any]:
+        return json.loads(subprocess.run(["git", "show", f"{revision}:src/aidsearch/params/{name}.json"], cwd=ROOT,
+                                         check=True, capture_output=True, text=True).stdout)
+
+    out: dict[str, Any] = {name: LinearModel.from_dict(committed(name)).over(MODELS[name][0])
+                           for name in ("fusion", "sentence", "abstain", "span")}
+    passage = committed("reader_passage")
+    out.update(reader_weight=committed("reader_weight")["weight"], passage_weight=passage["weight"],
+               margin_bound=passage.get("margin_bound", math.inf))
     return out
 
 
@@ -117,7 +123,9 @@ def run(limit: int | None, configs: dict[str, tuple[str, str]] = CONFIGS,
                 m = earlier[name]
                 ix.retriever().fusion = m["fusion"]
                 ix.models = replace(ix.answer_models(), sentence=m["sentence"], abstain=m["abstain"], span=m["span"],
-                                    min_probability=float(m["abstain"].info["threshold"]))
+                                    min_probability=float(m["abstain"].info["threshold"]),
+                                    reader_weight=m["reader_weight"], passage_weight=m["passage_weight"],
+                                    margin_bound=m["margin_bound"])
             if readers and name in readers:
                 path, weight = readers[name]
                 if name not in loaded:
@@ -171,7 +179,8 @@ def render(data: dict[str, Any]) -> str:
         "(`reader_quantize int8`); *reader, PyTorch*: *reader* with the reader run by PyTorch instead of ONNX "
         "Runtime (`query_runtime torch` for the reader; questions embedded alike); *reader FILE, weight W*: the same "
         "with other reader weights (FILE, e.g. an earlier revision's) and span weight W; *reader, learned models "
-        "of REV*: *reader* with the fusion, answer sentence, abstention and span models committed at revision REV; "
+        "of REV*: *reader* with the fusion, answer sentence, abstention and span models committed at revision REV, "
+        "and the reader's weights fitted with them; "
         "*dense* / *bm25*: "
         "one ranking alone. *ms/question*: mean time per question of the whole evaluation (retrieval and answer). "
         "Retrieval is scored on documents (R@1, R@5); an answer "

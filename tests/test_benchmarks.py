@@ -217,9 +217,14 @@ def test_answers_benchmark_reads_the_learned_models_of_a_revision() -> None:
     import numpy as np
     from aidsearch.learned import MODELS, load_model
 
+    from aidsearch import reader
+
     models = bench_answers.learned_models("HEAD")
+    assert (models["reader_weight"], models["passage_weight"], models["margin_bound"]) == \
+        (reader.shipped_weight(), reader.shipped_passage_weight(), reader.shipped_margin_bound())
     rng = np.random.default_rng(0)
-    for name, model in models.items():
+    for name in ("fusion", "sentence", "abstain", "span"):
+        model = models[name]
         assert model.features == tuple(MODELS[name][0])
         x = rng.normal(size=(4, len(model.features)))
         assert np.allclose(model.scores(x), load_model(name).scores(x))
