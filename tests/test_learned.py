@@ -200,27 +200,29 @@ def test_titles_and_their_repeats_are_marked_for_the_sentence_model():
 
 # ---------------------------------------------------------------- real model
 
-@pytest.fixture(scope="module")
-def seeds(tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("learned")
-    settings = load_settings(corpus_dir=copy_seeds(root / "corpus"), index_dir=root / "index")
+def _learned_index(root, embedder, texts: dict[str, str]):
+    """The demo documents and ``texts`` (file name -> text), indexed, opened with the learned answerer."""
+    copy_seeds(root / "corpus")
+    for name, text in texts.items():
+        (root / "corpus" / name).write_text(text, encoding="utf-8")
+    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
     open_index(settings=settings, embedder=embedder, create=True)
     return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory, embedder):
+    return _learned_index(tmp_path_factory.mktemp("learned"), embedder, {})
 
 
 @pytest.fixture(scope="module")
 def quarterback(tmp_path_factory, embedder):
     """A validation paragraph of XQuAD where the sentence that restates the question is not the answer."""
-    root = tmp_path_factory.mktemp("qb")
-    copy_seeds(root / "corpus")
-    (root / "corpus" / "super_bowl.txt").write_text(
+    return _learned_index(tmp_path_factory.mktemp("qb"), embedder, {"super_bowl.txt": (
         "Super Bowl 50\n\nPeyton Manning became the first quarterback ever to lead two different teams to multiple "
         "Super Bowls. He is also the oldest quarterback ever to play in a Super Bowl at age 39. The past record was "
         "held by John Elway, who led the Broncos to victory in Super Bowl XXXIII at age 38 and is currently "
-        "Denver's Executive Vice President of Football Operations and General Manager.\n", encoding="utf-8")
-    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
-    open_index(settings=settings, embedder=embedder, create=True)
-    return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
+        "Denver's Executive Vice President of Football Operations and General Manager.\n")})
 
 
 @pytest.fixture(scope="module")
@@ -228,20 +230,14 @@ def tobacco(tmp_path_factory, embedder):
     """A development-train case: a French question whose answer is in an English record, beside a French record
     that shares its words ("projet", "lutte contre", "ACDI", "budget") but not its subject (the learned models of
     7f4a511, fitted without the cross-language features, cited the French record)."""
-    root = tmp_path_factory.mktemp("tobacco")
-    copy_seeds(root / "corpus")
-    (root / "corpus" / "tobacco.txt").write_text(
+    return _learned_index(tmp_path_factory.mktemp("tobacco"), embedder, {"tobacco.txt": (
         "Tobacco Control\n\nThe goal of this project is to improve the health of Brazilians by reducing tobacco use, "
         "the leading avoidable cause of death in Brazil. Implemented in partnership with the Brazilian Human "
         "Development Network, the project seeks to decrease the health and economic inequities related to tobacco "
-        "use and production.\n\nCountry: Brazil\nDonor: Canada (CIDA)\nBudget: 834,476 CAD\n", encoding="utf-8")
-    (root / "corpus" / "paludisme.txt").write_text(
+        "use and production.\n\nCountry: Brazil\nDonor: Canada (CIDA)\nBudget: 834,476 CAD\n"), "paludisme.txt": (
         "Lutte contre le paludisme au Sénégal\n\nCe projet de l'ACDI appuie la lutte contre le paludisme dans les "
         "régions de Kolda et de Tambacounda : moustiquaires, diagnostic rapide et formation des agents de santé.\n\n"
-        "Pays : Sénégal\nBailleur : Canada (ACDI)\nBudget : 2 150 000 CAD\n", encoding="utf-8")
-    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
-    open_index(settings=settings, embedder=embedder, create=True)
-    return open_index(settings=settings.with_overrides(answerer="learned"), embedder=embedder)
+        "Pays : Sénégal\nBailleur : Canada (ACDI)\nBudget : 2 150 000 CAD\n")})
 
 
 @pytest.mark.model
