@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -620,11 +621,12 @@ def test_terms_a_passage_holds_come_from_the_bm25_postings_as_tokenizing_would_g
     assert LexicalIndex([]).holding(["riz"], np.array([], dtype=np.int64)).shape == (1, 0)
 
 
-def _data(path) -> bytes:
-    """A file's bytes; for a ``.npy`` file, those after its header (the rows)."""
+def _data(gen, kind: str) -> bytes:
+    """The bytes of the rows of ``kind`` in a generation, its files one after another (for ``.npy`` files, the
+    bytes after each header)."""
     from aidsearch.store import NpyRows
 
-    return path.read_bytes()[NpyRows(path).offset if path.suffix == ".npy" else 0:]
+    return b"".join(p.read_bytes()[NpyRows(p).offset if p.suffix == ".npy" else 0:] for p in gen.files(kind))
 
 
 def _by_text(gen) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -634,7 +636,7 @@ def _by_text(gen) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {c.embed_text(): (vectors[i], sentences[ends[i]:ends[i + 1]]) for i, c in enumerate(gen.chunks)}
 
 
-def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes_them_again(tmp_path):
+def test_adding_documents_links_the_previous_files_and_anything_else_writes_them_again(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i, place in enumerate(["Laos", "Kosovo", "Bénin"]):
@@ -642,16 +644,19 @@ def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes
     ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
                     create=True)
     first = IndexStore(tmp_path / "index").load()
-    names = ("chunks.jsonl", "documents.jsonl", "vectors.npy", "sentences.npy")
-    before = {name: _data(first.folder / name) for name in names}
+    kinds = ("chunks", "documents", "vectors", "sentences")
+    before = {kind: _data(first, kind) for kind in kinds}
+    inodes = {kind: os.stat(first.files(kind)[0]).st_ino for kind in kinds}
     seen = [_by_text(first)]
     (corpus / "d3.txt").write_text("Project 3 in Chad digs 12 wells.")
     ix.update()
     second = IndexStore(tmp_path / "index").load()
-    for name, old in before.items():
-        new = _data(second.folder / name)
+    for kind, old in before.items():
+        new = _data(second, kind)
         assert new.startswith(old) and len(new) > len(old)
-        if name.endswith(".jsonl"):
+        files = second.files(kind)  # the first file is the previous one, linked: only the new rows are written
+        assert len(files) == 2 and os.stat(files[0]).st_ino == inodes[kind] and files[1].name.startswith(kind)
+        if kind in ("chunks", "documents"):
             assert len(new.splitlines()) == len(old.splitlines()) + 1
     held = ix.retriever().gen
     assert list(held.documents) == list(second.documents) and held.chunks == second.chunks
@@ -673,6 +678,48 @@ def test_adding_documents_appends_to_the_previous_files_and_anything_else_writes
     for rows in seen[1:]:
         for text, (vector, sentences) in rows.items():
             assert np.array_equal(vector, expected[text][0]) and np.array_equal(sentences, expected[text][1])
+
+
+def test_segments_past_the_limit_are_written_again_as_one_file(tmp_path, monkeypatch):
+    import aidsearch.store as store
+
+    monkeypatch.setattr(store, "MAX_SEGMENTS", 3)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "d0.txt").write_text("Project 0 in Laos builds 3 clinics.")
+    ix = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=EMB,
+                    create=True)
+    counts = []
+    for i, place in enumerate(["Chad", "Peru", "Togo"], 1):
+        (corpus / f"d{i}.txt").write_text(f"Project {i} in {place} digs {i + 10} wells.")
+        ix.update()
+        gen = IndexStore(tmp_path / "index").load()
+        counts.append({kind: len(gen.files(kind)) for kind in store.STORED})
+    assert counts == [dict.fromkeys(store.STORED, n) for n in (2, 3, 1)]
+    assert gen.manifest.get("segments") is None and gen.files("vectors")[0].name == "vectors.npy"
+    fresh = open_index(settings=load_settings(corpus_dir=corpus, index_dir=tmp_path / "fresh"), embedder=EMB,
+                       create=True).retriever().gen
+    assert [c.embed_text() for c in gen.chunks] == [c.embed_text() for c in fresh.chunks]
+    assert np.array_equal(gen.vectors(), fresh.vectors())
+    assert np.array_equal(gen.sentence_rows(range(4)), fresh.sentence_rows(range(4)))
+    assert ix.search("wells in Peru", k=1).hits[0].chunk.source == "d2.txt"
+
+
+def test_rows_of_several_files_read_as_one(tmp_path):
+    from aidsearch.store import SegmentRows
+
+    parts = [np.arange(i * 6, i * 6 + 3 * n, dtype=np.float16).reshape(n, 3) for i, n in enumerate((2, 0, 3))]
+    for i, part in enumerate(parts):
+        np.save(tmp_path / f"p{i}.npy", part)
+    rows = SegmentRows([tmp_path / f"p{i}.npy" for i in range(3)])
+    whole = np.concatenate(parts)
+    assert len(rows) == 5 and rows.shape == (5, 3)
+    for a, b in ((0, 5), (1, 3), (2, 2), (4, 5), (0, 1)):
+        assert np.array_equal(rows.rows(a, b), whole[a:b])
+    assert np.array_equal(rows.take([4, 0, 1, 3]), whole[[4, 0, 1, 3]])
+    np.save(tmp_path / "wide.npy", np.zeros((1, 4), np.float16))
+    with pytest.raises(ValueError, match="wide.npy: float16 rows of width 4, p0.npy has float16 rows of width 3"):
+        SegmentRows([tmp_path / "p0.npy", tmp_path / "wide.npy"])
 
 
 @pytest.mark.parametrize("argv, expected", [

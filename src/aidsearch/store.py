@@ -2,6 +2,8 @@
 
 A generation folder holds ``manifest.json``, ``vectors.npy`` (fp16), ``index.faiss``, ``chunks.jsonl``,
 ``documents.jsonl`` and the BM25 files. A crash while writing leaves ``CURRENT`` on the previous generation.
+An update that only adds documents links the previous generation's files and writes the new rows beside them as
+segments (``vectors.g000007.npy``, ...), which the manifest lists in order; files are never changed once written.
 """
 from __future__ import annotations
 
@@ -37,6 +39,11 @@ CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 LOCK = ".lock"
 TERMS = "terms.npz"  # in the bm25 folder: the passages' terms, so that an update tokenizes only new passages
+# the files that rows are appended to, by kind, as a generation written whole names them
+STORED = {"vectors": "vectors.npy", "sentences": "sentences.npy", "chunks": "chunks.jsonl",
+          "documents": "documents.jsonl"}
+# segments of one kind an update may leave; the next one writes them again as one file
+MAX_SEGMENTS = 8
 log = logging.getLogger("aidsearch")
 
 
@@ -63,30 +70,44 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-def _save_npy(path: Path, array: np.ndarray, previous: Path | None = None) -> None:
-    """``array`` as a ``.npy`` file; with ``previous``, the rows of that file (same dtype and width) come first,
-    copied as they are."""
-    if previous is None:
+def _save_npy(path: Path, array: np.ndarray, previous: Sequence[Path] = ()) -> None:
+    """``array`` as a ``.npy`` file; the rows of the ``previous`` files (same dtype and width) come first, copied
+    as they are a block at a time."""
+    if not previous:
         with open(path, "wb") as fh:
             np.save(fh, array)
         return
-    old = NpyRows(previous)
-    if array.dtype != old.dtype or array.shape[1:] != (old.shape[1],):
-        raise ValueError(f"cannot append {array.dtype} rows of shape {array.shape} to {previous.name}")
-    header = {"descr": np.lib.format.dtype_to_descr(old.dtype), "fortran_order": False,
-              "shape": (len(old) + len(array), old.shape[1])}
-    with open(path, "wb") as fh, open(previous, "rb") as src:
+    old = [NpyRows(p) for p in previous]
+    if any(array.dtype != o.dtype or array.shape[1:] != (o.shape[1],) for o in old):
+        raise ValueError(f"cannot append {array.dtype} rows of shape {array.shape} to {old[0].name}")
+    header = {"descr": np.lib.format.dtype_to_descr(old[0].dtype), "fortran_order": False,
+              "shape": (sum(len(o) for o in old) + len(array), old[0].shape[1])}
+    with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
-        src.seek(old.offset)
-        shutil.copyfileobj(src, fh, 1 << 22)
+        for o, p in zip(old, previous):
+            with open(p, "rb") as src:
+                src.seek(o.offset)
+                shutil.copyfileobj(src, fh, 1 << 22)
         fh.write(np.ascontiguousarray(array).tobytes())
 
 
-def _append_to_copy(path: Path, previous: Path, tail: bytes) -> None:
-    """``previous`` copied to ``path`` a block at a time (never whole in memory), then ``tail``."""
-    with open(path, "wb") as fh, open(previous, "rb") as src:
-        shutil.copyfileobj(src, fh, 1 << 22)
+def _append_to_copy(path: Path, previous: Sequence[Path], tail: bytes) -> None:
+    """The ``previous`` files copied to ``path`` a block at a time (never whole in memory), then ``tail``."""
+    with open(path, "wb") as fh:
+        for p in previous:
+            with open(p, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 22)
         fh.write(tail)
+
+
+def segments(manifest: dict[str, Any], kind: str) -> list[str]:
+    """The files that hold ``kind``'s rows (a key of ``STORED``) in a generation, in order."""
+    return list(manifest.get("segments", {}).get(kind) or [STORED[kind]])
+
+
+def _segment_name(kind: str, number: int) -> str:
+    stem, suffix = STORED[kind].split(".")
+    return f"{stem}.g{number:06d}.{suffix}"
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -150,6 +171,34 @@ class NpyRows:
         fd = getattr(self, "_fd", None)
         if fd is not None:
             os.close(fd)
+
+
+class SegmentRows(NpyRows):
+    """The rows of several 2-D ``.npy`` files of one dtype and width, in order, read as one array."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.parts = [NpyRows(p) for p in paths]
+        first = self.parts[0]
+        for part in self.parts[1:]:
+            if part.dtype != first.dtype or part.shape[1] != first.shape[1]:
+                raise ValueError(f"{part.name}: {part.dtype} rows of width {part.shape[1]}, "
+                                 f"{first.name} has {first.dtype} rows of width {first.shape[1]}")
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.name, self.dtype, self.row_bytes = first.name, first.dtype, first.row_bytes
+        self.shape = (int(self.starts[-1]), first.shape[1])
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        pieces = []
+        for part, base in zip(self.parts, self.starts.tolist()):
+            first, last = max(start, base), min(end, base + len(part))
+            if first < last:
+                pieces.append(part.rows(first - base, last - base))
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.zeros((0, self.shape[1]), dtype=self.dtype)
+
+    def __del__(self) -> None:  # each part closes its own file
+        pass
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -237,13 +286,18 @@ class Generation:
     sentence_vectors: NpyRows
     sentence_offsets: np.ndarray
 
+    def files(self, kind: str) -> list[Path]:
+        """The files that hold ``kind``'s rows (a key of ``STORED``), in order."""
+        return [self.folder / name for name in segments(self.manifest, kind)]
+
     def vectors(self) -> np.ndarray:
-        return np.load(self.folder / "vectors.npy")
+        parts = [np.load(p) for p in self.files("vectors")]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @cached_property
     def vector_rows(self) -> NpyRows:
         """The passage vectors as stored, read on demand."""
-        return NpyRows(self.folder / "vectors.npy")
+        return SegmentRows(self.files("vectors"))
 
     def terms(self) -> Terms:
         """The terms BM25 was built from (tokenized again for a generation written without them)."""
@@ -350,8 +404,9 @@ class IndexStore:
             import faiss
 
             shared: dict[str, str] = {}
-            chunks = [_chunk_from(r, shared) for r in _read_jsonl(folder / "chunks.jsonl")]
-            docs = {d.id: d for d in (_doc_from(r, shared) for r in _read_jsonl(folder / "documents.jsonl"))}
+            files = {kind: [folder / name for name in segments(manifest, kind)] for kind in STORED}
+            chunks = [_chunk_from(r, shared) for path in files["chunks"] for r in _read_jsonl(path)]
+            docs = {d.id: d for path in files["documents"] for d in (_doc_from(r, shared) for r in _read_jsonl(path))}
             entries = manifest.get("documents")
             if isinstance(entries, dict):  # the file names and ids of the passages and documents, not copies
                 for entry in entries.values():
@@ -362,15 +417,16 @@ class IndexStore:
             if hasattr(index, "hnsw"):  # not a property of the graph: an index written earlier searches as wide
                 index.hnsw.efSearch = HNSW_EF_SEARCH
             lexical = LexicalIndex.load(folder / "bm25", len(chunks))
-            sentence_vectors = NpyRows(folder / "sentences.npy")
+            sentence_vectors = SegmentRows(files["sentences"])
+            vector_count = len(SegmentRows(files["vectors"]))
             sentence_offsets = np.load(folder / "sentence_offsets.npy")
         except Exception as exc:  # any damaged file: one clear message
             raise IndexCorruptError(f"index in {self.root} is damaged ({exc.__class__.__name__}): "
                                     "rebuild it with `aidsearch index --rebuild`") from None
         if ((index is not None and index.ntotal != manifest.get("faiss_rows", len(chunks)))
-                or manifest.get("chunks") != len(chunks)
+                or manifest.get("chunks") != len(chunks) or vector_count != len(chunks)
                 or len(sentence_offsets) != len(chunks) + 1 or sentence_offsets[-1] != len(sentence_vectors)):
-            raise IndexCorruptError(f"index in {self.root} is inconsistent ({len(NpyRows(folder / 'vectors.npy'))} "
+            raise IndexCorruptError(f"index in {self.root} is inconsistent ({vector_count} "
                                     f"vectors, {len(chunks)} passages): rebuild it with `aidsearch index --rebuild`")
         return Generation(folder, manifest, chunks, docs, index, lexical, sentence_vectors, sentence_offsets)
 
@@ -466,9 +522,16 @@ class IndexStore:
         if extends is not None:
             before = extends.sentence_offsets
             sentence_offsets = np.concatenate([before, sentence_offsets[1:] + before[-1]])
-        for fname, array in (("vectors.npy", vectors.astype(np.float16)),
-                             ("sentences.npy", np.asarray(sentence_vectors, dtype=np.float16))):
-            _save_npy(work / fname, array, extends.folder / fname if extends is not None else None)
+        new_rows: dict[str, Any] = {"vectors": vectors.astype(np.float16),
+                                    "sentences": np.asarray(sentence_vectors, dtype=np.float16)}
+        if extends is None:
+            new_rows.update(chunks=[_chunk_row(c) for c in chunks], documents=[_doc_row(d) for d in documents])
+        else:
+            added = [d for d in documents if d.id not in extends.documents]
+            new_rows.update(chunks=[_chunk_row(c) for c in chunks[len(extends.chunks):]],
+                            documents=[_doc_row(d) for d in added])
+            documents = [*extends.documents.values(), *added]
+        files = self._write_rows(work, number, new_rows, extends)
         _save_npy(work / "sentence_offsets.npy", sentence_offsets)
         threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
         total = len(chunks)
@@ -487,15 +550,6 @@ class IndexStore:
         if index is not None and index is not base:  # written piece by piece: no copy; a full disk is an OSError
             with open(work / "index.faiss", "wb") as fh:
                 faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]
-        if extends is None:
-            _write(work / "chunks.jsonl", _jsonl([_chunk_row(c) for c in chunks]))
-            _write(work / "documents.jsonl", _jsonl([_doc_row(d) for d in documents]))
-        else:  # the previous rows as written, then the new ones
-            added = [d for d in documents if d.id not in extends.documents]
-            documents = [*extends.documents.values(), *added]
-            for fname, rows in (("chunks.jsonl", [_chunk_row(c) for c in chunks[len(extends.chunks):]]),
-                                ("documents.jsonl", [_doc_row(d) for d in added])):
-                _append_to_copy(work / fname, extends.folder / fname, _jsonl(rows))
         (work / "bm25").mkdir()
         terms = Terms.of([c.embed_text() for c in chunks]) if terms is None else terms
         if len(terms) != len(chunks):
@@ -506,6 +560,10 @@ class IndexStore:
         manifest = {**manifest, "format": FORMAT, "chunks": len(chunks), "generation": number,
                     "faiss": "none" if index is None else "hnsw" if hasattr(index, "hnsw") else "flat",
                     "faiss_rows": 0 if index is None else int(index.ntotal)}
+        if any(names != [STORED[kind]] for kind, names in files.items()):
+            manifest["segments"] = files
+        else:
+            manifest.pop("segments", None)
         text = json.dumps(manifest, ensure_ascii=False)  # one line: 3x faster to write at 60,000 documents
         _write(work / "manifest.json", text.encode())
         for path in work.rglob("*"):
@@ -519,7 +577,33 @@ class IndexStore:
         os.replace(pointer, self.root / CURRENT)
         _fsync_dir(self.root)
         return Generation(final, manifest, list(chunks), {d.id: d for d in documents}, index, lexical,
-                          NpyRows(final / "sentences.npy"), sentence_offsets)
+                          SegmentRows([final / name for name in files["sentences"]]), sentence_offsets)
+
+    @staticmethod
+    def _write_rows(work: Path, number: int, rows: dict[str, Any], extends: Generation | None) -> dict[str, list[str]]:
+        """Write the rows of each kind of ``STORED`` into ``work`` and return the files that hold them, in order.
+        Over ``extends``, its files are linked and the new rows written as one more segment; past
+        ``MAX_SEGMENTS`` they are all copied into one file again, the new rows last."""
+        files: dict[str, list[str]] = {}
+        for kind, new in rows.items():
+            npy = kind in ("vectors", "sentences")
+            previous = segments(extends.manifest, kind) if extends is not None else []
+            if previous and len(previous) < MAX_SEGMENTS:
+                for name in previous:
+                    _link_or_copy(extends.folder / name, work / name)  # type: ignore[union-attr]
+                files[kind] = previous
+                if not len(new):
+                    continue
+                files[kind] = [*previous, _segment_name(kind, number)]
+                old: list[Path] = []
+            else:
+                files[kind] = [STORED[kind]]
+                old = [extends.folder / name for name in previous]  # type: ignore[union-attr]
+            if npy:
+                _save_npy(work / files[kind][-1], new, old)
+            else:
+                _append_to_copy(work / files[kind][-1], old, _jsonl(new))
+        return files
 
     def cleanup(self, keep: str | None = None) -> None:
         """Remove generations and temporary folders other than the current one (call while holding the lock)."""

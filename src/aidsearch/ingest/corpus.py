@@ -26,7 +26,7 @@ _VERSIONS = {".pdf": read_pdf.VERSION}  # a file read by an earlier version of i
 
 def reading_version(path: str | Path) -> int:
     """The version of the reader of ``path``'s file type (1 unless its reading changed since indexes first held it)."""
-    return _VERSIONS.get(Path(path).suffix.lower(), 1)
+    return _VERSIONS.get(os.path.splitext(path)[1].lower(), 1)
 
 
 @dataclass(frozen=True)
