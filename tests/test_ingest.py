@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import random
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,9 +361,9 @@ def read_folder(root: Path) -> list[Document]:
     return docs
 
 
-def index_folder(root: Path, index_dir: Path) -> tuple[IndexReport, list[Document]]:
+def index_folder(root: Path, index_dir: Path, read_workers: int = 1) -> tuple[IndexReport, list[Document]]:
     """The folder indexed (with the hashing embedder) and the documents the index holds."""
-    settings = load_settings(corpus_dir=root, index_dir=index_dir)
+    settings = load_settings(corpus_dir=root, index_dir=index_dir, read_workers=read_workers)
     report = build_index(settings, HashEmbedder())
     return report, list(IndexStore(index_dir).load().documents.values())
 
@@ -384,6 +386,81 @@ def test_indexing_skips_bad_files(mixed_corpus: Path, tmp_path: Path, caplog: py
     assert accents.metadata["duration_months"] == 156
 
 
+def _reading_pids(monkeypatch: pytest.MonkeyPatch, folder: Path, die_on: str = "") -> None:
+    """Each file read leaves the reading process's id in ``folder``, each document chunked "chunked-" and the id; a
+    worker process reading ``die_on`` dies."""
+    import aidsearch.indexer as indexer
+    from aidsearch.ingest import corpus
+
+    folder.mkdir()
+    here, real, real_chunk = os.getpid(), corpus.read_document, indexer.chunk_document
+
+    def read(path: Path, root: Path) -> Document:
+        (folder / str(os.getpid())).touch()
+        if path.name == die_on and os.getpid() != here:
+            os._exit(1)
+        return real(path, root)
+
+    def chunk(doc: Document, *args: Any, **kwargs: Any) -> Any:
+        (folder / f"chunked-{os.getpid()}").touch()
+        return real_chunk(doc, *args, **kwargs)
+
+    monkeypatch.setattr(corpus, "read_document", read)
+    monkeypatch.setattr(indexer, "chunk_document", chunk)
+
+
+def _pids(folder: Path) -> tuple[set[str], set[str]]:
+    """The ids of the processes that read files and of those that chunked documents, then forgotten."""
+    names = [p.name for p in folder.iterdir()]
+    for p in folder.iterdir():
+        p.unlink()
+    return {n for n in names if n.isdigit()}, {n.split("-")[1] for n in names if n.startswith("chunked-")}
+
+
+def _many_files(root: Path) -> None:
+    for n in range(12):
+        (root / f"record-{n:02d}.txt").write_text(f"Project {n}: {n * 7} wells dug in Mali in {2000 + n}.\n"
+                                                  f"Le projet {n} a creusé {n * 7} puits au Mali.\n", encoding="utf-8")
+
+
+def test_many_files_are_read_by_worker_processes_as_they_are_one_at_a_time(
+        mixed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aidsearch.ingest import corpus
+
+    _many_files(mixed_corpus)
+    (mixed_corpus / "zz-copy.txt").write_bytes((mixed_corpus / "record-03.txt").read_bytes())
+    monkeypatch.setattr(corpus, "PARALLEL_FROM", 5)
+    _reading_pids(monkeypatch, tmp_path / "pids")
+    here = str(os.getpid())
+    alone, alone_docs = index_folder(mixed_corpus, tmp_path / "alone", read_workers=1)
+    assert _pids(tmp_path / "pids") == ({here}, {here})
+    workers, worker_docs = index_folder(mixed_corpus, tmp_path / "workers", read_workers=2)
+    read_by, chunked_by = _pids(tmp_path / "pids")
+    assert here not in read_by and 1 <= len(read_by) <= 2 and chunked_by == read_by  # all in the two workers
+    assert len(worker_docs) == 16 and worker_docs == alone_docs  # same texts, languages, metadata, pages, order
+    assert workers.skipped == alone.skipped and len(workers.skipped) == 7
+    assert "same text as record-03.txt" in {s.reason for s in workers.skipped}
+    assert workers.added == alone.added and workers.chunks == alone.chunks
+    assert IndexStore(tmp_path / "workers").load().chunks == IndexStore(tmp_path / "alone").load().chunks
+
+
+def test_a_reading_process_that_dies_leaves_its_files_to_the_indexing_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from aidsearch.ingest import corpus
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    _many_files(root)
+    monkeypatch.setattr(corpus, "PARALLEL_FROM", 5)
+    _reading_pids(monkeypatch, tmp_path / "pids", die_on="record-07.txt")
+    with caplog.at_level(logging.WARNING, logger="aidsearch"):
+        report, docs = index_folder(root, tmp_path / "index", read_workers=2)
+    assert sorted(d.source for d in docs) == [f"record-{n:02d}.txt" for n in range(12)] and not report.skipped
+    read_by, chunked_by = _pids(tmp_path / "pids")
+    assert str(os.getpid()) in read_by and str(os.getpid()) in chunked_by
+    assert any("processes reading the corpus stopped" in r.getMessage() for r in caplog.records)
+
+
 def test_duplicates_unsupported_and_missing_files(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     root.mkdir()
@@ -400,7 +477,7 @@ def test_duplicates_unsupported_and_missing_files(tmp_path: Path) -> None:
 
 
 def test_unchanged_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aidsearch.indexer as indexer
+    from aidsearch.ingest import corpus
 
     root = tmp_path / "corpus"
     root.mkdir()
@@ -411,8 +488,8 @@ def test_unchanged_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch:
     reasons = {s.source: s.reason for s in first.skipped}
     assert set(reasons) == {"b.txt", "c.txt"} and "binary" in reasons["c.txt"]
     read: list[str] = []
-    real = indexer.read_document
-    monkeypatch.setattr(indexer, "read_document", lambda path, root: read.append(path.name) or real(path, root))
+    real = corpus.read_document
+    monkeypatch.setattr(corpus, "read_document", lambda path, root: read.append(path.name) or real(path, root))
     (root / "d.txt").write_text("Roads in Haiti.\n", encoding="utf-8")
     report, docs = index_folder(root, tmp_path / "index")
     assert read == ["d.txt"] and report.added == ("d.txt",)
@@ -429,7 +506,6 @@ def test_unchanged_skipped_files_are_not_read_again(tmp_path: Path, monkeypatch:
 
 
 def test_files_read_by_an_earlier_reader_are_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aidsearch.indexer as indexer
     from aidsearch.ingest import corpus
 
     root = tmp_path / "corpus"
@@ -443,8 +519,8 @@ def test_files_read_by_an_earlier_reader_are_read_again(tmp_path: Path, monkeypa
     assert entries["review.pdf"]["read"] == corpus.reading_version(root / "review.pdf") >= 2
     assert "read" not in entries["a.txt"]
     read: list[str] = []
-    real = indexer.read_document
-    monkeypatch.setattr(indexer, "read_document", lambda path, root: read.append(path.name) or real(path, root))
+    real = corpus.read_document
+    monkeypatch.setattr(corpus, "read_document", lambda path, root: read.append(path.name) or real(path, root))
     report, _ = index_folder(root, tmp_path / "index")
     assert read == [] and not report.written
     monkeypatch.setitem(corpus._VERSIONS, ".pdf", corpus._VERSIONS[".pdf"] + 1)  # a new way of reading PDFs

@@ -52,7 +52,8 @@ class Settings:
     ``batch_tokens`` bounds an indexing batch by its padded size (rows × longest text, in tokens) instead of a
     fixed count of texts; 0 batches ``batch_size`` texts at a time. ``sentence_vectors`` is how the indexer gets the
     vectors of a passage's sentences (answer selection, ranking): "separate" (each sentence embedded on its own) or
-    "pooled" (from the passage's own pass: about twice as fast, a little less accurate)."""
+    "pooled" (from the passage's own pass: about twice as fast, a little less accurate). ``read_workers`` is how many
+    processes read the files when an indexing run has many to read (1: the indexing process reads them)."""
 
     model: str = "bundled"
     quantize: str = "none"
@@ -66,6 +67,7 @@ class Settings:
     batch_size: int = 32
     batch_tokens: int = 4096
     sentence_vectors: str = "separate"
+    read_workers: int = min(4, os.cpu_count() or 1)
     micro_batch: int = 16
     host: str = "127.0.0.1"
     port: int = 7860
@@ -101,7 +103,8 @@ _CHOICES = {"sentence_vectors": SENTENCE_VECTORS, "quantize": QUANTIZE, "reader_
             "query_runtime": QUERY_RUNTIMES, "answerer": ANSWERERS,
             "retrieval": RETRIEVALS, "llm_format": LLM_FORMATS, "index_backend": INDEX_BACKENDS,
             "milvus_full_text": FULL_TEXT}
-_LEAST = {"micro_batch": 1, "batch_size": 1, "batch_tokens": 0}  # whole-number settings and their lowest value
+# whole-number settings and their lowest value
+_LEAST = {"read_workers": 1, "micro_batch": 1, "batch_size": 1, "batch_tokens": 0}
 
 
 def _coerce(name: str, value: Any) -> Any:

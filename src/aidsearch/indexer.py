@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from .config import Settings
 from .backends import MilvusTarget
 from .embed import Embedder, SpanEmbedder
 from .errors import IndexCorruptError, IndexMismatchError, IngestError
-from .ingest import Skipped, corpus_files, printable, read_document, reading_version
+from .ingest import Skipped, corpus_files, printable, read_documents, reading_version
 from .lexical import Terms
 from .store import Generation, IndexStore
 from .types import Chunk, Document
@@ -151,56 +152,73 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         seen_ids: dict[str, str] = {}
         if progress:
             progress("read", 0, len(files))
-        for n, (source, path) in enumerate(files, 1):
+        listed: list[tuple[str, str, dict, dict | None, bool, Document | None, dict | None]] = []
+        ahead: list[str] = []  # files surely read, read ahead (in parallel when many)
+        for source, path in files:
             stat = os.stat(path)
             prev = old_entries.get(source)
             version = reading_version(path)  # a file read by an earlier version of its reader is read again
-            read = {"read": version} if version != 1 else {}
             same_file = prev is not None and (prev["size"], prev["mtime_ns"], prev.get("read", 1)) == (
                 stat.st_size, stat.st_mtime_ns, version)
-            stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, **read}
+            stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+                     **({"read": version} if version != 1 else {})}
             known = old_skips.get(source)
             if known is not None and {k: known.get(k) for k in stamp} != stamp:
                 known = None
-            if prev is not None and same_file and prev["id"] in old_docs:
-                doc = old_docs[prev["id"]]
-            elif known is not None and ("id" not in known or known["id"] in seen_ids):
-                # unreadable, or the same text as a file indexed before it, when last read; unchanged since
-                reason = known["reason"] if "id" not in known else f"same text as {printable(seen_ids[known['id']])}"
-                skipped.append(Skipped(printable(source), reason))
-                _remember(skips, source, {**known, "reason": reason})
-                continue
-            else:
-                try:
-                    doc = read_document(Path(path), root)
-                except IngestError as exc:
-                    log.warning("skipped %s: %s", printable(source), exc)
-                    skipped.append(Skipped(printable(source), str(exc)))
-                    _remember(skips, source, {**stamp, "reason": str(exc)})
+            unchanged = old_docs.get(prev["id"]) if prev is not None and same_file else None
+            listed.append((source, path, stamp, prev, same_file, unchanged, known))
+            if unchanged is None and known is None:
+                ahead.append(path)
+        def chunked(doc: Document) -> list[Chunk]:
+            return chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
+                                  overlap=settings.chunk_overlap)
+
+        prepared: dict[str, list[Chunk]] = {}  # the passages of documents read, where the reading chunked them
+        with closing(read_documents(ahead, root, settings.read_workers, prepare=chunked)) as reads:
+            for n, (source, path, stamp, prev, same_file, unchanged, known) in enumerate(listed, 1):
+                chunks = None
+                if unchanged is not None:
+                    doc = unchanged
+                elif known is not None and ("id" not in known or known["id"] in seen_ids):
+                    # unreadable, or the same text as a file indexed before it, when last read; unchanged since
+                    reason = (known["reason"] if "id" not in known
+                              else f"same text as {printable(seen_ids[known['id']])}")
+                    skipped.append(Skipped(printable(source), reason))
+                    _remember(skips, source, {**known, "reason": reason})
                     continue
-            if doc.id in seen_ids:
-                reason = f"same text as {printable(seen_ids[doc.id])}"
-                skipped.append(Skipped(printable(source), reason))
-                _remember(skips, source, {**stamp, "reason": reason, "id": doc.id})
-                continue
-            seen_ids[doc.id] = source
-            docs.append(doc)
-            if prev is not None and same_file and prev["id"] == doc.id:
-                entries[source] = prev  # shared with the previous manifest, never changed in place
-            else:
-                entries[source] = {"id": doc.id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **read}
-            if doc.id not in old_docs:
-                fresh.append(doc)
-                (updated if source in old_entries else added).append(source)
-            if progress:
-                progress("read", n, len(files))
+                else:
+                    read, chunks = next(reads) if known is None else next(read_documents([path], root))
+                    if isinstance(read, IngestError):
+                        log.warning("skipped %s: %s", printable(source), read)
+                        skipped.append(Skipped(printable(source), str(read)))
+                        _remember(skips, source, {**stamp, "reason": str(read)})
+                        continue
+                    doc = read
+                if doc.id in seen_ids:
+                    reason = f"same text as {printable(seen_ids[doc.id])}"
+                    skipped.append(Skipped(printable(source), reason))
+                    _remember(skips, source, {**stamp, "reason": reason, "id": doc.id})
+                    continue
+                seen_ids[doc.id] = source
+                docs.append(doc)
+                if chunks is not None:
+                    prepared[doc.id] = chunks
+                if prev is not None and same_file and prev["id"] == doc.id:
+                    entries[source] = prev  # shared with the previous manifest, never changed in place
+                else:
+                    entries[source] = {"id": doc.id, "size": stamp["size"], "mtime_ns": stamp["mtime_ns"],
+                                       **({"read": stamp["read"]} if "read" in stamp else {})}
+                if doc.id not in old_docs:
+                    fresh.append(doc)
+                    (updated if source in old_entries else added).append(source)
+                if progress:
+                    progress("read", n, len(files))
         removed = tuple(sorted(s for s in old_entries if s not in entries))
 
         t_chunk = time.perf_counter()
         new_chunks: list[Chunk] = []
         for doc in fresh:
-            new_chunks += chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
-                                         overlap=settings.chunk_overlap)
+            new_chunks += prepared[doc.id] if doc.id in prepared else chunked(doc)
         sentences = [passage_sentences(c.text) for c in new_chunks]
         spanner = embedder if settings.sentence_vectors == "pooled" and isinstance(embedder, SpanEmbedder) else None
         if settings.sentence_vectors == "pooled" and spanner is None and new_chunks:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .boilerplate import is_boilerplate
 from .clean import clean_text, guess_title
-from .corpus import SUPPORTED, Skipped, corpus_files, iter_corpus, read_document, reading_version
+from .corpus import (SUPPORTED, Skipped, corpus_files, iter_corpus, read_document, read_documents,
+                     reading_version)
 from .decode import printable, repair_mojibake
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "iter_corpus",
     "printable",
     "read_document",
+    "read_documents",
     "reading_version",
     "repair_mojibake",
 ]

@@ -1,11 +1,17 @@
 """The corpus folder: which files are read, in which order, and each one read into a ``Document``."""
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..errors import IngestError
 from ..lang import detect_language
 from ..metadata import extract_metadata
 from ..types import Document, Page, content_hash
@@ -14,6 +20,10 @@ from .clean import clean_pages, clean_text, guess_title, lead_title
 from .decode import printable, unreadable
 from .extracted import Reader
 
+log = logging.getLogger("aidsearch")
+
+# files, or bytes of them, to read before reading them in worker processes pays for starting them (under a second)
+PARALLEL_FROM, PARALLEL_FROM_BYTES = 100, 2 * 1024 * 1024
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 MAX_BYTES = 50 * 1024 * 1024
 _READERS: dict[str, Reader] = {
@@ -154,3 +164,62 @@ def read_document(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Documen
         metadata=extract_metadata(text, title=title),
         pages=pages,
     )
+
+
+def _read_or_error(path: str, root: str) -> Document | IngestError:
+    try:
+        return read_document(Path(path), Path(root))
+    except IngestError as exc:
+        return exc
+
+
+_PREPARE: Callable[[Document], Any] | None = None  # what worker processes do next with a document they read
+_PREPARE_LOCK = threading.Lock()
+
+
+def _read_and_prepare(path: str, root: str) -> tuple[Document | IngestError, Any]:
+    read = _read_or_error(path, root)
+    return read, (None if _PREPARE is None or isinstance(read, IngestError) else _PREPARE(read))
+
+
+def _size(paths: Sequence[str]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass  # read_document says what is wrong with it
+    return total
+
+
+def read_documents(paths: Sequence[str], root: Path, workers: int = 1,
+                   prepare: Callable[[Document], Any] | None = None
+                   ) -> Generator[tuple[Document | IngestError, Any], None, None]:
+    """``read_document`` of each path in order, as (document, ``prepare(document)``), or (``IngestError``, None) for
+    a file that cannot be used. With ``workers`` > 1 and at least ``PARALLEL_FROM`` paths (or ``PARALLEL_FROM_BYTES``
+    of them), files are read, and
+    prepared, by that many processes forked from this one (``prepare`` need not be picklable; where processes start
+    afresh instead, the second item is None and the caller prepares the document itself). Should the workers stop
+    (a reader that crashes one), the files left are read here."""
+    done = 0
+    if workers > 1 and len(paths) > 1 and (len(paths) >= PARALLEL_FROM or _size(paths) >= PARALLEL_FROM_BYTES):
+        global _PREPARE
+        with _PREPARE_LOCK:  # the processes are started, holding it, while the tasks are handed out
+            _PREPARE = prepare
+            try:
+                pool = ProcessPoolExecutor(max_workers=workers)
+                results = pool.map(_read_and_prepare, paths, [str(root)] * len(paths), chunksize=16)
+            finally:
+                _PREPARE = None
+        try:
+            for read in results:
+                yield read
+                done += 1
+        except BrokenProcessPool:
+            log.warning("the processes reading the corpus stopped: the other %d files are read one at a time",
+                        len(paths) - done)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for path in paths[done:]:
+        doc = _read_or_error(path, str(root))
+        yield doc, (None if prepare is None or isinstance(doc, IngestError) else prepare(doc))
