@@ -18,14 +18,12 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -129,20 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(*args.worker)
         return 0
-    from procstat import ForeignCpu, save_report
+    from bench_update import scale_corpus
+    from procstat import ForeignCpu, run_header, save_report
 
     os.environ.update(bench_scale.ENV)
     with tempfile.TemporaryDirectory(prefix="aidsearch-build-") as tmp, ForeignCpu() as foreign:
         work = Path(tmp)
-        data: dict[str, Any] = {
-            "command": " ".join([".venv/bin/python benchmarks/bench_build.py",
-                                 *(argv if argv is not None else sys.argv[1:])]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-            "size": args.size, "baseline": args.baseline, "repeats": args.repeats,
-        }
-        bench_scale.write_corpus(bench_scale.select(bench_scale.load_texts(), args.size), work / "corpus")
-        shutil.copytree(bench_scale.evaluation_corpus(work / "evaluation"), work / "corpus" / "eval")
+        data: dict[str, Any] = {**run_header("benchmarks/bench_build.py", argv), "size": args.size,
+                                "baseline": args.baseline, "repeats": args.repeats}
+        scale_corpus(work, args.size)
         data["builds"] = compare(work, args.baseline, args.repeats)
     data["contention"] = foreign.share
     save_report(args.out, data, render)

@@ -20,14 +20,12 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -106,13 +104,19 @@ def worker(src: str, label: str, corpus: str, index: str, updates: int) -> None:
     print(json.dumps(runs))
 
 
+def scale_corpus(work: Path, size: int) -> Path:
+    """The scale benchmark's documents at ``size`` texts and the evaluation corpus, written to ``work``/corpus."""
+    corpus = work / "corpus"
+    bench_scale.write_corpus(bench_scale.select(bench_scale.load_texts(), size), corpus)
+    shutil.copytree(bench_scale.evaluation_corpus(work / "evaluation"), corpus / "eval")
+    return corpus
+
+
 def build(work: Path, size: int) -> dict[str, Any]:
     from aidsearch.config import load_settings
     from aidsearch.indexer import build_index
 
-    corpus, index = work / "corpus", work / "index"
-    bench_scale.write_corpus(bench_scale.select(bench_scale.load_texts(), size), corpus)
-    shutil.copytree(bench_scale.evaluation_corpus(work / "evaluation"), corpus / "eval")
+    corpus, index = scale_corpus(work, size), work / "index"
     t0 = time.perf_counter()
     report = build_index(load_settings(corpus_dir=corpus, index_dir=index), _embedder())
     return {"seconds": time.perf_counter() - t0, "passages": report.chunks, "documents": report.documents,
@@ -181,17 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         src, label, corpus, index, updates = args.worker
         worker(src, label, corpus, index, int(updates))
         return 0
-    from procstat import ForeignCpu, save_report
+    from procstat import ForeignCpu, run_header, save_report
 
     os.environ.update(bench_scale.ENV)
     with tempfile.TemporaryDirectory(prefix="aidsearch-update-") as tmp, ForeignCpu() as foreign:
         work = Path(tmp)
         data: dict[str, Any] = {
-            "command": " ".join([".venv/bin/python benchmarks/bench_update.py",
-                                 *(argv if argv is not None else sys.argv[1:])]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-            "size": args.size, "baseline": args.baseline, "repeats": args.repeats, "updates": args.updates,
+            **run_header("benchmarks/bench_update.py", argv), "size": args.size,
+            "baseline": args.baseline, "repeats": args.repeats, "updates": args.updates,
             "build": build(work, args.size),
         }
         print(f"built: {data['build']}", file=sys.stderr, flush=True)

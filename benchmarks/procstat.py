@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 def status_mib(field: str) -> float:
@@ -78,6 +78,17 @@ def repo_relative(value: Any, root: Path) -> Any:
     if isinstance(value, list):
         return [repo_relative(v, root) for v in value]
     return value
+
+
+def run_header(script: str, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The command (``script`` and ``argv``, by default this process's arguments), date and machine of a report."""
+    import platform
+    import sys
+    from datetime import datetime, timezone
+
+    return {"command": " ".join([f".venv/bin/python {script}", *(argv if argv is not None else sys.argv[1:])]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"}
 
 
 def save_report(out: Path, data: dict[str, Any], render: Any) -> None:

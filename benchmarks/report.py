@@ -184,6 +184,17 @@ def _int8(r: dict[str, Any]) -> list[str]:
                          "*reader* first on each set.")
 
 
+def _build(r: dict[str, Any]) -> list[str]:
+    b, e, c = r["builds"], r["builds"]["earlier"], r["builds"]["current"]
+    one = b["current, read in this process"]
+    return [f"A build from scratch of {c['passages']:,} passages ({r['size']:,} devaid-large texts and the evaluation "
+            f"corpus), random vectors, so everything but embedding ({r['date']}, CPU used by other processes "
+            f"{r['contention']:.0%}): earlier code (`{r['baseline']}`) {e['seconds']:.1f} s, current "
+            f"{c['seconds']:.1f} s ({b['speedup']:.2f}× as fast); walking, reading and chunking with "
+            f"{c['read_workers']} processes {c['read']:.1f} s against {one['read']:.1f} s with one "
+            f"({b['read_speedup']:.2f}×), medians of {r['repeats']} builds."]
+
+
 def _update(r: dict[str, Any]) -> list[str]:
     e, c, b = r["update"]["earlier"], r["update"]["current"], r["build"]
     return [f"One-document update of an index of {b['passages']:,} passages ({r['size']:,} devaid-large texts and the "
@@ -413,6 +424,9 @@ REPORTS = (
     ("scale", "benchmarks/scale.md", "real, distinct aid-project texts (with the evaluation corpus) at growing sizes: "
      "indexing rate, search/ask/filtered latency, HNSW recall, update, memory, disk, cold start, 50 users, command "
      "line", ".venv/bin/python benchmarks/bench_scale.py", _scale),
+    ("build", "benchmarks/build.md", "an index built from scratch by the current code against an earlier revision "
+     "and with one process reading the files (random vectors: everything but embedding)",
+     ".venv/bin/python benchmarks/bench_build.py", _build),
     ("update", "benchmarks/update.md", "a one-document update of the scale benchmark's 100,000-text index, current "
      "code against an earlier revision in one run (random vectors: everything but embedding)",
      ".venv/bin/python benchmarks/bench_update.py", _update),

@@ -87,6 +87,24 @@ def test_update_benchmark_times_both_revisions_on_the_same_index(tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_build_benchmark_builds_the_same_index_three_ways(tmp_path: Path) -> None:
+    out = tmp_path / "build.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_build.py"), "--size", "150",
+                           "--repeats", "1", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())["builds"]
+    earlier, alone, current = result["earlier"], result["current, read in this process"], result["current"]
+    assert earlier["read_workers"] == alone["read_workers"] == 1 and current["read_workers"] >= 1
+    assert earlier["passages"] == alone["passages"] == current["passages"] > earlier["documents"] > 150
+    for row in (earlier, alone, current):
+        assert 0 < row["write"] < row["seconds"] and 0 < row["read"] < row["seconds"] and len(row["all_seconds"]) == 1
+    assert result["speedup"] == earlier["seconds"] / current["seconds"]
+    assert result["read_speedup"] == alone["read"] / current["read"]
+    assert f"{current['passages']:,} passages" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
 def test_memory_benchmark_serves_and_updates_with_both_revisions(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_update

@@ -195,12 +195,13 @@ def _size(paths: Sequence[str]) -> int:
 def read_documents(paths: Sequence[str], root: Path, workers: int = 1,
                    prepare: Callable[[Document], Any] | None = None
                    ) -> Generator[tuple[Document | IngestError, Any], None, None]:
-    """``read_document`` of each path in order, as (document, ``prepare(document)``), or (``IngestError``, None) for
-    a file that cannot be used. With ``workers`` > 1 and at least ``PARALLEL_FROM`` paths (or ``PARALLEL_FROM_BYTES``
-    of them), files are read, and
-    prepared, by that many processes forked from this one (``prepare`` need not be picklable; where processes start
-    afresh instead, the second item is None and the caller prepares the document itself). Should the workers stop
-    (a reader that crashes one), the files left are read here."""
+    """``read_document`` of each path in order, as (document, ``prepare(document)`` or None), or (``IngestError``,
+    None) for a file that cannot be used. With ``workers`` > 1 and at least ``PARALLEL_FROM`` paths (or
+    ``PARALLEL_FROM_BYTES`` of them), files are read, and prepared, by that many processes forked from this one
+    (``prepare`` need not be picklable). A document read here comes with None, for the caller to prepare after
+    reading (reading all, then preparing all, is faster in one process than taking turns), and so does one read by a
+    process started afresh (where processes are not forked). Should the workers stop (a reader that crashes one),
+    the files left are read here."""
     done = 0
     if workers > 1 and len(paths) > 1 and (len(paths) >= PARALLEL_FROM or _size(paths) >= PARALLEL_FROM_BYTES):
         global _PREPARE
@@ -221,5 +222,4 @@ def read_documents(paths: Sequence[str], root: Path, workers: int = 1,
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     for path in paths[done:]:
-        doc = _read_or_error(path, str(root))
-        yield doc, (None if prepare is None or isinstance(doc, IngestError) else prepare(doc))
+        yield _read_or_error(path, str(root)), None
