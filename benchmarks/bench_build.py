@@ -39,14 +39,14 @@ def worker(src: str, corpus: str, index: str) -> None:
     """With the aidsearch package in ``src``: build ``index`` from ``corpus``; print seconds, the report's timings
     and a fingerprint of what the index holds as JSON."""
     sys.path.insert(0, src)
-    from bench_update import _embedder
+    from bench_update import random_embedder
 
     from aidsearch.config import load_settings
     from aidsearch.indexer import build_index
     from aidsearch.store import IndexStore
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
-    embedder = _embedder()
+    embedder = random_embedder()
     embedder.count_tokens(["warm-up"])
     t0 = time.perf_counter()
     report = build_index(settings, embedder)

@@ -61,7 +61,8 @@ class HashVectors:
         return out
 
 
-def _embedder() -> HashVectors:
+def random_embedder() -> HashVectors:
+    """``HashVectors`` over the bundled model (its tokenizer and dimension)."""
     from aidsearch.config import load_settings
     from aidsearch.embed import load_embedder
 
@@ -83,7 +84,7 @@ def worker(src: str, label: str, corpus: str, index: str, updates: int) -> None:
     from aidsearch.store import IndexStore
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
-    embedder = _embedder()
+    embedder = random_embedder()
     from procstat import status_mib
 
     gen = IndexStore(Path(index)).load()
@@ -118,7 +119,7 @@ def build(work: Path, size: int) -> dict[str, Any]:
 
     corpus, index = scale_corpus(work, size), work / "index"
     t0 = time.perf_counter()
-    report = build_index(load_settings(corpus_dir=corpus, index_dir=index), _embedder())
+    report = build_index(load_settings(corpus_dir=corpus, index_dir=index), random_embedder())
     return {"seconds": time.perf_counter() - t0, "passages": report.chunks, "documents": report.documents,
             "skipped": len(report.skipped),
             "skipped_as_copies": sum("same text as" in s.reason for s in report.skipped)}

@@ -461,6 +461,31 @@ def test_a_reading_process_that_dies_leaves_its_files_to_the_indexing_process(
     assert any("processes reading the corpus stopped" in r.getMessage() for r in caplog.records)
 
 
+def test_few_large_files_are_read_by_worker_processes_from_the_sizes_the_indexer_listed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aidsearch.ingest import corpus
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for n in range(3):
+        (root / f"report-{n}.txt").write_text(f"Evaluation report {n}.\n" + f"Wells dug in region {n}. " * 40,
+                                              encoding="utf-8")
+    monkeypatch.setattr(corpus, "PARALLEL_FROM_BYTES", 2000)
+
+    def no_stat(paths: Any) -> int:
+        raise AssertionError("the indexer knows the sizes")
+
+    monkeypatch.setattr(corpus, "_size", no_stat)
+    _reading_pids(monkeypatch, tmp_path / "pids")
+    report, docs = index_folder(root, tmp_path / "index", read_workers=2)
+    read_by, chunked_by = _pids(tmp_path / "pids")
+    assert len(docs) == 3 and not report.skipped
+    assert str(os.getpid()) not in read_by and chunked_by == read_by
+    monkeypatch.setattr(corpus, "PARALLEL_FROM_BYTES", 10**9)
+    report, docs = index_folder(root, tmp_path / "small", read_workers=2)
+    assert len(docs) == 3 and _pids(tmp_path / "pids") == ({str(os.getpid())}, {str(os.getpid())})
+
+
 def test_duplicates_unsupported_and_missing_files(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     root.mkdir()

@@ -115,6 +115,19 @@ def _previous(store: IndexStore, embedder: Embedder, settings: Settings, rebuild
         return None
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """A corpus file as listed: its stamp, its entry in the previous manifest, its document when unchanged since,
+    and what the previous run recorded when it was skipped."""
+    source: str
+    path: str
+    stamp: dict
+    prev: dict | None
+    same_file: bool
+    unchanged: Document | None
+    known: dict | None
+
+
 def _remember(skips: dict[str, dict], source: str, entry: dict) -> None:
     """Record a file that is not indexed, unless its name or reason cannot be written as UTF-8 (a file name of
     undecodable bytes): that one is read again at each update."""
@@ -152,8 +165,9 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
         seen_ids: dict[str, str] = {}
         if progress:
             progress("read", 0, len(files))
-        listed: list[tuple[str, str, dict, dict | None, bool, Document | None, dict | None]] = []
+        listed: list[_Listed] = []
         ahead: list[str] = []  # files surely read, read ahead (in parallel when many)
+        ahead_bytes = 0
         for source, path in files:
             stat = os.stat(path)
             prev = old_entries.get(source)
@@ -166,19 +180,23 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
             if known is not None and {k: known.get(k) for k in stamp} != stamp:
                 known = None
             unchanged = old_docs.get(prev["id"]) if prev is not None and same_file else None
-            listed.append((source, path, stamp, prev, same_file, unchanged, known))
+            listed.append(_Listed(source, path, stamp, prev, same_file, unchanged, known))
             if unchanged is None and known is None:
                 ahead.append(path)
+                ahead_bytes += stat.st_size
+
         def chunked(doc: Document) -> list[Chunk]:
             return chunk_document(doc, embedder.count_tokens, max_tokens=settings.chunk_tokens,
                                   overlap=settings.chunk_overlap)
 
         prepared: dict[str, list[Chunk]] = {}  # the passages of documents read, where the reading chunked them
-        with closing(read_documents(ahead, root, settings.read_workers, prepare=chunked)) as reads:
-            for n, (source, path, stamp, prev, same_file, unchanged, known) in enumerate(listed, 1):
+        reading = read_documents(ahead, root, settings.read_workers, prepare=chunked, size=ahead_bytes)
+        with closing(reading) as reads:
+            for n, f in enumerate(listed, 1):
+                source, stamp, prev, known = f.source, f.stamp, f.prev, f.known
                 chunks = None
-                if unchanged is not None:
-                    doc = unchanged
+                if f.unchanged is not None:
+                    doc = f.unchanged
                 elif known is not None and ("id" not in known or known["id"] in seen_ids):
                     # unreadable, or the same text as a file indexed before it, when last read; unchanged since
                     reason = (known["reason"] if "id" not in known
@@ -187,7 +205,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                     _remember(skips, source, {**known, "reason": reason})
                     continue
                 else:
-                    read, chunks = next(reads) if known is None else next(read_documents([path], root))
+                    read, chunks = next(reads) if known is None else next(read_documents([f.path], root))
                     if isinstance(read, IngestError):
                         log.warning("skipped %s: %s", printable(source), read)
                         skipped.append(Skipped(printable(source), str(read)))
@@ -203,7 +221,7 @@ def build_index(settings: Settings, embedder: Embedder, *, rebuild: bool = False
                 docs.append(doc)
                 if chunks is not None:
                     prepared[doc.id] = chunks
-                if prev is not None and same_file and prev["id"] == doc.id:
+                if prev is not None and f.same_file and prev["id"] == doc.id:
                     entries[source] = prev  # shared with the previous manifest, never changed in place
                 else:
                     entries[source] = {"id": doc.id, "size": stamp["size"], "mtime_ns": stamp["mtime_ns"],

@@ -193,17 +193,18 @@ def _size(paths: Sequence[str]) -> int:
 
 
 def read_documents(paths: Sequence[str], root: Path, workers: int = 1,
-                   prepare: Callable[[Document], Any] | None = None
+                   prepare: Callable[[Document], Any] | None = None, size: int | None = None
                    ) -> Generator[tuple[Document | IngestError, Any], None, None]:
     """``read_document`` of each path in order, as (document, ``prepare(document)`` or None), or (``IngestError``,
     None) for a file that cannot be used. With ``workers`` > 1 and at least ``PARALLEL_FROM`` paths (or
-    ``PARALLEL_FROM_BYTES`` of them), files are read, and prepared, by that many processes forked from this one
-    (``prepare`` need not be picklable). A document read here comes with None, for the caller to prepare after
-    reading (reading all, then preparing all, is faster in one process than taking turns), and so does one read by a
-    process started afresh (where processes are not forked). Should the workers stop (a reader that crashes one),
-    the files left are read here."""
+    ``PARALLEL_FROM_BYTES`` of them: ``size``, when the caller knows it), files are read, and prepared, by that
+    many processes forked from this one (``prepare`` need not be picklable). A document read here comes with None,
+    for the caller to prepare after reading (reading all, then preparing all, is faster in one process than taking
+    turns), and so does one read by a process started afresh (where processes are not forked). Should the workers
+    stop (a reader that crashes one), the files left are read here."""
     done = 0
-    if workers > 1 and len(paths) > 1 and (len(paths) >= PARALLEL_FROM or _size(paths) >= PARALLEL_FROM_BYTES):
+    many = len(paths) >= PARALLEL_FROM or (_size(paths) if size is None else size) >= PARALLEL_FROM_BYTES
+    if workers > 1 and len(paths) > 1 and many:
         global _PREPARE
         with _PREPARE_LOCK:  # the processes are started, holding it, while the tasks are handed out
             _PREPARE = prepare
